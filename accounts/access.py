@@ -1,0 +1,71 @@
+"""The one access layer: may this user read or write this area of this organization?
+
+Every view and API endpoint asks here. A user who is not a member of an
+organization gets 404 for all of its addresses (its existence is not
+revealed); a member whose role lacks the permission gets 403.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from .models import Access, Membership
+
+
+class Area:
+    FUNCTIONS = "functions"
+    STORAGE = "storage"
+    # Members and roles: everyone in the organization may look, only Full Admins change.
+    ADMINISTRATION = "administration"
+
+
+AREA_LABELS = {Area.FUNCTIONS: "Functions", Area.STORAGE: "Functions storage", Area.ADMINISTRATION: "Members and roles"}
+
+
+def membership_for(user, org_id):
+    """The user's membership in the organization, or None."""
+    if not user.is_authenticated:
+        return None
+    try:
+        org_id = int(org_id)
+    except (TypeError, ValueError):
+        return None
+    return (
+        Membership.objects.select_related("organization", "custom_role")
+        .filter(user=user, organization_id=org_id)
+        .first()
+    )
+
+
+def access_level(membership, area):
+    if membership is None:
+        return Access.NONE
+    if area == Area.FUNCTIONS:
+        return membership.functions_access
+    if area == Area.STORAGE:
+        return membership.storage_access
+    if area == Area.ADMINISTRATION:
+        return Access.WRITE if membership.is_full_admin else Access.READ
+    raise ValueError(f"unknown area {area!r}")
+
+
+def may_read(membership, area):
+    return access_level(membership, area) in (Access.READ, Access.WRITE)
+
+
+def may_write(membership, area):
+    return access_level(membership, area) == Access.WRITE
+
+
+def require(user, org_id, area, *, write=False):
+    """The membership if the user may read (or write) `area`; 404 or 403 otherwise."""
+    membership = membership_for(user, org_id)
+    if membership is None:
+        raise Http404("No such organization.")
+    allowed = may_write(membership, area) if write else may_read(membership, area)
+    if not allowed:
+        verb = "change" if write else "see"
+        raise PermissionDenied(
+            f"Your role ({membership.role_name}) does not allow you to {verb} {AREA_LABELS[area]} "
+            f"in {membership.organization.name}. Ask a Full Admin for access."
+        )
+    return membership

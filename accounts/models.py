@@ -1,0 +1,194 @@
+import zoneinfo
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, email, password=None, **extra):
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **extra)
+
+    def get_by_natural_key(self, email):
+        # Sign-in is case-insensitive on the e-mail.
+        return self.get(email__iexact=email)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. The e-mail is the sign-in name (the login form's `username`)."""
+
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+
+    def __str__(self):
+        return self.email
+
+    @property
+    def display_name(self):
+        return self.name or self.email
+
+    def email_user(self, subject, message, **kwargs):
+        send_mail(subject, message, None, [self.email], **kwargs)
+
+
+class Region(models.TextChoices):
+    US = "us", "United States"
+    EU = "eu", "Europe"
+    CA = "ca", "Canada"
+
+
+# The AWS region a Function sees (AWS_REGION) for its organization's region.
+AWS_REGION_FOR = {Region.US: "us-west-2", Region.EU: "eu-west-1", Region.CA: "ca-central-1"}
+
+
+def validate_timezone(value):
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            f"“{value}” is not an IANA time zone name (for example Europe/Berlin or America/Chicago)."
+        )
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=100)
+    region = models.CharField(max_length=2, choices=Region.choices, default=Region.US)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="organization_name_unique_ci"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def aws_region(self):
+        return AWS_REGION_FOR[self.region]
+
+
+class Access(models.TextChoices):
+    """How much of an area (Functions, Functions storage) a role may touch."""
+
+    NONE = "none", "None"
+    READ = "read", "Read"
+    WRITE = "write", "Read and write"
+
+
+class BuiltinRole(models.TextChoices):
+    FULL_ADMIN = "full_admin", "Full Admin"
+    STANDARD_ADMIN = "standard_admin", "Standard Admin"
+    READ_ONLY_ADMIN = "read_only_admin", "Read-only Admin"
+
+
+# What each built-in role may do, per CONTRACT.md ("Access").
+BUILTIN_ACCESS = {
+    BuiltinRole.FULL_ADMIN: (Access.WRITE, Access.WRITE),
+    BuiltinRole.STANDARD_ADMIN: (Access.WRITE, Access.WRITE),
+    BuiltinRole.READ_ONLY_ADMIN: (Access.READ, Access.READ),
+}
+
+
+class CustomRole(models.Model):
+    """A role a Full Admin composes ("APIs & Integrations" permissions)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="custom_roles")
+    name = models.CharField(max_length=64)
+    description = models.CharField(max_length=300, blank=True)
+    functions_access = models.CharField(max_length=5, choices=Access.choices, default=Access.NONE)
+    storage_access = models.CharField(max_length=5, choices=Access.choices, default=Access.NONE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint("organization", Lower("name"), name="customrole_name_unique_per_org_ci"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class MembershipQuerySet(models.QuerySet):
+    def full_admins(self):
+        return self.filter(builtin_role=BuiltinRole.FULL_ADMIN)
+
+
+class Membership(models.Model):
+    """A user's place in one organization: exactly one role, built-in or custom."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    builtin_role = models.CharField(max_length=20, choices=BuiltinRole.choices, blank=True)
+    custom_role = models.ForeignKey(CustomRole, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="membership_user_org_unique"),
+            models.CheckConstraint(
+                condition=(
+                    (models.Q(builtin_role="") & models.Q(custom_role__isnull=False))
+                    | (~models.Q(builtin_role="") & models.Q(custom_role__isnull=True))
+                ),
+                name="membership_exactly_one_role",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.organization} as {self.role_name}"
+
+    @property
+    def role_name(self):
+        return self.custom_role.name if self.custom_role_id else BuiltinRole(self.builtin_role).label
+
+    @property
+    def role_key(self):
+        """The value the role selects use: a built-in key or `custom:<id>`."""
+        return f"custom:{self.custom_role_id}" if self.custom_role_id else self.builtin_role
+
+    @property
+    def is_full_admin(self):
+        return self.builtin_role == BuiltinRole.FULL_ADMIN
+
+    @property
+    def functions_access(self):
+        if self.custom_role_id:
+            return Access(self.custom_role.functions_access)
+        return BUILTIN_ACCESS[self.builtin_role][0]
+
+    @property
+    def storage_access(self):
+        if self.custom_role_id:
+            return Access(self.custom_role.storage_access)
+        return BUILTIN_ACCESS[self.builtin_role][1]

@@ -1,0 +1,187 @@
+"""Organizations, members and roles: every change goes through here.
+
+Each function validates fully before it writes, so a refused change leaves
+nothing half-done; the message of a ValidationError says what to fix.
+"""
+
+import re
+import zoneinfo
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from .models import Access, BuiltinRole, CustomRole, Membership, Organization, Region, User
+
+ROLE_NAME_RE = re.compile(r"^[\w .&'()/-]{1,64}$")
+
+
+def _clean_org_name(name):
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("The organization needs a name.")
+    if len(name) > 100:
+        raise ValidationError("An organization name can be at most 100 characters.")
+    return name
+
+
+def organization_create(*, name, region=Region.US, timezone="UTC"):
+    name = _clean_org_name(name)
+    if region not in Region.values:
+        raise ValidationError(f"Unknown region “{region}”: use one of {', '.join(Region.values)}.")
+    if timezone not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{timezone}” is not an IANA time zone name (for example Europe/Berlin).")
+    if Organization.objects.filter(name__iexact=name).exists():
+        raise ValidationError(f"An organization named “{name}” already exists: choose another name.")
+    try:
+        with transaction.atomic():
+            return Organization.objects.create(name=name, region=region, timezone=timezone)
+    except IntegrityError:
+        raise ValidationError(f"An organization named “{name}” already exists: choose another name.") from None
+
+
+def resolve_role(*, organization, role):
+    """A role given as `full_admin`, a built-in label, `custom:<id>` or a custom role's name."""
+    role = (role or "").strip()
+    for builtin in BuiltinRole:
+        if role.lower() in (builtin.value, builtin.label.lower()):
+            return builtin.value, None
+    custom = None
+    if role.startswith("custom:") and role[7:].isdigit():
+        custom = CustomRole.objects.filter(organization=organization, pk=int(role[7:])).first()
+    if custom is None:
+        custom = CustomRole.objects.filter(organization=organization, name__iexact=role).first()
+    if custom is None:
+        names = [b.value for b in BuiltinRole] + list(
+            CustomRole.objects.filter(organization=organization).values_list("name", flat=True)
+        )
+        raise ValidationError(f"Unknown role “{role}”: use one of {', '.join(names)}.")
+    return "", custom
+
+
+def _lock_full_admins(organization):
+    return list(Membership.objects.select_for_update().filter(organization=organization).full_admins())
+
+
+def membership_add(*, organization, email, role, password=None, name=""):
+    """Add a person to the organization, creating the user if the e-mail is new.
+
+    Returns (membership, created_user).
+    """
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError(f"“{email}” is not a valid e-mail address.") from None
+    builtin, custom = resolve_role(organization=organization, role=role)
+    if password is not None:
+        validate_password(password)
+    with transaction.atomic():
+        user = User.objects.filter(email__iexact=email).first()
+        created = user is None
+        if created:
+            user = User.objects.create_user(email, password, name=name)
+        elif password:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        if Membership.objects.filter(user=user, organization=organization).exists():
+            raise ValidationError(f"{email} is already a member of {organization.name}.")
+        membership = Membership.objects.create(
+            user=user, organization=organization, builtin_role=builtin, custom_role=custom
+        )
+    return membership, created
+
+
+def membership_change_role(*, membership, role, actor_membership):
+    if not actor_membership.is_full_admin:
+        raise ValidationError("Only a Full Admin can change roles.")
+    builtin, custom = resolve_role(organization=membership.organization, role=role)
+    with transaction.atomic():
+        full_admins = _lock_full_admins(membership.organization)
+        membership.refresh_from_db()
+        demoting = membership.is_full_admin and builtin != BuiltinRole.FULL_ADMIN
+        if demoting and len(full_admins) <= 1:
+            raise ValidationError(
+                f"{membership.user.email} is the last Full Admin of {membership.organization.name}: "
+                "make someone else a Full Admin first."
+            )
+        membership.builtin_role = builtin
+        membership.custom_role = custom
+        membership.save(update_fields=["builtin_role", "custom_role"])
+    return membership
+
+
+def membership_remove(*, membership, actor_membership):
+    if not actor_membership.is_full_admin:
+        raise ValidationError("Only a Full Admin can remove members.")
+    with transaction.atomic():
+        full_admins = _lock_full_admins(membership.organization)
+        if membership.is_full_admin and len(full_admins) <= 1:
+            raise ValidationError(
+                f"{membership.user.email} is the last Full Admin of {membership.organization.name}: "
+                "make someone else a Full Admin before removing them."
+            )
+        membership.delete()
+
+
+def _clean_role_fields(*, organization, name, functions_access, storage_access, exclude_pk=None):
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "The role needs a name."})
+    if not ROLE_NAME_RE.match(name):
+        raise ValidationError({"name": "A role name is 1-64 letters, digits, spaces or . & ' ( ) / - _."})
+    reserved = {b.value for b in BuiltinRole} | {b.label.lower() for b in BuiltinRole}
+    if name.lower() in reserved:
+        raise ValidationError({"name": f"“{name}” is a built-in role's name: choose another name."})
+    clash = CustomRole.objects.filter(organization=organization, name__iexact=name)
+    if exclude_pk:
+        clash = clash.exclude(pk=exclude_pk)
+    if clash.exists():
+        raise ValidationError({"name": f"A role named “{name}” already exists: choose another name."})
+    errors = {}
+    if functions_access not in Access.values:
+        errors["functions_access"] = "Choose None, Read or Read and write for Functions."
+    if storage_access not in Access.values:
+        errors["storage_access"] = "Choose None, Read or Read and write for Functions storage."
+    if errors:
+        raise ValidationError(errors)
+    return name
+
+
+def custom_role_create(*, organization, name, description="", functions_access, storage_access):
+    name = _clean_role_fields(
+        organization=organization, name=name, functions_access=functions_access, storage_access=storage_access
+    )
+    return CustomRole.objects.create(
+        organization=organization,
+        name=name,
+        description=(description or "").strip()[:300],
+        functions_access=functions_access,
+        storage_access=storage_access,
+    )
+
+
+def custom_role_update(*, role, name, description="", functions_access, storage_access):
+    role.name = _clean_role_fields(
+        organization=role.organization,
+        name=name,
+        functions_access=functions_access,
+        storage_access=storage_access,
+        exclude_pk=role.pk,
+    )
+    role.description = (description or "").strip()[:300]
+    role.functions_access = functions_access
+    role.storage_access = storage_access
+    role.save()
+    return role
+
+
+def custom_role_delete(*, role):
+    in_use = role.memberships.count()
+    if in_use:
+        raise ValidationError(
+            f"{in_use} member{'s' if in_use != 1 else ''} still {'have' if in_use != 1 else 'has'} "
+            f"the role “{role.name}”: give them another role first."
+        )
+    role.delete()

@@ -1,0 +1,236 @@
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.views.decorators.http import require_POST
+
+from . import services
+from .access import Area, may_read, require
+from .models import Access, BuiltinRole, CustomRole, Membership
+
+
+@login_required
+def home(request):
+    """Send the user to the first organization they belong to."""
+    membership = request.user.memberships.order_by("organization__name").first()
+    if membership is None:
+        return render(request, "accounts/no_organization.html")
+    return org_home(request, membership.organization_id)
+
+
+@login_required
+def org_home(request, org_id):
+    """An organization's start page: Functions where the role allows, else its storage or members."""
+    membership = require(request.user, org_id, Area.ADMINISTRATION)
+    if may_read(membership, Area.FUNCTIONS):
+        return redirect("functions:list", org_id=org_id)
+    if may_read(membership, Area.STORAGE):
+        return redirect("functions:storage", org_id=org_id)
+    return redirect("accounts:members", org_id=org_id)
+
+
+def _role_choices(organization):
+    choices = [(b.value, b.label) for b in BuiltinRole]
+    choices += [(f"custom:{r.pk}", f"{r.name} (custom)") for r in organization.custom_roles.all()]
+    return choices
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail", max_length=254)
+    role = forms.ChoiceField(label="Role")
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = _role_choices(organization)
+
+
+class RoleForm(forms.Form):
+    name = forms.CharField(max_length=64)
+    description = forms.CharField(max_length=300, required=False)
+    functions_access = forms.ChoiceField(label="Functions", choices=Access.choices, widget=forms.RadioSelect, initial=Access.NONE)
+    storage_access = forms.ChoiceField(label="Functions storage", choices=Access.choices, widget=forms.RadioSelect, initial=Access.NONE)
+
+
+def _apply_errors(form, error):
+    """Put a service's ValidationError on the form, field by field where it names fields."""
+    if hasattr(error, "error_dict"):
+        for field, errs in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errs)
+    else:
+        form.add_error(None, error)
+
+
+def _set_password_link(request, user):
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    return request.build_absolute_uri(reverse("password_reset_confirm", args=[uid, token]))
+
+
+@login_required
+def members(request, org_id):
+    membership = require(request.user, org_id, Area.ADMINISTRATION)
+    organization = membership.organization
+    invite_form = InviteForm(organization=organization)
+    invite_link = None
+    if request.method == "POST":
+        membership = require(request.user, org_id, Area.ADMINISTRATION, write=True)
+        invite_form = InviteForm(request.POST, organization=organization)
+        if invite_form.is_valid():
+            try:
+                new_membership, created = services.membership_add(
+                    organization=organization,
+                    email=invite_form.cleaned_data["email"],
+                    role=invite_form.cleaned_data["role"],
+                )
+            except ValidationError as error:
+                _apply_errors(invite_form, error)
+            else:
+                email = new_membership.user.email
+                if created:
+                    invite_link = _set_password_link(request, new_membership.user)
+                    new_membership.user.email_user(
+                        f"You have been invited to {organization.name}",
+                        f"Set your password and sign in: {invite_link}",
+                    )
+                    messages.success(request, f"Invited {email}. Send them the link below to set a password.")
+                else:
+                    messages.success(request, f"Added {email} to {organization.name}.")
+                    return redirect("accounts:members", org_id=org_id)
+    rows = Membership.objects.filter(organization=organization).select_related("user", "custom_role")
+    return render(
+        request,
+        "accounts/members.html",
+        {
+            "rows": rows,
+            "invite_form": invite_form,
+            "invite_link": invite_link,
+            "role_choices": _role_choices(organization),
+            "can_write": membership.is_full_admin,
+        },
+        status=400 if invite_form.errors else 200,
+    )
+
+
+def _member_of(org_id, pk):
+    return get_object_or_404(Membership.objects.select_related("user", "organization"), pk=pk, organization_id=org_id)
+
+
+@login_required
+@require_POST
+def member_role(request, org_id, pk):
+    actor = require(request.user, org_id, Area.ADMINISTRATION, write=True)
+    target = _member_of(org_id, pk)
+    try:
+        services.membership_change_role(membership=target, role=request.POST.get("role", ""), actor_membership=actor)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{target.user.email} is now {target.role_name}.")
+    return redirect("accounts:members", org_id=org_id)
+
+
+@login_required
+@require_POST
+def member_remove(request, org_id, pk):
+    actor = require(request.user, org_id, Area.ADMINISTRATION, write=True)
+    target = _member_of(org_id, pk)
+    try:
+        services.membership_remove(membership=target, actor_membership=actor)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Removed {target.user.email} from {target.organization.name}.")
+        if target.user_id == request.user.id:
+            return redirect("home")
+    return redirect("accounts:members", org_id=org_id)
+
+
+@login_required
+def roles(request, org_id):
+    membership = require(request.user, org_id, Area.ADMINISTRATION)
+    organization = membership.organization
+    form = RoleForm()
+    if request.method == "POST":
+        require(request.user, org_id, Area.ADMINISTRATION, write=True)
+        form = RoleForm(request.POST)
+        if form.is_valid():
+            try:
+                role = services.custom_role_create(organization=organization, **form.cleaned_data)
+            except ValidationError as error:
+                _apply_errors(form, error)
+            else:
+                messages.success(request, f"Created the role “{role.name}”.")
+                return redirect("accounts:roles", org_id=org_id)
+    custom_roles = organization.custom_roles.all()
+    return render(
+        request,
+        "accounts/roles.html",
+        {
+            "builtin_roles": [
+                (BuiltinRole.FULL_ADMIN.label, "Read and write", "Read and write", "Everything, including members and roles"),
+                (BuiltinRole.STANDARD_ADMIN.label, "Read and write", "Read and write", ""),
+                (BuiltinRole.READ_ONLY_ADMIN.label, "Read", "Read", ""),
+            ],
+            "custom_roles": custom_roles,
+            "form": form,
+            "can_write": membership.is_full_admin,
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+def role_edit(request, org_id, pk):
+    membership = require(request.user, org_id, Area.ADMINISTRATION, write=True)
+    role = get_object_or_404(CustomRole, pk=pk, organization_id=org_id)
+    if request.method == "POST":
+        form = RoleForm(request.POST)
+        if form.is_valid():
+            try:
+                services.custom_role_update(role=role, **form.cleaned_data)
+            except ValidationError as error:
+                _apply_errors(form, error)
+            else:
+                messages.success(request, f"Saved the role “{role.name}”.")
+                return redirect("accounts:roles", org_id=org_id)
+        # A refused save shows the name that is still stored, not the rejected one.
+        role.refresh_from_db()
+    else:
+        form = RoleForm(
+            initial={
+                "name": role.name,
+                "description": role.description,
+                "functions_access": role.functions_access,
+                "storage_access": role.storage_access,
+            }
+        )
+    return render(
+        request,
+        "accounts/role_edit.html",
+        {"role": role, "form": form, "current_membership": membership},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def role_delete(request, org_id, pk):
+    require(request.user, org_id, Area.ADMINISTRATION, write=True)
+    role = get_object_or_404(CustomRole, pk=pk, organization_id=org_id)
+    try:
+        services.custom_role_delete(role=role)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Deleted the role “{role.name}”.")
+    return redirect("accounts:roles", org_id=org_id)
+
+
+def permission_denied(request, exception=None):
+    message = str(exception) if exception and str(exception) else "You do not have access to this page."
+    return render(request, "403.html", {"message": message}, status=403)

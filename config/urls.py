@@ -1,0 +1,27 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from accounts import views as account_views
+
+from .health import healthz
+
+handler403 = "accounts.views.permission_denied"
+
+org_settings = [
+    path("developer/functions/", include("functions.urls")),
+    path("", include("accounts.urls")),
+]
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(success_url="/login/", post_reset_login=False),
+        name="password_reset_confirm",
+    ),
+    path("o/<int:org_id>/", account_views.org_home, name="org_home"),
+    path("o/<int:org_id>/settings/", include(org_settings)),
+    path("healthz", healthz, name="healthz"),
+]

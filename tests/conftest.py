@@ -1,0 +1,93 @@
+"""The one base fixture set: an organization with a user per role, plus an outsider.
+
+`member(role)` gives a signed-in test client for any of ROLES, so every view
+can be tested for each role with one parametrize.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from accounts.models import Access, BuiltinRole, CustomRole, Membership, Organization, User
+
+PASSWORD = "correct-horse-battery-staple"
+
+# Every role the fixtures know, with what it may do on Functions and storage.
+ROLES = {
+    "full_admin": (Access.WRITE, Access.WRITE),
+    "standard_admin": (Access.WRITE, Access.WRITE),
+    "read_only_admin": (Access.READ, Access.READ),
+    "custom_functions_read": (Access.READ, Access.NONE),
+    "custom_none": (Access.NONE, Access.NONE),
+    "outsider": None,
+}
+WRITERS = ["full_admin", "standard_admin"]
+READERS = ["read_only_admin", "custom_functions_read"]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for folder, marker in (("integration", "integration"), ("browser", "browser"), ("runtime", "sandbox")):
+            if folder in parts:
+                item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.fixture
+def org(db):
+    return Organization.objects.create(name="Acme Fleet", region="us", timezone="America/Chicago")
+
+
+@pytest.fixture
+def other_org(db):
+    return Organization.objects.create(name="Other Org", region="eu", timezone="Europe/Berlin")
+
+
+@pytest.fixture
+def users(org, other_org):
+    """One user per role in `org`; the outsider is a Full Admin of `other_org` only."""
+    functions_read = CustomRole.objects.create(
+        organization=org, name="Functions viewer", functions_access=Access.READ, storage_access=Access.NONE
+    )
+    nothing = CustomRole.objects.create(
+        organization=org, name="Drivers only", functions_access=Access.NONE, storage_access=Access.NONE
+    )
+    made = {}
+    for key in ROLES:
+        user = User.objects.create_user(f"{key}@example.com", PASSWORD, name=key.replace("_", " ").title())
+        if key == "outsider":
+            Membership.objects.create(user=user, organization=other_org, builtin_role=BuiltinRole.FULL_ADMIN)
+        elif key == "custom_functions_read":
+            Membership.objects.create(user=user, organization=org, custom_role=functions_read)
+        elif key == "custom_none":
+            Membership.objects.create(user=user, organization=org, custom_role=nothing)
+        else:
+            Membership.objects.create(user=user, organization=org, builtin_role=key)
+        made[key] = user
+    return made
+
+
+@pytest.fixture
+def member(users, client):
+    """member("read_only_admin") -> a client signed in as that role's user."""
+
+    def sign_in(role):
+        client.force_login(users[role])
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def admin_client(member):
+    return member("full_admin")
+
+
+@pytest.fixture
+def artifacts_dir(request):
+    """A per-test folder under test-results/ for screenshots and other outputs worth looking at."""
+    root = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-results"))
+    path = root / request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

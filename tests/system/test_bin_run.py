@@ -1,0 +1,68 @@
+"""bin/run on a fresh data directory: set-up, then web, worker and beat serving the product."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_bin_run_serves_sign_in_and_a_healthy_healthz_on_a_fresh_data_dir(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
+    env.update(DATA_DIR=str(tmp_path / "data"), PORT=str(port))
+    log = open(tmp_path / "bin-run.log", "w+")
+    process = subprocess.Popen([str(ROOT / "bin/run")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        health = None
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"bin/run exited early:\n{(tmp_path / 'bin-run.log').read_text()}"
+            try:
+                status, body = get(f"http://127.0.0.1:{port}/healthz")
+            except OSError:
+                time.sleep(0.5)
+                continue
+            health = (status, body)
+            if status == 200:
+                break
+            time.sleep(0.5)
+        assert health and health[0] == 200, f"/healthz never became ok: {health}\n{(tmp_path / 'bin-run.log').read_text()}"
+        assert json.loads(health[1])["status"] == "ok"
+        status, body = get(f"http://127.0.0.1:{port}/login/")
+        assert status == 200 and 'name="username"' in body
+
+        output = (tmp_path / "bin-run.log").read_text()
+        credentials = json.loads((tmp_path / "data" / "demo-admin.json").read_text())
+        assert credentials["password"] in output and f"http://127.0.0.1:{port}/" in output
+        assert (tmp_path / "data" / "db.sqlite3").exists()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
