@@ -69,3 +69,36 @@ def require(user, org_id, area, *, write=False):
             f"in {membership.organization.name}. Ask a Full Admin for access."
         )
     return membership
+
+
+# --- object helpers: the object, scoped to the organization, and whether the user may change it ---
+
+
+def function_for(user, org_id, name, *, write=False):
+    """(function, can_write) for a Function of the organization; 404 for any other organization's."""
+    from django.shortcuts import get_object_or_404
+
+    from functions.models import Function
+
+    membership = require(user, org_id, Area.FUNCTIONS, write=write)
+    function = get_object_or_404(
+        Function.objects.select_related("organization", "deployed_version"),
+        organization=membership.organization,
+        name=name,
+    )
+    return function, may_write(membership, Area.FUNCTIONS)
+
+
+def run_for(user, org_id, name, correlation_id, *, write=False):
+    """(run, can_write) for a run of the named Function of the organization."""
+    from django.shortcuts import get_object_or_404
+
+    from functions.models import Run
+
+    function, can_write = function_for(user, org_id, name, write=write)
+    run = get_object_or_404(
+        Run.objects.select_related("function", "code_version", "triggered_by"),
+        function=function,
+        correlation_id=correlation_id,
+    )
+    return run, can_write

@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from accounts.access import Area, may_write, require
+from accounts.access import Area, function_for, may_write, require
 
 
 @login_required
@@ -12,3 +12,9 @@ def function_list(request, org_id):
         "functions/list.html",
         {"functions": [], "can_write": may_write(membership, Area.FUNCTIONS), "tab": "list"},
     )
+
+
+@login_required
+def function_detail(request, org_id, name):
+    function, can_write = function_for(request.user, org_id, name)
+    return render(request, "functions/detail.html", {"function": function, "can_write": can_write, "tab": "overview"})

@@ -1,0 +1,201 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+from accounts.models import Organization
+
+
+class FunctionQuerySet(models.QuerySet):
+    def of(self, organization):
+        return self.filter(organization=organization)
+
+    def named(self, name):
+        return self.filter(name__iexact=name)
+
+
+class Function(models.Model):
+    """A customer's Function: configuration plus a pointer to the code version that runs."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="functions")
+    # Unique per organization without regard to case; cannot change after creation.
+    name = models.CharField(max_length=35)
+    description = models.TextField(blank=True)
+    handler = models.CharField(max_length=255)
+    # [{"name": ..., "value": ...}] in the order the admin gave them (a JSON
+    # object would lose its order in PostgreSQL's jsonb).
+    event_parameters = models.JSONField(default=list, blank=True)
+    visible_to_customers = models.BooleanField(default=False)
+    # The Function's own lower wall-clock limit; None means the deployment's.
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    deployed_version = models.ForeignKey(
+        "CodeVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Optimistic locking: every save of the configuration bumps it; a save
+    # based on an older revision is refused.
+    revision = models.PositiveIntegerField(default=1)
+
+    objects = FunctionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint("organization", Lower("name"), name="function_name_unique_per_org_ci"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def parameters_dict(self):
+        return {p["name"]: p["value"] for p in self.event_parameters}
+
+
+class CodeVersion(models.Model):
+    """One uploaded code package of a Function; immutable once stored."""
+
+    function = models.ForeignKey(Function, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    uncompressed_size = models.PositiveBigIntegerField()
+    file_count = models.PositiveIntegerField()
+    # Where the zip lives in Django's storage; identical zips of an
+    # organization share one object.
+    storage_key = models.CharField(max_length=255)
+    handler = models.CharField(max_length=255, help_text="The handler this package was validated against.")
+    message = models.CharField(max_length=500, blank=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["function", "number"], name="codeversion_function_number_unique"),
+        ]
+        indexes = [models.Index(fields=["sha256"], name="codeversion_sha256_idx")]
+
+    def __str__(self):
+        return f"{self.function.name} v{self.number}"
+
+
+class AuditEntry(models.Model):
+    """The Function's History tab: who changed what, when. Never a secret's value."""
+
+    function = models.ForeignKey(Function, on_delete=models.SET_NULL, null=True, related_name="history")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # Kept so the entry still reads right after the Function is deleted.
+    function_name = models.CharField(max_length=35)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    actor_label = models.CharField(max_length=254, blank=True, help_text="e-mail, or the command / API token that acted")
+    action = models.CharField(max_length=40)
+    summary = models.CharField(max_length=500)
+    # {"field": {"from": ..., "to": ...}} or other structured details.
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["function", "-created_at"], name="audit_function_time_idx")]
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT)
+
+
+class TriggerSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    API = "api", "API"
+    SCHEDULE = "schedule", "Schedule"
+    ALERT = "alert", "Alert"
+
+
+class RunQuerySet(models.QuerySet):
+    def of(self, organization):
+        return self.filter(organization=organization)
+
+    def unfinished(self):
+        return self.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+
+
+class Run(models.Model):
+    """One invocation of a Function: up to three attempts under one correlation id."""
+
+    correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    function = models.ForeignKey(Function, on_delete=models.CASCADE, related_name="runs")
+    code_version = models.ForeignKey(CodeVersion, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=10, choices=TriggerSource.choices)
+    triggered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    # The event the handler receives (never secrets) and the overrides that went into it.
+    event = models.JSONField(default=dict)
+    overrides = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    timeout_seconds = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    # JSON text of the handler's return value, as the handler returned it.
+    return_value = models.TextField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    peak_memory_mb = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # When the next attempt may start (retry backoff); None when not waiting.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    logs_expired = models.BooleanField(default=False)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["function", "-created_at"], name="run_function_time_idx"),
+            models.Index(fields=["status", "next_attempt_at"], name="run_status_next_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.function.name} {self.correlation_id}"
+
+    @property
+    def is_finished(self):
+        return self.status in FINISHED_STATUSES
+
+
+class AttemptOutcome(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+    WORKER_LOST = "worker_lost", "Worker lost"
+
+
+class Attempt(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempt_rows")
+    number = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=12, choices=AttemptOutcome.choices, default=AttemptOutcome.RUNNING)
+    reason = models.CharField(max_length=500, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    peak_memory_mb = models.FloatField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="attempt_run_number_unique")]

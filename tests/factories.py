@@ -1,0 +1,56 @@
+"""Builders for test data that many test files need: zips and Functions with code."""
+
+import hashlib
+import io
+import zipfile
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from functions.models import CodeVersion, Function
+
+HELLO = """
+def handler(event, context):
+    print("hello", event.get("name", "world"))
+    return {"ok": True}
+"""
+
+
+def make_zip(files):
+    """A zip (bytes) of {path: text or bytes}."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, content in files.items():
+            archive.writestr(path, content)
+    return buffer.getvalue()
+
+
+def package_key(organization, sha256):
+    return f"packages/{organization.id}/{sha256}.zip"
+
+
+def make_function(organization, name="hello", *, files=None, handler="main.handler", params=None, user=None, **fields):
+    """A Function with one deployed code version, stored the way the services store it."""
+    data = make_zip(files or {"main.py": HELLO})
+    sha = hashlib.sha256(data).hexdigest()
+    key = package_key(organization, sha)
+    if not default_storage.exists(key):
+        default_storage.save(key, ContentFile(data))
+    function = Function.objects.create(
+        organization=organization,
+        name=name,
+        handler=handler,
+        event_parameters=[{"name": k, "value": v} for k, v in (params or {}).items()],
+        created_by=user,
+        **fields,
+    )
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+    version = CodeVersion.objects.create(
+        function=function, number=1, sha256=sha, size=len(data),
+        uncompressed_size=sum(i.file_size for i in infos), file_count=len(infos),
+        storage_key=key, handler=handler, uploaded_by=user,
+    )
+    function.deployed_version = version
+    function.save(update_fields=["deployed_version"])
+    return function
