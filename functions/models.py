@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from accounts.models import Organization
 
@@ -193,9 +194,12 @@ class Attempt(models.Model):
     peak_memory_mb = models.FloatField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
+    # Written by the worker while the attempt runs; a stale one means the worker is gone.
+    heartbeat_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="attempt_run_number_unique")]
+        indexes = [models.Index(fields=["outcome", "heartbeat_at"], name="attempt_outcome_heartbeat_idx")]
