@@ -39,6 +39,11 @@ class Function(models.Model):
     # Optimistic locking: every save of the configuration bumps it; a save
     # based on an older revision is refused.
     revision = models.PositiveIntegerField(default=1)
+    # Schedule entries read from an imported bundle's import.metadata.json,
+    # kept until schedules exist (a later issue turns them into real entries):
+    # {"isSchedulingEnabled": bool, "entries": [{"timeSinceMidnightMs": int,
+    # "daysOfWeek": [7 booleans, Sunday first]}]}, or None when nothing was imported.
+    imported_schedule = models.JSONField(null=True, blank=True)
 
     objects = FunctionQuerySet.as_manager()
 
@@ -82,6 +87,17 @@ class CodeVersion(models.Model):
 
     def __str__(self):
         return f"{self.function.name} v{self.number}"
+
+
+class AuditAction(models.TextChoices):
+    """The History tab's verbs the catalogue records; other areas may record their own."""
+
+    CREATED = "created", "Created"
+    IMPORTED = "imported", "Imported"
+    UPDATED = "updated", "Updated"
+    VERSION_UPLOADED = "version_uploaded", "Uploaded code"
+    VERSION_DEPLOYED = "version_deployed", "Deployed code"
+    DELETED = "deleted", "Deleted"
 
 
 class AuditEntry(models.Model):
