@@ -218,6 +218,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Functions storage (the Storage tab and the in-run S3 bucket): each
+# organization's quota, and the largest single file (S3's PutObject limit).
+FUNCTIONS_STORAGE_QUOTA_BYTES = env_int("FUNCTIONS_STORAGE_QUOTA_BYTES", 5 * 1024**3, minimum=0)
+FUNCTIONS_STORAGE_MAX_OBJECT_BYTES = env_int("FUNCTIONS_STORAGE_MAX_OBJECT_BYTES", 5 * 1024**3, minimum=1)
+
 # Celery. The embedded broker is kombu's SQLAlchemy transport on its own
 # SQLite file (the filesystem transport races under load).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
