@@ -1,0 +1,53 @@
+"""Read-side queries of the catalogue's pages, kept out of the views."""
+
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Lower
+
+from .models import AuditEntry, Function, Run
+
+
+def function_list_rows(organization, *, search=""):
+    """The organization's Functions for the List tab, each with its last run's status and time.
+
+    Two correlated subqueries on the (function, -created_at) index: one query
+    for the whole page, however many Functions it shows.
+    """
+    rows = Function.objects.of(organization).select_related("deployed_version")
+    search = (search or "").strip()
+    if search:
+        rows = rows.filter(name__icontains=search)
+    last_run = Run.objects.filter(function=OuterRef("pk")).order_by("-created_at", "-id")
+    return rows.annotate(
+        last_run_status=Subquery(last_run.values("status")[:1]),
+        last_run_at=Subquery(last_run.values("created_at")[:1]),
+    ).order_by(Lower("name"))
+
+
+def function_versions(function):
+    return function.versions.select_related("uploaded_by").order_by("-number")
+
+
+def function_history(function):
+    return AuditEntry.objects.filter(function=function).select_related("actor").order_by("-created_at", "-id")
+
+
+def folder_listing(files, folder):
+    """The direct children of ``folder`` ("" for the root) in a sorted [(path, size)] list.
+
+    Returns (folders, files): folders as [(path, name, file_count, total_size)],
+    files as [(path, name, size)], both by name.
+    """
+    prefix = f"{folder}/" if folder else ""
+    folders = {}
+    direct = []
+    for path, size in files:
+        if not path.startswith(prefix):
+            continue
+        rest = path[len(prefix):]
+        head, sep, _ = rest.partition("/")
+        if sep:
+            count, total = folders.get(head, (0, 0))
+            folders[head] = (count + 1, total + size)
+        else:
+            direct.append((path, rest, size))
+    return [(prefix + name, name, count, total) for name, (count, total) in sorted(folders.items())], direct
