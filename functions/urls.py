@@ -6,11 +6,22 @@ register_converter(converters.FunctionNameConverter, "fname")
 
 app_name = "functions"
 
-# "storage/" comes before "<fname:name>/": the names it would shadow are
-# reserved (functions.services.RESERVED_NAMES).
+# "storage/" and "new/" come before "<fname:name>/": the names they would
+# shadow are reserved (functions.services.RESERVED_NAMES).
 urlpatterns = [
     path("", views.function_list, name="list"),
     path("storage/", include("storage.urls")),
+    path("new/", views.function_create, name="create"),
     path("<fname:name>/", views.function_detail, name="detail"),
+    # The catalogue (functions.views): edit, delete, code versions, History, Schedule placeholder.
+    path("<fname:name>/edit/", views.function_edit, name="edit"),
+    path("<fname:name>/delete/", views.function_delete, name="delete"),
+    path("<fname:name>/versions/new/", views.version_upload, name="version_upload"),
+    path("<fname:name>/versions/<int:number>/", views.version_browse, name="version"),
+    path("<fname:name>/versions/<int:number>/files/<path:path>", views.version_file, name="version_file"),
+    path("<fname:name>/versions/<int:number>/download/", views.version_download, name="version_download"),
+    path("<fname:name>/versions/<int:number>/deploy/", views.version_deploy, name="version_deploy"),
+    path("<fname:name>/history/", views.function_history, name="history"),
+    path("<fname:name>/schedule/", views.function_schedule, name="schedule"),
     path("<fname:name>/secrets/", include("secrets_vault.urls")),
 ]
