@@ -277,6 +277,13 @@ class _MeteredReader:
                 return
             yield data
 
+    # Enough of io.RawIOBase for django-storages and s3transfer, which treat
+    # a non-seekable source as a stream and read it once, in parts.
+    closed = False
+
+    def readable(self):
+        return True
+
     def seekable(self):
         return False
 
