@@ -246,6 +246,31 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+
+# Secrets vault (after the other production checks, so each missing variable is reported in turn).
+def _secrets_encryption_keys():
+    """Fernet keys of the secrets vault, comma-separated: the first encrypts, all decrypt (secrets_vault/crypto.py).
+
+    Unset, the embedded default creates DATA_DIR/secrets.key on first use;
+    production refuses to start. A bad key stops the start with its position,
+    never its text.
+    """
+    from secrets_vault.crypto import GENERATE_HINT, parse_keys
+
+    raw = os.environ.get("SECRETS_ENCRYPTION_KEYS", "").strip()
+    if not raw:
+        if PRODUCTION:
+            raise ImproperlyConfigured(
+                f"SECRETS_ENCRYPTION_KEYS must be set in production (the keys that encrypt Function secrets); {GENERATE_HINT}"
+            )
+        return []
+    return parse_keys(raw, source="SECRETS_ENCRYPTION_KEYS")
+
+
+SECRETS_ENCRYPTION_KEYS = _secrets_encryption_keys()
+# Where the embedded default keeps its generated key(s) when SECRETS_ENCRYPTION_KEYS is unset.
+SECRETS_KEY_FILE = DATA_DIR / "secrets.key"
+
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "functions@localhost")

@@ -1,0 +1,324 @@
+"""The secrets vault: every change to a Function's secrets goes through here.
+
+Each function validates fully before it writes, so a refused change leaves
+nothing half-done; a ValidationError's message says what to fix. A value is
+write-only: it is encrypted before it reaches the database (crypto.py), and
+it never appears in a message, an audit entry or a log line; neither does
+its length. Only ``secrets_for_run`` decrypts, for the run engine and the
+in-run SSM endpoint.
+
+Decisions where the contract is silent:
+
+* Names are case-sensitive (they are the keys of the JSON object a Function
+  reads from SSM), 1-128 characters of ``[A-Za-z0-9_.-]``; duplicates compare
+  exactly.
+* A value is non-empty UTF-8 text of at most 64 KB (65,536 bytes encoded);
+  an empty value is refused rather than stored, so "no value" always means
+  "value missing".
+* At most 100 secrets per Function.
+* Secrets whose value is missing are left out of ``secrets_for_run``; the
+  caller warns (``secrets_missing_values`` names them).
+"""
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.views.decorators.debug import sensitive_variables
+
+from functions.models import Function
+from functions.services import audit_record
+
+from .crypto import BindingMismatch, SecretDecryptionError, UnknownKey, keyring
+from .models import Secret
+from .redaction import Redactor
+
+__all__ = [
+    "MAX_NAME_LENGTH", "MAX_SECRETS_PER_FUNCTION", "MAX_VALUE_BYTES", "SecretDecryptionError",
+    "secret_create", "secret_create_missing", "secret_delete", "secret_rename", "secret_set",
+    "secrets_for_run", "secrets_missing_values", "secrets_redactor", "validate_secret_name",
+]
+
+MAX_NAME_LENGTH = 128
+MAX_VALUE_BYTES = 64 * 1024
+MAX_SECRETS_PER_FUNCTION = 100
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class Action:
+    """The History verbs of the vault (AuditEntry.action)."""
+
+    ADDED = "secret_added"
+    VALUE_SET = "secret_value_set"
+    VALUE_REPLACED = "secret_value_replaced"
+    RENAMED = "secret_renamed"
+    DELETED = "secret_deleted"
+    IMPORTED = "secrets_imported"
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def secret_name_problem(name):
+    """Why `name` cannot name a secret, or None when it can."""
+    if not isinstance(name, str):
+        return "A secret name must be text."
+    if not name:
+        return "A secret needs a name."
+    if len(name) > MAX_NAME_LENGTH:
+        return f"A secret name can be at most {MAX_NAME_LENGTH} characters (this one has {len(name)})."
+    if not NAME_RE.match(name):
+        shown = name if name.isprintable() else repr(name)
+        return f"The secret name “{shown}” may only contain letters A-Z and a-z, digits, “_”, “.” and “-”."
+    return None
+
+
+def validate_secret_name(name):
+    problem = secret_name_problem(name)
+    if problem:
+        raise ValidationError({"name": [problem]})
+    return name
+
+
+@sensitive_variables("value", "data")
+def _value_bytes(value):
+    """The value as the UTF-8 bytes to encrypt; errors never quote the value or its size."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            data = bytes(value)
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError({"value": ["The value is not valid UTF-8 text."]}) from None
+    elif isinstance(value, str):
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates, e.g. from undecodable input
+            raise ValidationError({"value": ["The value is not valid UTF-8 text."]}) from None
+    else:
+        raise ValidationError({"value": ["A secret's value must be text."]})
+    if not data:
+        raise ValidationError({"value": ["A secret's value cannot be empty."]})
+    if len(data) > MAX_VALUE_BYTES:
+        raise ValidationError({"value": [f"The value is larger than 64 KB (at most {MAX_VALUE_BYTES:,} bytes of UTF-8)."]})
+    return data
+
+
+def _duplicate(name):
+    return ValidationError({"name": [f"A secret named “{name}” already exists on this Function."]})
+
+
+def _too_many():
+    return ValidationError(
+        {"name": [f"A Function can have at most {MAX_SECRETS_PER_FUNCTION} secrets: delete one before adding another."]}
+    )
+
+
+def _lock_function(function):
+    """Serialises changes to one Function's secrets (the count limit, the duplicate check)."""
+    list(Function.objects.select_for_update().filter(pk=function.pk).values_list("pk", flat=True))
+
+
+def _audit(*, function, actor, action, summary, changes, actor_label=None):
+    # Names only: the callers never pass a value, a part of one or its length.
+    audit_record(function=function, actor=actor, action=action, summary=summary, changes=changes, actor_label=actor_label)
+
+
+def _user(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+# --- changes ----------------------------------------------------------------------------
+
+
+@sensitive_variables("value", "data")
+def _write(*, function, name, value, actor, actor_label, replace):
+    validate_secret_name(name)
+    data = _value_bytes(value)
+    ring = keyring()  # a key problem surfaces before anything is written
+    try:
+        with transaction.atomic():
+            _lock_function(function)
+            secret = Secret.objects.of(function).filter(name=name).first()
+            created = secret is None
+            if created:
+                if Secret.objects.of(function).count() >= MAX_SECRETS_PER_FUNCTION:
+                    raise _too_many()
+                secret = Secret.objects.create(function=function, name=name, created_by=_user(actor))
+            elif not replace:
+                raise _duplicate(name)
+            was_missing = secret.value_missing
+            # The id exists now, so the value can be bound to this row.
+            secret.ciphertext, secret.key_id = ring.encrypt(data, binding=secret.binding)
+            secret.updated_by = _user(actor)
+            secret.updated_by_label = "" if _user(actor) else (actor_label or "")[:254]
+            secret.save(update_fields=["ciphertext", "key_id", "updated_by", "updated_by_label", "updated_at"])
+            if created:
+                action, summary, changes = Action.ADDED, f"Added secret “{name}”", {"secrets": {"added": [name]}}
+            elif was_missing:
+                action, summary, changes = (
+                    Action.VALUE_SET, f"Set the missing value of secret “{name}”", {"secrets": {"valueSet": [name]}}
+                )
+            else:
+                action, summary, changes = (
+                    Action.VALUE_REPLACED, f"Replaced the value of secret “{name}”", {"secrets": {"valueReplaced": [name]}}
+                )
+            _audit(function=function, actor=actor, action=action, summary=summary, changes=changes, actor_label=actor_label)
+    except IntegrityError:  # a concurrent add of the same name won
+        raise _duplicate(name) from None
+    return secret, created
+
+
+@sensitive_variables("value")
+def secret_set(*, function, name, value, actor, actor_label=None):
+    """Create the secret or replace its value. Returns (secret, created)."""
+    return _write(function=function, name=name, value=value, actor=actor, actor_label=actor_label, replace=True)
+
+
+@sensitive_variables("value")
+def secret_create(*, function, name, value, actor, actor_label=None):
+    """Add a new secret; an existing name is refused (the Secrets tab's "Add"). Returns the secret."""
+    secret, _ = _write(function=function, name=name, value=value, actor=actor, actor_label=actor_label, replace=False)
+    return secret
+
+
+def secret_rename(*, secret, new_name, actor, actor_label=None):
+    """Rename; the value stays as it is (it is bound to the row, not to the name)."""
+    validate_secret_name(new_name)
+    old_name = secret.name
+    if new_name == old_name:
+        return secret
+    function = secret.function
+    try:
+        with transaction.atomic():
+            _lock_function(function)
+            if Secret.objects.of(function).filter(name=new_name).exists():
+                raise _duplicate(new_name)
+            updated = Secret.objects.filter(pk=secret.pk, function=function).update(
+                name=new_name, updated_by=_user(actor), updated_by_label="" if _user(actor) else (actor_label or "")[:254]
+            )
+            if not updated:
+                raise ValidationError(f"The secret “{old_name}” no longer exists.")
+            _audit(
+                function=function, actor=actor, action=Action.RENAMED,
+                summary=f"Renamed secret “{old_name}” to “{new_name}”",
+                changes={"secrets": {"renamed": {"from": old_name, "to": new_name}}}, actor_label=actor_label,
+            )
+    except IntegrityError:
+        raise _duplicate(new_name) from None
+    secret.refresh_from_db()
+    return secret
+
+
+def secret_delete(*, secret, actor, actor_label=None):
+    function = secret.function
+    with transaction.atomic():
+        deleted, _ = Secret.objects.filter(pk=secret.pk, function=function).delete()
+        if deleted:
+            _audit(
+                function=function, actor=actor, action=Action.DELETED, summary=f"Deleted secret “{secret.name}”",
+                changes={"secrets": {"deleted": [secret.name]}}, actor_label=actor_label,
+            )
+
+
+def secret_create_missing(*, function, names, actor, actor_label=None):
+    """Secrets named in import.metadata.json, created without a value; existing names are left as they are.
+
+    All or nothing: one bad name, or too many secrets, refuses the whole set.
+    Returns the names created.
+    """
+    names = list(names)
+    problems = []
+    for name in names:
+        problem = secret_name_problem(name)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise ValidationError([f"Secret names from import.metadata.json: {p}" for p in problems])
+    wanted = list(dict.fromkeys(names))  # first occurrence wins, order kept
+    with transaction.atomic():
+        _lock_function(function)
+        existing = set(Secret.objects.of(function).filter(name__in=wanted).values_list("name", flat=True))
+        new = [name for name in wanted if name not in existing]
+        if not new:
+            return []
+        if Secret.objects.of(function).count() + len(new) > MAX_SECRETS_PER_FUNCTION:
+            raise ValidationError(
+                f"Importing {len(new)} more secrets would exceed the limit of {MAX_SECRETS_PER_FUNCTION} per Function."
+            )
+        Secret.objects.bulk_create(
+            [Secret(function=function, name=name, created_by=_user(actor), updated_by=_user(actor),
+                    updated_by_label="" if _user(actor) else (actor_label or "")[:254]) for name in new]
+        )
+        _audit(
+            function=function, actor=actor, action=Action.IMPORTED,
+            summary=f"Added secrets without values from import.metadata.json: {', '.join(new)}"[:500],
+            changes={"secrets": {"added": new, "valueMissing": new}}, actor_label=actor_label,
+        )
+    return new
+
+
+# --- reading (the run engine and the in-run SSM endpoint) --------------------------------
+
+
+def _decrypt(secret, ring):
+    where = f"The secret “{secret.name}” of the Function “{secret.function.name}”"
+    try:
+        data = ring.decrypt(secret.ciphertext, binding=secret.binding)
+    except UnknownKey:
+        if secret.key_id and secret.key_id not in ring.key_ids:
+            reason = (
+                f"was encrypted with key {secret.key_id}, which is not among the configured keys "
+                f"({', '.join(ring.key_ids)}) in {ring.source}. Add that key back (after the new one), "
+                "or set the secret's value again."
+            )
+        else:
+            reason = "does not verify with the configured keys (the stored ciphertext is damaged); set its value again."
+        raise SecretDecryptionError(f"{where} cannot be decrypted: it {reason}",
+                                    secret_name=secret.name, function_name=secret.function.name) from None
+    except BindingMismatch:
+        raise SecretDecryptionError(
+            f"{where} cannot be used: its stored ciphertext belongs to another secret (it was copied between rows); "
+            "set its value again.", secret_name=secret.name, function_name=secret.function.name,
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretDecryptionError(f"{where} holds a value that is not UTF-8 text; set its value again.",
+                                    secret_name=secret.name, function_name=secret.function.name) from None
+
+
+def secrets_for_run(*, function):
+    """{name: value} of the secrets that have a value; raises SecretDecryptionError naming a secret that cannot be read."""
+    secrets = list(Secret.objects.of(function).with_values().select_related("function").order_by("name"))
+    if not secrets:
+        return {}
+    ring = keyring()
+    return {secret.name: _decrypt(secret, ring) for secret in secrets}
+
+
+def secrets_missing_values(*, function):
+    """Names of the Function's secrets that have no value yet (imported names waiting for an admin)."""
+    return list(Secret.objects.of(function).missing_values().order_by("name").values_list("name", flat=True))
+
+
+def secret_names(*, function):
+    return list(Secret.objects.of(function).order_by("name").values_list("name", flat=True))
+
+
+def secrets_redactor(*, function):
+    """A Redactor for the Function's current secret values (see redaction.py)."""
+    return Redactor(secrets_for_run(function=function).values())
+
+
+def secret_rows(*, function):
+    """The Secrets tab's rows: each secret plus whether the configured keys can still read it (no decryption)."""
+    rows = list(Secret.objects.of(function).select_related("updated_by").order_by("name"))
+    known = None
+    if any(not row.value_missing for row in rows):
+        try:
+            known = set(keyring().key_ids)
+        except Exception:  # a key misconfiguration is shown on the page, not a crash
+            known = set()
+    for row in rows:
+        row.key_unavailable = bool(not row.value_missing and known is not None and row.key_id not in known)
+    return rows
