@@ -43,7 +43,7 @@ from .errors import (  # noqa: F401 - re-exported: callers catch them from here
     ObjectTooLarge,
     QuotaExceeded,
 )
-from .models import StoredObject, WriterKind, key_folder, key_successor
+from .models import StoredObject, WriterKind, key_successor
 
 logger = logging.getLogger(__name__)
 

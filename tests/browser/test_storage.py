@@ -1,8 +1,6 @@
 import json
-import shutil
 
 import pytest
-from django.core.files.storage import default_storage
 from playwright.sync_api import expect
 
 from storage import services
@@ -12,8 +10,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def empty_blob_store():
-    shutil.rmtree(default_storage.path(services.BLOB_PREFIX), ignore_errors=True)
+def blob_store(settings, tmp_path):
+    """A storage folder of this test's own: test processes share DATA_DIR and reuse organization ids."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "storage")}},
+    }
 
 
 def test_an_admin_uploads_two_files_into_a_new_folder_previews_downloads_and_deletes_it(sign_in, org, artifacts_dir):

@@ -3,7 +3,6 @@
 import hashlib
 import io
 import random
-import shutil
 
 import pytest
 from django.core.files.storage import default_storage
@@ -27,9 +26,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def empty_blob_store():
-    """Organizations' ids repeat from test to test (the database rolls back, the disk does not)."""
-    shutil.rmtree(default_storage.path(services.BLOB_PREFIX), ignore_errors=True)
+def blob_store(settings, tmp_path):
+    """A storage folder of this test's own: test processes share DATA_DIR and reuse organization ids."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "storage")}},
+    }
 
 
 def put(org, key, data=b"x", **kwargs):

@@ -1,10 +1,8 @@
 """The Storage tab's pages: who may do what, and what each refusal says."""
 
-import shutil
 from urllib.parse import quote
 
 import pytest
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -20,8 +18,12 @@ NO_STORAGE = ["custom_functions_read", "custom_none"]
 
 
 @pytest.fixture(autouse=True)
-def empty_blob_store():
-    shutil.rmtree(default_storage.path(services.BLOB_PREFIX), ignore_errors=True)
+def blob_store(settings, tmp_path):
+    """A storage folder of this test's own: test processes share DATA_DIR and reuse organization ids."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "storage")}},
+    }
 
 
 def url(org, name="storage", **query):
