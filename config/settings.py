@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "accounts",
     "functions",
+    "runtime",
     "secrets_vault",
     "storage",
     "logs",
@@ -132,6 +133,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.organizations",
+                "runtime.context_processors.sandbox",
             ],
         },
     },
@@ -286,3 +288,30 @@ LOGGING = {
 
 # A deployment may share one broker between several installations: each uses its own queue.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "functions")
+
+# --- Running Functions (see runtime/) ---
+# bwrap: every attempt in its own namespaces (the default, and the only safe
+# choice). process: rlimits only, for machines where bwrap cannot run (a
+# default Docker container); the dashboard then shows a warning banner.
+FUNCTIONS_SANDBOX = os.environ.get("FUNCTIONS_SANDBOX", "bwrap").strip().lower()
+if FUNCTIONS_SANDBOX not in {"bwrap", "process"}:
+    raise ImproperlyConfigured(f"FUNCTIONS_SANDBOX={FUNCTIONS_SANDBOX!r}: use bwrap or process.")
+# The contract's ceiling is 15 minutes; a deployment may lower it.
+FUNCTIONS_MAX_TIMEOUT_SECONDS = env_int("FUNCTIONS_MAX_TIMEOUT_SECONDS", 900, minimum=1)
+if FUNCTIONS_MAX_TIMEOUT_SECONDS > 900:
+    raise ImproperlyConfigured("FUNCTIONS_MAX_TIMEOUT_SECONDS can be at most 900 (15 minutes, the contract's limit).")
+FUNCTIONS_MEMORY_MB = env_int("FUNCTIONS_MEMORY_MB", 1769, minimum=64)
+FUNCTIONS_RUNTIME_ENV = Path(os.environ.get("FUNCTIONS_RUNTIME_ENV") or BASE_DIR / ".runtime-env")
+# Worker-local: unpacked bundles (by hash) and each attempt's temp directory.
+# Never shared with the web server; a worker fetches packages through storage.
+FUNCTIONS_CACHE_DIR = Path(os.environ.get("FUNCTIONS_CACHE_DIR") or DATA_DIR / "cache")
+# A running attempt's worker writes a heartbeat; one silent for this long is
+# presumed lost, and its run is retried or failed with "worker lost".
+FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS = env_int("FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=2)
+FUNCTIONS_MAX_ATTEMPTS = 3
+# Seconds to wait before the 2nd and 3rd attempt.
+FUNCTIONS_RETRY_BACKOFF_SECONDS = (1, 3)
+
+CELERY_BEAT_SCHEDULE = {
+    "reap-lost-runs": {"task": "runtime.tasks.reap_lost_runs", "schedule": 15.0},
+}

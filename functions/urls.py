@@ -1,6 +1,6 @@
 from django.urls import include, path, register_converter
 
-from . import converters, views
+from . import converters, run_views, views
 
 register_converter(converters.FunctionNameConverter, "fname")
 
@@ -24,4 +24,9 @@ urlpatterns = [
     path("<fname:name>/history/", views.function_history, name="history"),
     path("<fname:name>/schedule/", views.function_schedule, name="schedule"),
     path("<fname:name>/secrets/", include("secrets_vault.urls")),
+    # Runs (functions.run_views)
+    path("<fname:name>/run/", run_views.trigger, name="run_trigger"),
+    path("<fname:name>/runs/", run_views.run_list, name="runs"),
+    path("<fname:name>/runs/<uuid:correlation_id>/", run_views.run_detail, name="run_detail"),
+    path("<fname:name>/runs/<uuid:correlation_id>/live/", run_views.run_live, name="run_live"),
 ]

@@ -1,0 +1,98 @@
+"""Starting runs: every trigger (page, API, schedule, alert, command) comes through run_trigger.
+
+The service writes the Run row and enqueues its id once the transaction
+commits, so a worker never looks for a row that is not there yet; the worker
+side (claim, execute, record) is runtime.services.
+"""
+
+import json
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .bundles import MAX_PARAM_NAME_LENGTH
+from .models import Run, TriggerSource
+
+MAX_OVERRIDES_BYTES = 256 * 1024
+
+
+def validate_overrides(overrides):
+    """Per-run parameter overrides: a flat object of string to string.
+
+    As in Samsara's simulator, an override may name any key, even one the
+    platform sets; only the correlation id, added last, cannot be overridden.
+    """
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise ValidationError("Parameter overrides must be an object of names to string values.")
+    clean = {}
+    for name, value in overrides.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError("Every parameter override needs a name.")
+        name = name.strip()
+        if len(name) > MAX_PARAM_NAME_LENGTH:
+            raise ValidationError(f"The parameter name “{name[:40]}…” is longer than {MAX_PARAM_NAME_LENGTH} characters.")
+        if not isinstance(value, str):
+            raise ValidationError(f"The value of “{name}” must be a string, not {type(value).__name__}.")
+        if name in clean:
+            raise ValidationError(f"The parameter “{name}” is given twice.")
+        clean[name] = value
+    if len(json.dumps(clean)) > MAX_OVERRIDES_BYTES:
+        raise ValidationError("Parameter overrides are limited to 256 KB in all.")
+    return clean
+
+
+def build_event(*, function, trigger, correlation_id, overrides=None, alert_payload=None):
+    """The event in CONTRACT.md's order, later keys winning: parameters, alert payload,
+    trigger source, overrides (manual and API runs only), correlation id."""
+    event = dict(function.parameters_dict)
+    if trigger == TriggerSource.ALERT and alert_payload:
+        event.update(alert_payload)
+    event["SamsaraFunctionTriggerSource"] = str(trigger)
+    if trigger in (TriggerSource.MANUAL, TriggerSource.API) and overrides:
+        event.update(overrides)
+    event["SamsaraFunctionCorrelationId"] = str(correlation_id)
+    return event
+
+
+def run_timeout_seconds(function):
+    ceiling = settings.FUNCTIONS_MAX_TIMEOUT_SECONDS
+    return min(function.timeout_seconds or ceiling, ceiling)
+
+
+def run_trigger(*, function, trigger, actor=None, overrides=None, alert_payload=None):
+    """Create a queued Run of the deployed version and hand it to a worker on commit."""
+    if trigger not in TriggerSource.values:
+        raise ValueError(f"unknown trigger {trigger!r}")
+    if function.deployed_version_id is None:
+        raise ValidationError(f"{function.name} has no deployed code yet: upload a code package first.")
+    overrides = validate_overrides(overrides) if trigger in (TriggerSource.MANUAL, TriggerSource.API) else {}
+    correlation_id = uuid.uuid4()
+    with transaction.atomic():
+        run = Run.objects.create(
+            correlation_id=correlation_id,
+            organization_id=function.organization_id,
+            function=function,
+            code_version_id=function.deployed_version_id,
+            trigger=trigger,
+            triggered_by=actor if actor is not None and actor.is_authenticated else None,
+            event=build_event(
+                function=function, trigger=trigger, correlation_id=correlation_id,
+                overrides=overrides, alert_payload=alert_payload,
+            ),
+            overrides=overrides,
+            max_attempts=settings.FUNCTIONS_MAX_ATTEMPTS,
+            timeout_seconds=run_timeout_seconds(function),
+            memory_mb=settings.FUNCTIONS_MEMORY_MB,
+        )
+        run_enqueue_on_commit(run_id=run.id)
+    return run
+
+
+def run_enqueue_on_commit(*, run_id, countdown=None):
+    from runtime.tasks import execute_run
+
+    transaction.on_commit(lambda: execute_run.apply_async((run_id,), countdown=countdown))

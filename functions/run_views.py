@@ -1,0 +1,149 @@
+"""Pages of runs: trigger one, list them, watch one live."""
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET
+
+from accounts.access import function_for, run_for
+from logs.models import LogEntry
+
+from .models import RunStatus, TriggerSource
+from .run_services import run_trigger
+
+RUN_PAGE_LINES = 2000
+LIVE_BATCH_LINES = 500
+
+
+def _missing_secret_values(function):
+    try:
+        from secrets_vault.services import secrets_missing_values
+    except ImportError:
+        return []
+    return secrets_missing_values(function=function)
+
+
+def _overrides_from_post(post, stored):
+    """The submitted rows that differ from the stored parameters: those are the run's overrides."""
+    names, values = post.getlist("param_name"), post.getlist("param_value")
+    if len(names) != len(values):
+        raise ValidationError("The parameter rows were garbled: reload the page and try again.")
+    overrides, seen = {}, set()
+    for name, value in zip(names, values):
+        name = name.strip()
+        if not name and not value:
+            continue
+        if not name:
+            raise ValidationError(f"A parameter with the value “{value[:40]}” has no name: give it one or clear the row.")
+        if name in seen:
+            raise ValidationError(f"The parameter “{name}” is given twice.")
+        seen.add(name)
+        if stored.get(name) != value:
+            overrides[name] = value
+    return overrides
+
+
+@login_required
+def trigger(request, org_id, name):
+    function, _ = function_for(request.user, org_id, name, write=True)
+    stored = function.parameters_dict
+    rows = [{"name": k, "value": v, "stored": True} for k, v in stored.items()]
+    error = None
+    if request.method == "POST":
+        try:
+            overrides = _overrides_from_post(request.POST, stored)
+            run = run_trigger(function=function, trigger=TriggerSource.MANUAL, actor=request.user, overrides=overrides)
+        except ValidationError as problem:
+            error = " ".join(problem.messages)
+            # Keep what the admin typed.
+            rows = [
+                {"name": n, "value": v, "stored": n in stored}
+                for n, v in zip(request.POST.getlist("param_name"), request.POST.getlist("param_value"))
+                if n or v
+            ]
+        else:
+            return redirect("functions:run_detail", org_id=org_id, name=function.name, correlation_id=run.correlation_id)
+    return render(
+        request,
+        "functions/run_trigger.html",
+        {
+            "function": function, "can_write": True, "tab": "runs", "rows": rows, "error": error,
+            "missing_secrets": _missing_secret_values(function),
+        },
+        status=400 if error else 200,
+    )
+
+
+@login_required
+def run_list(request, org_id, name):
+    function, can_write = function_for(request.user, org_id, name)
+    runs = function.runs.select_related("triggered_by").order_by("-created_at", "-id")
+    status, trigger_source = request.GET.get("status", ""), request.GET.get("trigger", "")
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    if trigger_source in TriggerSource.values:
+        runs = runs.filter(trigger=trigger_source)
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "functions/run_list.html",
+        {
+            "function": function, "can_write": can_write, "tab": "runs", "page": page,
+            "status": status, "trigger": trigger_source,
+            "statuses": RunStatus.choices, "triggers": TriggerSource.choices,
+        },
+    )
+
+
+def _status_context(run):
+    return {"run": run, "attempt_rows": list(run.attempt_rows.all())}
+
+
+@login_required
+def run_detail(request, org_id, name, correlation_id):
+    run, can_write = run_for(request.user, org_id, name, correlation_id)
+    entries = list(LogEntry.objects.filter(run=run).order_by("id")[:RUN_PAGE_LINES])
+    return_value = None
+    if run.return_value is not None:
+        try:
+            return_value = json.dumps(json.loads(run.return_value), indent=2)
+        except ValueError:
+            return_value = run.return_value
+    return render(
+        request,
+        "functions/run_detail.html",
+        {
+            **_status_context(run),
+            "function": run.function, "can_write": can_write, "tab": "runs",
+            "entries": entries, "truncated": len(entries) == RUN_PAGE_LINES,
+            "last_id": entries[-1].id if entries else 0,
+            "event_json": json.dumps(run.event, indent=2),
+            "return_value": return_value,
+        },
+    )
+
+
+@login_required
+@require_GET
+def run_live(request, org_id, name, correlation_id):
+    """What changed since the page last asked: the status block, and lines after `after`."""
+    run, _ = run_for(request.user, org_id, name, correlation_id)
+    try:
+        after = max(int(request.GET.get("after", "0")), 0)
+    except ValueError:
+        return JsonResponse({"error": "after must be a log entry id (a whole number)."}, status=400)
+    entries = list(LogEntry.objects.filter(run=run, id__gt=after).order_by("id")[:LIVE_BATCH_LINES])
+    more = len(entries) == LIVE_BATCH_LINES
+    return JsonResponse(
+        {
+            "finished": run.is_finished and not more,
+            "status_html": render_to_string("functions/_run_status.html", _status_context(run), request=request),
+            "lines_html": render_to_string("functions/_log_lines.html", {"entries": entries}, request=request),
+            "last_id": entries[-1].id if entries else after,
+        }
+    )

@@ -1,0 +1,361 @@
+"""The worker's side of a run: claim it, execute one attempt in the sandbox, record the outcome.
+
+Every step is safe to repeat: a claim is a conditional update (a redelivered
+message finds the run already taken), and recording an attempt checks that
+the attempt is still the run's current one (a worker presumed lost that comes
+back late cannot overwrite what happened since).
+"""
+
+import hashlib
+import logging
+import os
+import queue
+import shutil
+import socket
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from functions.bundles import extract_bundle
+from functions.models import Attempt, AttemptOutcome, Run, RunStatus
+from functions.run_services import run_enqueue_on_commit
+from logs.models import LogEntry, Stream
+
+from . import sandbox
+
+logger = logging.getLogger(__name__)
+
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+HEARTBEAT_EVERY_SECONDS = 5
+LOG_BATCH_SIZE = 2000
+
+
+class PlatformError(Exception):
+    """The platform, not the Function, could not run the attempt. Not retried."""
+
+
+# --- claiming -----------------------------------------------------------------------
+
+
+def run_claim(*, run_id):
+    """Take a queued run and open its next attempt; None when another worker has it or it is done."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = (
+            Run.objects.filter(pk=run_id, status=RunStatus.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .update(status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None)
+        )
+        if not claimed:
+            return None, None
+        run = Run.objects.select_related("function__organization", "code_version").get(pk=run_id)
+        if run.started_at is None:
+            run.started_at = now
+            run.save(update_fields=["started_at"])
+        attempt = Attempt.objects.create(run=run, number=run.attempts, worker=WORKER_NAME, heartbeat_at=now)
+    return run, attempt
+
+
+# --- preparing the attempt -----------------------------------------------------------
+
+
+def bundle_directory(version):
+    """The unpacked code of a version in this worker's cache, fetched through the storage API.
+
+    Keyed by the package's hash, so versions never mix and a second run of
+    the same version unpacks nothing. The hash is checked on the way in.
+    """
+    root = Path(settings.FUNCTIONS_CACHE_DIR) / "bundles"
+    destination = root / version.sha256
+    if destination.is_dir():
+        return destination
+    root.mkdir(parents=True, exist_ok=True)
+    partial = root / f".{version.sha256}.{os.getpid()}.{threading.get_ident()}.zip"
+    try:
+        digest = hashlib.sha256()
+        with default_storage.open(version.storage_key, "rb") as source, open(partial, "wb") as target:
+            for chunk in iter(lambda: source.read(1024 * 1024), b""):
+                digest.update(chunk)
+                target.write(chunk)
+        if digest.hexdigest() != version.sha256:
+            raise PlatformError(
+                f"The stored code package of version {version.number} does not match its hash: "
+                "storage may be corrupt. Upload the package again."
+            )
+        with open(partial, "rb") as package:
+            extract_bundle(package, destination)
+    except FileNotFoundError:
+        raise PlatformError(f"The code package of version {version.number} is missing from storage.") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return destination
+
+
+def attempt_environment(run):
+    """The contract's environment variables (CONTRACT.md, "Environment") except the paths the sandbox sets."""
+    function = run.function
+    organization = function.organization
+    return {
+        "SamsaraFunctionName": function.name,
+        "SamsaraFunctionOrgId": str(organization.id),
+        "SamsaraFunctionExecRoleArn": f"arn:aws:iam::{organization.id:012d}:role/samsara-functions/{function.name}",
+        "SamsaraFunctionSecretsPath": f"/samsara/functions/{organization.id}/{function.name}/secrets",
+        "SamsaraFunctionStorageName": f"samsara-functions-storage-{organization.id}",
+        "AWS_DEFAULT_REGION": organization.aws_region,
+        "AWS_REGION": organization.aws_region,
+        # Non-empty: the official SDK treats an empty value as "running locally".
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(run.memory_mb),
+    }
+
+
+def redactor_for(function):
+    """Replaces the Function's secret values in output; a no-op when the vault has none."""
+    try:
+        from secrets_vault.redaction import Redactor
+        from secrets_vault.services import secrets_for_run
+    except ImportError:  # the vault is optional for the engine's own tests
+        return lambda text: text
+    values = [v for v in secrets_for_run(function=function).values() if v]
+    if not values:
+        return lambda text: text
+    return Redactor(values).redact
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+class LogSink:
+    """Collects the sandbox's output batches; the thread that owns the database connection writes them.
+
+    The sandbox calls us from its own output thread: we only redact and
+    enqueue there, so a slow database never stalls the Function's pipes, and
+    every write happens on one connection (the worker's own).
+    """
+
+    def __init__(self, run, attempt, redact):
+        self.run, self.attempt, self.redact = run, attempt, redact
+        self.queue = queue.SimpleQueue()
+
+    def __call__(self, lines):
+        self.queue.put([self._entry(line.timestamp, line.stream, self.redact(line.message)) for line in lines])
+
+    def _entry(self, timestamp, stream, message):
+        return LogEntry(
+            organization_id=self.run.organization_id, function_id=self.run.function_id, run_id=self.run.id,
+            attempt=self.attempt.number, timestamp=timestamp, stream=stream, message=message,
+        )
+
+    def add_platform_line(self, message):
+        self.queue.put([self._entry(timezone.now(), Stream.PLATFORM, message)])
+
+    def close(self):
+        """No more output: let write_until_closed return once it has written everything."""
+        self.queue.put(None)
+
+    def write_until_closed(self):
+        """Write batches as they come and keep the attempt's heartbeat, until close()."""
+        last_beat = time.monotonic()
+        done = False
+        while not done:
+            pending = []
+            try:
+                item = self.queue.get(timeout=HEARTBEAT_EVERY_SECONDS)
+            except queue.Empty:
+                item = []
+            while True:
+                if item is None:
+                    done = True
+                    break
+                pending.extend(item)
+                if len(pending) >= LOG_BATCH_SIZE:
+                    break
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            if pending:
+                LogEntry.objects.bulk_create(pending, batch_size=LOG_BATCH_SIZE)
+            if time.monotonic() - last_beat >= HEARTBEAT_EVERY_SECONDS:
+                Attempt.objects.filter(pk=self.attempt.pk).update(heartbeat_at=timezone.now())
+                last_beat = time.monotonic()
+
+
+# --- executing ---------------------------------------------------------------------------
+
+
+def _sandbox_limits(run):
+    return sandbox.Limits(timeout_s=float(run.timeout_seconds), memory_mb=run.memory_mb)
+
+
+def _execute_attempt(run, attempt, sink):
+    mode = settings.FUNCTIONS_SANDBOX
+    if mode == "bwrap":
+        available, why = sandbox.sandbox_available()
+        if not available:
+            raise PlatformError(
+                f"The sandbox cannot start on worker {WORKER_NAME}: {why}. Install bubblewrap, or set "
+                "FUNCTIONS_SANDBOX=process to run without isolation (unsafe)."
+            )
+    code_dir = bundle_directory(run.code_version)
+    temp_dir = Path(settings.FUNCTIONS_CACHE_DIR) / "tmp" / f"{run.correlation_id}-{attempt.number}"
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        invocation = sandbox.Invocation(
+            code_dir=code_dir,
+            handler=run.function.handler,
+            event=run.event,
+            function_name=run.function.name,
+            request_id=str(run.correlation_id),
+            env=attempt_environment(run),
+            temp_dir=temp_dir,
+        )
+        return sandbox.execute(
+            invocation, _sandbox_limits(run), sink, mode=mode,
+            runtime_python=Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python",
+        )
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def run_execute(*, run_id):
+    """Claim the run, execute one attempt, record it. Safe to call twice for the same message.
+
+    The sandbox runs in a helper thread while this thread writes the output
+    and heartbeats: all database work stays on the caller's connection.
+    """
+    run, attempt = run_claim(run_id=run_id)
+    if run is None:
+        return None
+    redact = redactor_for(run.function)
+    sink = LogSink(run, attempt, redact)
+    outcome = {}
+
+    def execute_in_sandbox():
+        try:
+            outcome["result"] = _execute_attempt(run, attempt, sink)
+        except PlatformError as error:
+            outcome["result"] = _platform_failure(str(error))
+            outcome["retryable"] = False
+        except Exception as error:
+            logger.exception("run %s: attempt %s failed on the platform side", run.correlation_id, attempt.number)
+            outcome["result"] = _platform_failure(f"Platform error: {type(error).__name__}")
+        finally:
+            sink.close()
+
+    executor = threading.Thread(target=execute_in_sandbox, name=f"run-{run.correlation_id}", daemon=True)
+    executor.start()
+    sink.write_until_closed()
+    executor.join()
+    result = outcome["result"]
+    sink.add_platform_line(report_line(run, attempt, result))
+    sink.close()
+    sink.write_until_closed()
+    return run_record_attempt(
+        run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
+    )
+
+
+def _platform_failure(reason):
+    return sandbox.AttemptResult(
+        outcome="failed", reason=reason, return_value=None, error=None, exit_code=None, duration_ms=0, peak_memory_mb=None
+    )
+
+
+def report_line(run, attempt, result):
+    """Lambda's REPORT line, with the attempt and the outcome."""
+    memory = f"{result.peak_memory_mb:.0f} MB" if result.peak_memory_mb is not None else "unknown"
+    return (
+        f"REPORT RequestId: {run.correlation_id} Attempt: {attempt.number}/{run.max_attempts} "
+        f"Duration: {result.duration_ms} ms Memory Size: {run.memory_mb} MB Max Memory Used: {memory} "
+        f"Outcome: {result.outcome}" + (f" Reason: {result.reason}" if result.outcome != "succeeded" else "")
+    )
+
+
+def _redacted_error(error, redact):
+    if not error:
+        return None
+    return {key: redact(value) if isinstance(value, str) else value for key, value in error.items()}
+
+
+def run_record_attempt(*, run, attempt, result, redact, retryable=True):
+    """Close the attempt; then finish the run or queue its next attempt."""
+    now = timezone.now()
+    outcome = {"succeeded": AttemptOutcome.SUCCEEDED, "timed_out": AttemptOutcome.TIMED_OUT}.get(
+        result.outcome, AttemptOutcome.FAILED
+    )
+    reason = redact(result.reason or "")[:500]
+    with transaction.atomic():
+        closed = Attempt.objects.filter(pk=attempt.pk, outcome=AttemptOutcome.RUNNING).update(
+            outcome=outcome, reason=reason, exit_code=result.exit_code, peak_memory_mb=result.peak_memory_mb,
+            finished_at=now, duration_ms=result.duration_ms,
+        )
+        if not closed:
+            # The reaper already declared this attempt lost and moved the run on.
+            logger.warning("run %s: attempt %s finished after it was declared lost", run.correlation_id, attempt.number)
+            return Run.objects.get(pk=run.pk)
+        current = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=attempt.number)
+        common = dict(
+            reason=reason,
+            error=_redacted_error(result.error, redact),
+            peak_memory_mb=result.peak_memory_mb,
+            duration_ms=result.duration_ms,
+        )
+        if outcome == AttemptOutcome.SUCCEEDED:
+            current.update(
+                status=RunStatus.SUCCEEDED, return_value=redact(result.return_value) if result.return_value else result.return_value,
+                finished_at=now, **common,
+            )
+        elif retryable and attempt.number < run.max_attempts:
+            delay = settings.FUNCTIONS_RETRY_BACKOFF_SECONDS[min(attempt.number, len(settings.FUNCTIONS_RETRY_BACKOFF_SECONDS)) - 1]
+            if current.update(status=RunStatus.QUEUED, next_attempt_at=now + timedelta(seconds=delay), **common):
+                run_enqueue_on_commit(run_id=run.pk, countdown=delay)
+        else:
+            final = RunStatus.TIMED_OUT if outcome == AttemptOutcome.TIMED_OUT else RunStatus.FAILED
+            current.update(status=final, finished_at=now, **common)
+    return Run.objects.get(pk=run.pk)
+
+
+# --- lost workers ---------------------------------------------------------------------------
+
+
+def runs_reap_lost(*, now=None):
+    """Attempts whose worker stopped writing heartbeats: retry their runs, or fail them as "worker lost".
+
+    Also re-sends runs that have waited in the queue far too long (a message
+    lost with a broker restart); a duplicate message is harmless, since the
+    claim is conditional.
+    """
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS)
+    reaped = 0
+    for attempt in Attempt.objects.filter(outcome=AttemptOutcome.RUNNING, heartbeat_at__lt=stale).select_related("run"):
+        with transaction.atomic():
+            if not Attempt.objects.filter(pk=attempt.pk, outcome=AttemptOutcome.RUNNING, heartbeat_at__lt=stale).update(
+                outcome=AttemptOutcome.WORKER_LOST, reason=f"Worker lost ({attempt.worker})", finished_at=now
+            ):
+                continue
+            run = attempt.run
+            current = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=attempt.number)
+            reason = f"Worker lost during attempt {attempt.number} of {run.max_attempts}"
+            if attempt.number < run.max_attempts:
+                if current.update(status=RunStatus.QUEUED, next_attempt_at=now, reason=reason):
+                    run_enqueue_on_commit(run_id=run.pk)
+            else:
+                current.update(status=RunStatus.FAILED, finished_at=now, reason=reason)
+            reaped += 1
+    forgotten = Run.objects.filter(status=RunStatus.QUEUED).filter(
+        Q(next_attempt_at__lt=now - timedelta(minutes=5))
+        | Q(next_attempt_at__isnull=True, created_at__lt=now - timedelta(minutes=5))
+    )
+    for run_id in forgotten.values_list("pk", flat=True)[:500]:
+        run_enqueue_on_commit(run_id=run_id)
+    return reaped

@@ -1,0 +1,159 @@
+"""Runs through a real Celery worker on Redis and PostgreSQL, including a worker killed mid-run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+
+from functions.models import AttemptOutcome, Run, RunStatus
+from functions.run_services import run_trigger
+from logs.models import LogEntry
+from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
+from runtime.services import runs_reap_lost
+from tests.factories import make_function
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_env():
+    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
+
+
+@pytest.fixture
+def queue(settings):
+    """A queue of this test's own, so parallel tests never take each other's messages."""
+    name = f"itest-{uuid.uuid4().hex[:10]}"
+    settings.CELERY_TASK_DEFAULT_QUEUE = name
+    from config.celery import app
+
+    app.conf.task_default_queue = name
+    yield name
+    app.conf.task_default_queue = "functions"
+
+
+@pytest.fixture
+def start_worker(queue, tmp_path):
+    """Start a real worker process (prefork pool, as operators run it) on the test's database."""
+    workers = []
+
+    def start():
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_QUEUE": queue,
+            "DATA_DIR": str(settings.DATA_DIR),
+            "FUNCTIONS_CACHE_DIR": str(tmp_path / "cache"),
+            "FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS": "3",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        }
+        log = open(tmp_path / f"worker-{len(workers)}.log", "w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "-Q", queue,
+             "-n", f"{queue}-{len(workers)}@%h", "--loglevel", "INFO"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        workers.append(process)
+        return process
+
+    yield start
+    for process in workers:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_run_goes_through_the_broker_to_a_worker_and_back(org, start_worker):
+    function = make_function(org, "hello", files={"main.py": "def handler(event, context):\n    print('hi from', event['who'])\n    return 42\n"}, params={"who": "worker"})
+    start_worker()
+    run = run_trigger(function=function, trigger="api")
+    wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, what="the run to finish")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.return_value == "42"
+    assert LogEntry.objects.filter(run=run, stream="stdout").values_list("message", flat=True)[0] == "hi from worker"
+
+
+def sleeper():
+    """A handler that blocks in a child process whose command line is unique to this test."""
+    mark = f"120.{uuid.uuid4().int % 10**9:09d}"
+    code = (
+        "import subprocess\n"
+        "def handler(event, context):\n"
+        "    print('started', flush=True)\n"
+        f"    subprocess.run(['sleep', '{mark}'])\n"
+    )
+    return code, mark
+
+
+def _kill_worker_mid_run(start_worker, run, mark):
+    worker = start_worker()
+    wait_for(lambda: LogEntry.objects.filter(run=run, message="started", attempt=Run.objects.get(pk=run.pk).attempts).exists(),
+             what="the attempt to start")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    # Nothing of the killed attempt survives it: the sandbox dies with its parent.
+    wait_for(lambda: subprocess.run(["pgrep", "-f", f"sleep {mark}"], capture_output=True).returncode == 1,
+             timeout=10, what="the Function's processes to end with the worker")
+
+
+def test_a_killed_worker_does_not_lose_the_run_it_is_retried(org, start_worker):
+    code, mark = sleeper()
+    function = make_function(org, "sleeper", files={"main.py": code})
+    run = run_trigger(function=function, trigger="manual")
+    _kill_worker_mid_run(start_worker, run, mark)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING  # nobody has noticed yet
+
+    time.sleep(3.5)  # past the heartbeat timeout the worker was started with
+    with settings_override(FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS=3):
+        assert runs_reap_lost() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and run.reason == "Worker lost during attempt 1 of 3"
+    assert run.attempt_rows.get(number=1).outcome == AttemptOutcome.WORKER_LOST
+
+    start_worker()
+    wait_for(lambda: Run.objects.get(pk=run.pk).attempts == 2 and Run.objects.get(pk=run.pk).status == RunStatus.RUNNING,
+             what="a new worker to retry the run")
+
+
+def test_a_run_whose_last_attempt_loses_its_worker_fails_with_worker_lost(org, start_worker):
+    code, mark = sleeper()
+    function = make_function(org, "sleeper", files={"main.py": code})
+    with transaction.atomic():
+        run = run_trigger(function=function, trigger="manual")
+        Run.objects.filter(pk=run.pk).update(max_attempts=1)
+    _kill_worker_mid_run(start_worker, run, mark)
+    time.sleep(3.5)
+    with settings_override(FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS=3):
+        runs_reap_lost()
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.reason == "Worker lost during attempt 1 of 1" and run.finished_at
+
+
+def settings_override(**values):
+    from django.test import override_settings
+
+    return override_settings(**values)

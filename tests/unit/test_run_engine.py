@@ -1,0 +1,202 @@
+"""The engine end to end in one process: real sandbox, real database; the broker is bypassed
+by calling the task's service for each message the trigger would have sent."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from functions.models import Attempt, AttemptOutcome, Run, RunStatus
+from functions.run_services import run_trigger
+from logs.models import LogEntry
+from runtime import services
+from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
+from tests.factories import make_function
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_env():
+    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings):
+    settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
+
+
+def run_to_end(run, callbacks_fixture, limit=5):
+    """Deliver the run's messages as a worker would, until it ends."""
+    for _ in range(limit):
+        with callbacks_fixture(execute=False) as callbacks:
+            services.run_execute(run_id=run.pk)
+        run.refresh_from_db()
+        if run.is_finished:
+            return run
+        assert callbacks, "a retried run must enqueue its next attempt"
+        Run.objects.filter(pk=run.pk).update(next_attempt_at=None)
+    return run
+
+
+@pytest.fixture
+def execute(org, django_capture_on_commit_callbacks):
+    def execute(code, *, name="fn", params=None, overrides=None, handler="main.handler", files=None, **fields):
+        function = make_function(org, name, files={"main.py": code, **(files or {})}, handler=handler, params=params, **fields)
+        run = run_trigger(function=function, trigger="manual", overrides=overrides)
+        return run_to_end(run, django_capture_on_commit_callbacks)
+
+    return execute
+
+
+def lines(run, stream=None):
+    entries = LogEntry.objects.filter(run=run).order_by("id")
+    if stream:
+        entries = entries.filter(stream=stream)
+    return [e.message for e in entries]
+
+
+def test_a_handler_runs_and_its_return_value_and_output_are_recorded(execute):
+    run = execute(
+        "def handler(event, context):\n    print('hello', event['name'])\n    return {'n': 1, 'who': event['name']}\n",
+        params={"name": "fleet"},
+    )
+    assert run.status == RunStatus.SUCCEEDED and run.attempts == 1
+    assert json.loads(run.return_value) == {"n": 1, "who": "fleet"}
+    assert lines(run, "stdout") == ["hello fleet"]
+    report = lines(run, "platform")[0]
+    assert report.startswith(f"REPORT RequestId: {run.correlation_id} Attempt: 1/3") and "Outcome: succeeded" in report
+    assert run.duration_ms is not None and run.peak_memory_mb > 0 and run.finished_at >= run.started_at
+    attempt = Attempt.objects.get(run=run)
+    assert attempt.outcome == AttemptOutcome.SUCCEEDED and attempt.worker
+
+
+def test_the_function_sees_the_contract_event_context_and_environment(execute, org):
+    code = (
+        "import json, os\n"
+        "def handler(event, context):\n"
+        "    return {'event': event, 'env': dict(os.environ), 'rid': context.aws_request_id,\n"
+        "            'fn': context.function_name, 'mem': context.memory_limit_in_mb,\n"
+        "            'left': context.get_remaining_time_in_millis()}\n"
+    )
+    run = execute(code, params={"a": "1", "b": "2"}, overrides={"b": "3"}, timeout_seconds=60)
+    result = json.loads(run.return_value)
+    cid = str(run.correlation_id)
+    assert result["event"] == {"a": "1", "b": "3", "SamsaraFunctionTriggerSource": "manual", "SamsaraFunctionCorrelationId": cid}
+    assert result["rid"] == cid and result["fn"] == "fn" and int(result["mem"]) == 1769
+    assert 0 < result["left"] <= 60_000
+    env = result["env"]
+    assert env["SamsaraFunctionName"] == "fn" and env["SamsaraFunctionOrgId"] == str(org.id)
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-west-2" and env["AWS_EXECUTION_ENV"]
+    for key in ("SamsaraFunctionCodePath", "SamsaraFunctionTempStoragePath", "SamsaraFunctionExecRoleArn",
+                "SamsaraFunctionSecretsPath", "SamsaraFunctionStorageName"):
+        assert env[key], key
+    assert not any(k.startswith(("DJANGO", "DATABASE", "CELERY", "SECRET")) for k in env)
+
+
+def test_a_raising_handler_is_tried_three_times_then_fails_with_its_traceback(execute):
+    run = execute("def handler(event, context):\n    print('trying')\n    raise ValueError('boom')\n")
+    assert run.status == RunStatus.FAILED and run.attempts == 3
+    assert run.error["type"] == "ValueError" and run.error["message"] == "boom"
+    assert "main.py" in run.error["traceback"] and "line 3" in run.error["traceback"]
+    assert "ValueError" in run.reason
+    assert [a.outcome for a in run.attempt_rows.all()] == [AttemptOutcome.FAILED] * 3
+    assert lines(run, "stdout") == ["trying"] * 3
+
+
+def test_a_timeout_ends_the_run_as_timed_out(execute):
+    run = execute("def handler(event, context):\n    while True:\n        pass\n", timeout_seconds=1)
+    assert run.status == RunStatus.TIMED_OUT and run.attempts == 3 and "Timed out" in run.reason
+
+
+def test_a_redelivered_message_does_not_run_a_finished_run_again(execute):
+    run = execute("def handler(event, context):\n    print('once')\n")
+    assert services.run_execute(run_id=run.pk) is None
+    assert lines(run, "stdout") == ["once"] and Attempt.objects.filter(run=run).count() == 1
+
+
+def test_a_missing_code_package_fails_without_retries_and_says_why(org, django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    function = make_function(org, "gone", files={"main.py": "def handler(e, c):\n    return 1\n"})
+    default_storage.delete(function.deployed_version.storage_key)
+    run = run_to_end(run_trigger(function=function, trigger="api"), django_capture_on_commit_callbacks)
+    assert run.status == RunStatus.FAILED and run.attempts == 1
+    assert "missing from storage" in run.reason
+
+
+def test_a_tampered_code_package_is_refused(org, django_capture_on_commit_callbacks, settings, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    settings.FUNCTIONS_CACHE_DIR = tmp_path
+    function = make_function(org, "tampered", files={"main.py": "def handler(e, c):\n    return 1\n"})
+    key = function.deployed_version.storage_key
+    default_storage.delete(key)
+    default_storage.save(key, ContentFile(b"not the zip that was uploaded"))
+    run = run_to_end(run_trigger(function=function, trigger="api"), django_capture_on_commit_callbacks)
+    assert run.status == RunStatus.FAILED and "does not match its hash" in run.reason
+
+
+def test_process_mode_runs_without_namespaces(execute, settings):
+    settings.FUNCTIONS_SANDBOX = "process"
+    run = execute("def handler(event, context):\n    return 'ok'\n")
+    assert run.status == RunStatus.SUCCEEDED and json.loads(run.return_value) == "ok"
+
+
+# --- lost workers -----------------------------------------------------------------------------
+
+
+def _claimed(org, name="lost"):
+    function = make_function(org, name, files={"main.py": "def handler(e, c):\n    return 1\n"})
+    run = run_trigger(function=function, trigger="api")
+    run, attempt = services.run_claim(run_id=run.pk)
+    return run, attempt
+
+
+def test_an_attempt_without_heartbeat_is_declared_lost_and_its_run_retried(org, django_capture_on_commit_callbacks, settings):
+    run, attempt = _claimed(org)
+    later = timezone.now() + timedelta(seconds=settings.FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS + 1)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.runs_reap_lost(now=later) == 1
+    run.refresh_from_db()
+    attempt.refresh_from_db()
+    assert attempt.outcome == AttemptOutcome.WORKER_LOST and run.status == RunStatus.QUEUED
+    assert run.reason == "Worker lost during attempt 1 of 3" and len(callbacks) == 1
+
+
+def test_a_live_heartbeat_is_left_alone(org):
+    run, attempt = _claimed(org)
+    assert services.runs_reap_lost() == 0
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+
+
+def test_the_last_attempt_lost_fails_the_run_with_worker_lost(org, settings):
+    run, attempt = _claimed(org)
+    Run.objects.filter(pk=run.pk).update(attempts=3)
+    Attempt.objects.filter(pk=attempt.pk).update(number=3)
+    services.runs_reap_lost(now=timezone.now() + timedelta(seconds=settings.FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS + 1))
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.reason == "Worker lost during attempt 3 of 3" and run.finished_at
+
+
+def test_a_result_arriving_after_the_attempt_was_declared_lost_is_discarded(org, settings):
+    from runtime import sandbox
+
+    run, attempt = _claimed(org)
+    services.runs_reap_lost(now=timezone.now() + timedelta(seconds=settings.FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS + 1))
+    late = sandbox.AttemptResult(outcome="succeeded", reason="", return_value="1", error=None, exit_code=0, duration_ms=5, peak_memory_mb=1.0)
+    services.run_record_attempt(run=run, attempt=attempt, result=late, redact=lambda t: t)
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and run.return_value is None
+
+
+def test_a_run_forgotten_in_the_queue_is_sent_again(org, django_capture_on_commit_callbacks):
+    function = make_function(org, "stuck", files={"main.py": "def handler(e, c):\n    return 1\n"})
+    run = run_trigger(function=function, trigger="api")
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.runs_reap_lost()
+    assert len(callbacks) == 1
