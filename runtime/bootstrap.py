@@ -1,0 +1,247 @@
+"""In-sandbox entrypoint: runs one attempt of a Function's handler.
+
+Started by runtime/sandbox.py as
+
+    <runtime python> -u -I -B bootstrap.py PAYLOAD_FD RESULT_FD
+
+under the Functions' runtime environment, inside the sandbox. It imports
+nothing from the app (only the standard library) and is mounted read-only.
+
+Protocol (the Function's stdout and stderr are left alone: they are its logs):
+  * PAYLOAD_FD (read, then closed): one JSON document with the handler, the
+    event, the deadline (epoch ms), the limits and the context fields. The
+    event never travels through the environment.
+  * RESULT_FD (write, close-on-exec so the Function's subprocesses do not get
+    it): newline-terminated JSON headers. First ``{"type": "started"}`` as soon
+    as the interpreter runs, then one of
+      {"type": "result", "status": "ok", "length": N, "maxrss_kb": K} + N bytes of JSON
+      {"type": "result", "status": "error", "error": {type, message, traceback}, ...}
+      {"type": "result", "status": "unserializable", "message": ...}
+      {"type": "result", "status": "too_large", "size": N}
+    after which the process exits at once with os._exit(0): like Lambda, the
+    attempt ends when the handler returns, whatever threads it left behind.
+A ``sys.exit()`` or a crash in the handler sends no result; the parent reports
+the exit code or signal.
+"""
+
+import os
+import sys
+
+CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect (7 ms)
+
+
+def _send(fd, header, body=b""):
+    import json
+
+    data = json.dumps(header).encode() + b"\n" + body
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _maxrss_kb():
+    import resource
+
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def _read_all(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _set_limits(limits):
+    import resource
+
+    mb = 1024 * 1024
+    wanted = {
+        # RLIMIT_DATA, not RLIMIT_AS: address space reservations (thread
+        # stacks, mmap'd files, the allocator's arenas) would fail long before
+        # real memory runs out.
+        resource.RLIMIT_DATA: limits["memory_mb"] * mb,
+        resource.RLIMIT_NPROC: limits["max_processes"],
+        resource.RLIMIT_NOFILE: limits["max_open_files"],
+        resource.RLIMIT_FSIZE: limits["max_file_size_mb"] * mb,
+        resource.RLIMIT_CORE: 0,
+    }
+    for which, value in wanted.items():
+        # Soft and hard alike: the Function cannot raise them again.
+        resource.setrlimit(which, (value, value))
+
+
+class LambdaContext:
+    """What AWS Lambda's Python runtime passes as ``context``."""
+
+    def __init__(self, info, deadline_ms):
+        self.aws_request_id = info["request_id"]
+        self.function_name = info["function_name"]
+        self.function_version = "$LATEST"
+        # A string, as Lambda's own runtime gives it (it reads the environment).
+        self.memory_limit_in_mb = str(info["memory_limit_in_mb"])
+        self.invoked_function_arn = info["invoked_function_arn"]
+        self.log_group_name = info["log_group_name"]
+        self.log_stream_name = info["log_stream_name"]
+        self.identity = None
+        self.client_context = None
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        import time
+
+        return max(0, int(self._deadline_ms - time.time() * 1000))
+
+    def __repr__(self):
+        return (f"LambdaContext([aws_request_id={self.aws_request_id},"
+                f"function_name={self.function_name},function_version={self.function_version},"
+                f"memory_limit_in_mb={self.memory_limit_in_mb}])")
+
+
+def _error(exc, error_type=None, message=None):
+    import traceback
+
+    return {
+        "type": error_type or type(exc).__name__,
+        "message": str(exc) if message is None else message,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def _log_error(error):
+    # Like Lambda, the failure also goes to the Function's log.
+    try:
+        sys.stderr.write(f"[ERROR] {error['type']}: {error['message']}\n{error['traceback']}")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _load_handler(code_dir, handler):
+    """Resolve ``path/to/module.function`` (CONTRACT.md) to the function.
+
+    Dots or slashes before the last dot name the file: ``a.b.main`` is
+    ``a/b.py``, ``dir/mod.fn`` is ``dir/mod.py``. The module is loaded from
+    that file and registered in sys.modules under its dotted name.
+    Returns (function, None) or (None, error dict).
+    """
+    import importlib.util
+
+    module_part, _, function_name = handler.rpartition(".")
+    relative = module_part.replace(".", "/")
+    module_name = relative.replace("/", ".")
+    path = os.path.join(code_dir, relative + ".py")
+    if not module_part or not function_name:
+        return None, {"type": "Runtime.MalformedHandlerName",
+                      "message": f"Bad handler '{handler}': expected path/to/module.function",
+                      "traceback": ""}
+    if not os.path.isfile(path):
+        return None, {"type": "Runtime.ImportModuleError",
+                      "message": f"Unable to import module '{module_name}': "
+                                 f"no file {relative}.py in the code package",
+                      "traceback": ""}
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        kind = "Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError) else "Runtime.ImportModuleError"
+        return None, _error(exc, kind, f"Unable to import module '{module_name}': "
+                                       f"{type(exc).__name__}: {exc}")
+    function = getattr(module, function_name, None)
+    if function is None:
+        return None, {"type": "Runtime.HandlerNotFound",
+                      "message": f"Handler '{function_name}' missing on module '{module_name}'",
+                      "traceback": ""}
+    if not callable(function):
+        return None, {"type": "Runtime.HandlerNotFound",
+                      "message": f"Handler '{function_name}' on module '{module_name}' is not a function",
+                      "traceback": ""}
+    code = getattr(function, "__code__", None)
+    if code is not None and code.co_flags & CO_COROUTINE:
+        return None, {"type": "Runtime.HandlerNotFound",
+                      "message": f"Handler '{function_name}' is an async function; "
+                                 "it must be a plain def handler(event, context)",
+                      "traceback": ""}
+    return function, None
+
+
+def _json_default(value):
+    # What Lambda's own serialiser adds to the json module.
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def main(argv):
+    payload_fd, result_fd = int(argv[1]), int(argv[2])
+    os.set_inheritable(result_fd, False)
+    _send(result_fd, {"type": "started"})
+
+    import json
+
+    payload = json.loads(_read_all(payload_fd))
+    _set_limits(payload["limits"])
+
+    import faulthandler
+
+    faulthandler.enable()  # a crash prints the Python stack to stderr
+
+    code_dir = payload["code_dir"]
+    sys.path.insert(0, code_dir)
+    os.chdir(code_dir)
+    context = LambdaContext(payload["context"], payload["deadline_ms"])
+    event = payload["event"]
+    max_return = payload["limits"]["max_return_bytes"]
+    handler_spec = payload["handler"]
+    del payload
+
+    def finish(header, body=b""):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        header["maxrss_kb"] = _maxrss_kb()
+        try:
+            _send(result_fd, header, body)
+        finally:
+            os._exit(0)
+
+    handler, error = _load_handler(code_dir, handler_spec)
+    if error is not None:
+        _log_error(error)
+        finish({"type": "result", "status": "error", "error": error})
+
+    try:
+        value = handler(event, context)
+    except Exception as exc:  # SystemExit and KeyboardInterrupt end the process
+        error = _error(exc)
+        _log_error(error)
+        finish({"type": "result", "status": "error", "error": error})
+
+    try:
+        body = json.dumps(value, default=_json_default).encode("utf-8")
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        finish({"type": "result", "status": "unserializable", "message": f"{type(exc).__name__}: {exc}"})
+    except MemoryError:
+        finish({"type": "result", "status": "error",
+                "error": {"type": "MemoryError", "message": "serialising the return value",
+                          "traceback": ""}})
+    if len(body) > max_return:
+        finish({"type": "result", "status": "too_large", "size": len(body)})
+    finish({"type": "result", "status": "ok", "length": len(body)}, body)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

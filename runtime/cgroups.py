@@ -1,0 +1,241 @@
+"""Per-attempt control groups: a process cap, a memory cap, peak memory, OOM
+detection and a reliable "kill everything" for one sandbox.
+
+Why: RLIMIT_NPROC is not enforced for processes whose real uid is root in the
+initial user namespace, and a worker running as root maps the sandbox's uid
+65534 to root. A fork bomb is only contained by the pids controller then.
+RLIMIT_DATA is per process; the memory controller caps the sandbox as a
+whole, like Lambda's memory setting.
+
+Best effort: cgroup v1 (pids and memory hierarchies) or v2 (a delegated
+subtree with the pids and memory controllers enabled). When neither is
+writable (unprivileged worker without delegation) ``AttemptCgroup.create``
+returns None and the sandbox relies on rlimits alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PREFIX = "samsara-fn-"
+
+
+def _own_cgroups() -> dict[str, str]:
+    """controller (or "" for v2) -> this process's cgroup path."""
+    result: dict[str, str] = {}
+    try:
+        text = Path("/proc/self/cgroup").read_text()
+    except OSError:
+        return result
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if not controllers:
+            result[""] = path
+        for controller in controllers.split(","):
+            result[controller] = path
+    return result
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(value)
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _keyed(path: Path, key: str) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class AttemptCgroup:
+    def __init__(self, version: int, dirs: dict[str, Path]):
+        self.version = version
+        self.dirs = dirs  # v1: {"pids": dir, "memory": dir}; v2: {"": dir}
+
+    @classmethod
+    def create(cls, *, max_pids: int, memory_bytes: int) -> AttemptCgroup | None:
+        name = PREFIX + uuid.uuid4().hex[:16]
+        own = _own_cgroups()
+        for attempt in (cls._create_v2, cls._create_v1):
+            try:
+                group = attempt(own, name, max_pids, memory_bytes)
+            except OSError as exc:
+                log.debug("cgroup set-up failed: %s", exc)
+                group = None
+            if group is not None:
+                return group
+        return None
+
+    @classmethod
+    def _create_v2(cls, own, name, max_pids, memory_bytes):
+        if "" not in own or not (CGROUP_ROOT / "cgroup.controllers").exists():
+            return None
+        parent = CGROUP_ROOT / own[""].lstrip("/")
+        enabled = (parent / "cgroup.subtree_control").read_text().split()
+        if "pids" not in enabled or "memory" not in enabled:
+            return None
+        sweep_stale(parent)
+        path = parent / name
+        path.mkdir()
+        group = cls(2, {"": path})
+        try:
+            _write(path / "pids.max", str(max_pids))
+            _write(path / "memory.max", str(memory_bytes))
+            if (path / "memory.swap.max").exists():
+                _write(path / "memory.swap.max", "0")
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    @classmethod
+    def _create_v1(cls, own, name, max_pids, memory_bytes):
+        pids_root, memory_root = CGROUP_ROOT / "pids", CGROUP_ROOT / "memory"
+        if "pids" not in own or not (pids_root / "cgroup.procs").exists():
+            return None
+        dirs = {"pids": pids_root / own["pids"].lstrip("/") / name}
+        if "memory" in own and (memory_root / "cgroup.procs").exists():
+            dirs["memory"] = memory_root / own["memory"].lstrip("/") / name
+        group = cls(1, {})
+        try:
+            for key, path in dirs.items():
+                sweep_stale(path.parent)
+                path.mkdir()
+                group.dirs[key] = path
+            _write(dirs["pids"] / "pids.max", str(max_pids))
+            if "memory" in dirs:
+                _write(dirs["memory"] / "memory.limit_in_bytes", str(memory_bytes))
+                memsw = dirs["memory"] / "memory.memsw.limit_in_bytes"
+                if memsw.exists():
+                    try:
+                        _write(memsw, str(memory_bytes))
+                    except OSError:
+                        pass
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    def add(self, pid: int) -> None:
+        for path in self.dirs.values():
+            _write(path / "cgroup.procs", str(pid))
+
+    def pids(self) -> list[int]:
+        path = self.dirs.get("") or self.dirs["pids"]
+        try:
+            return [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    def kill_all(self, timeout: float = 5.0) -> bool:
+        """SIGKILL every process in the group until it is empty."""
+        if self.version == 2 and (self.dirs[""] / "cgroup.kill").exists():
+            try:
+                _write(self.dirs[""] / "cgroup.kill", "1")
+            except OSError:
+                pass
+        end = time.monotonic() + timeout
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if time.monotonic() > end:
+                log.warning("processes left in %s: %s", self.dirs, pids)
+                return False
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+    def peak_memory_bytes(self) -> int | None:
+        if self.version == 2:
+            return _read_int(self.dirs[""] / "memory.peak")
+        if "memory" in self.dirs:
+            return _read_int(self.dirs["memory"] / "memory.max_usage_in_bytes")
+        return None
+
+    def oom_killed(self) -> bool:
+        if self.version == 2:
+            count = _keyed(self.dirs[""] / "memory.events", "oom_kill")
+        elif "memory" in self.dirs:
+            count = _keyed(self.dirs["memory"] / "memory.oom_control", "oom_kill")
+        else:
+            count = None
+        return bool(count)
+
+    def remove(self) -> None:
+        """rmdir the group; retried in the background while it is still busy.
+
+        A cgroup stays busy until its last task is reaped, and the sandbox's
+        namespace init is reaped by the host's pid 1 (or subreaper), which
+        can take a moment after it died.
+        """
+        pending = [path for path in self.dirs.values() if not _try_rmdir(path)]
+        if pending:
+            threading.Thread(target=_rmdir_later, args=(pending,), name="cgroup-cleanup",
+                             daemon=True).start()
+
+
+def _try_rmdir(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def _rmdir_later(paths: list[Path], timeout: float = 120.0) -> None:
+    delay, end = 0.05, time.monotonic() + timeout
+    while paths and time.monotonic() < end:
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+        paths = [path for path in paths if not _try_rmdir(path)]
+    for path in paths:
+        log.warning("could not remove cgroup %s (still busy)", path)
+
+
+def sweep_stale(parent: Path, older_than_s: float = 600.0) -> None:
+    """Remove empty attempt cgroups left by a worker that died (best effort).
+
+    Only old ones: a fresh one may belong to an attempt being set up.
+    rmdir refuses a cgroup that still has tasks, so a live one is safe.
+    """
+    try:
+        entries = list(parent.glob(PREFIX + "*"))
+    except OSError:
+        return
+    now = time.time()
+    for path in entries:
+        try:
+            if now - path.stat().st_mtime > older_than_s:
+                path.rmdir()
+        except OSError:
+            pass
