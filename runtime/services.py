@@ -133,12 +133,30 @@ def redactor_for(function):
 # --- output ----------------------------------------------------------------------------
 
 
-class LogSink:
-    """Collects the sandbox's output batches; the thread that owns the database connection writes them.
+class _Call:
+    """Work another thread hands to the attempt's database thread, with its answer."""
 
-    The sandbox calls us from its own output thread: we only redact and
-    enqueue there, so a slow database never stalls the Function's pipes, and
-    every write happens on one connection (the worker's own).
+    def __init__(self, function):
+        self.function, self.done = function, threading.Event()
+        self.result = self.error = None
+
+    def run(self):
+        try:
+            self.result = self.function()
+        except BaseException as error:  # handed back to the caller's thread
+            self.error = error
+        finally:
+            self.done.set()
+
+
+class AttemptChannel:
+    """The one thread of an attempt that talks to the database, and the queue that feeds it.
+
+    The sandbox delivers output from its own thread, and the in-run endpoint
+    serves the Function from others; they only enqueue here. This thread
+    writes the log entries in batches, runs their database calls, and keeps
+    the attempt's heartbeat, so a slow database never stalls the Function's
+    pipes and all of an attempt's queries share the worker's one connection.
     """
 
     def __init__(self, run, attempt, redact):
@@ -146,7 +164,18 @@ class LogSink:
         self.queue = queue.SimpleQueue()
 
     def __call__(self, lines):
+        """The sandbox's on_output: redact, and queue for writing."""
         self.queue.put([self._entry(line.timestamp, line.stream, self.redact(line.message)) for line in lines])
+
+    def call(self, function, timeout=60):
+        """Run function() on the database thread and return its result (or raise its error)."""
+        work = _Call(function)
+        self.queue.put(work)
+        if not work.done.wait(timeout):
+            raise TimeoutError("the worker's database thread did not answer in time")
+        if work.error is not None:
+            raise work.error
+        return work.result
 
     def _entry(self, timestamp, stream, message):
         return LogEntry(
@@ -158,15 +187,15 @@ class LogSink:
         self.queue.put([self._entry(timezone.now(), Stream.PLATFORM, message)])
 
     def close(self):
-        """No more output: let write_until_closed return once it has written everything."""
+        """No more output: let serve_until_closed return once it has written everything."""
         self.queue.put(None)
 
-    def write_until_closed(self):
-        """Write batches as they come and keep the attempt's heartbeat, until close()."""
+    def serve_until_closed(self):
+        """Write batches and run calls as they come, and keep the heartbeat, until close()."""
         last_beat = time.monotonic()
         done = False
         while not done:
-            pending = []
+            pending, calls = [], []
             try:
                 item = self.queue.get(timeout=HEARTBEAT_EVERY_SECONDS)
             except queue.Empty:
@@ -175,8 +204,11 @@ class LogSink:
                 if item is None:
                     done = True
                     break
-                pending.extend(item)
-                if len(pending) >= LOG_BATCH_SIZE:
+                if isinstance(item, _Call):
+                    calls.append(item)
+                else:
+                    pending.extend(item)
+                if len(pending) >= LOG_BATCH_SIZE or calls:
                     break
                 try:
                     item = self.queue.get_nowait()
@@ -184,6 +216,8 @@ class LogSink:
                     break
             if pending:
                 LogEntry.objects.bulk_create(pending, batch_size=LOG_BATCH_SIZE)
+            for work in calls:
+                work.run()
             if time.monotonic() - last_beat >= HEARTBEAT_EVERY_SECONDS:
                 Attempt.objects.filter(pk=self.attempt.pk).update(heartbeat_at=timezone.now())
                 last_beat = time.monotonic()
@@ -196,7 +230,7 @@ def _sandbox_limits(run):
     return sandbox.Limits(timeout_s=float(run.timeout_seconds), memory_mb=run.memory_mb)
 
 
-def _execute_attempt(run, attempt, sink):
+def _execute_attempt(run, attempt, channel):
     mode = settings.FUNCTIONS_SANDBOX
     if mode == "bwrap":
         available, why = sandbox.sandbox_available()
@@ -219,7 +253,7 @@ def _execute_attempt(run, attempt, sink):
             temp_dir=temp_dir,
         )
         return sandbox.execute(
-            invocation, _sandbox_limits(run), sink, mode=mode,
+            invocation, _sandbox_limits(run), channel, mode=mode,
             runtime_python=Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python",
         )
     finally:
@@ -236,12 +270,12 @@ def run_execute(*, run_id):
     if run is None:
         return None
     redact = redactor_for(run.function)
-    sink = LogSink(run, attempt, redact)
+    channel = AttemptChannel(run, attempt, redact)
     outcome = {}
 
     def execute_in_sandbox():
         try:
-            outcome["result"] = _execute_attempt(run, attempt, sink)
+            outcome["result"] = _execute_attempt(run, attempt, channel)
         except PlatformError as error:
             outcome["result"] = _platform_failure(str(error))
             outcome["retryable"] = False
@@ -249,16 +283,16 @@ def run_execute(*, run_id):
             logger.exception("run %s: attempt %s failed on the platform side", run.correlation_id, attempt.number)
             outcome["result"] = _platform_failure(f"Platform error: {type(error).__name__}")
         finally:
-            sink.close()
+            channel.close()
 
     executor = threading.Thread(target=execute_in_sandbox, name=f"run-{run.correlation_id}", daemon=True)
     executor.start()
-    sink.write_until_closed()
+    channel.serve_until_closed()
     executor.join()
     result = outcome["result"]
-    sink.add_platform_line(report_line(run, attempt, result))
-    sink.close()
-    sink.write_until_closed()
+    channel.add_platform_line(report_line(run, attempt, result))
+    channel.close()
+    channel.serve_until_closed()
     return run_record_attempt(
         run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
     )

@@ -200,3 +200,25 @@ def test_a_run_forgotten_in_the_queue_is_sent_again(org, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.runs_reap_lost()
     assert len(callbacks) == 1
+
+
+def test_the_attempt_channel_runs_other_threads_database_calls_on_its_own_thread(org):
+    import threading
+
+    run, attempt = _claimed(org, "channel")
+    channel = services.AttemptChannel(run, attempt, lambda text: text)
+    answers = {}
+
+    def other_thread():
+        answers["count"] = channel.call(lambda: Run.objects.filter(pk=run.pk).count())
+        try:
+            channel.call(lambda: Run.objects.get(pk=-1))
+        except Run.DoesNotExist:
+            answers["error"] = "raised in the caller"
+        channel.close()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    channel.serve_until_closed()
+    thread.join()
+    assert answers == {"count": 1, "error": "raised in the caller"}
