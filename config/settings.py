@@ -227,12 +227,11 @@ FUNCTIONS_STORAGE_MAX_OBJECT_BYTES = env_int("FUNCTIONS_STORAGE_MAX_OBJECT_BYTES
 
 # Celery. The embedded broker is kombu's SQLAlchemy transport on its own
 # SQLite file (the filesystem transport races under load).
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or f"embedded+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
 if PRODUCTION and "CELERY_BROKER_URL" not in os.environ:
     raise ImproperlyConfigured("CELERY_BROKER_URL must be set in production (redis://host:6379/0 or amqp://...).")
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"polling_interval": 0.1} if CELERY_BROKER_URL.startswith("sqla+") else {"visibility_timeout": 3600}
-)
+# (config/broker.py registers the "embedded" transport.)
+CELERY_BROKER_TRANSPORT_OPTIONS = {} if CELERY_BROKER_URL.startswith(("embedded+", "sqla+")) else {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

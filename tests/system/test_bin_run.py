@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,28 @@ def test_bin_run_serves_sign_in_and_a_healthy_healthz_on_a_fresh_data_dir(tmp_pa
         credentials = json.loads((tmp_path / "data" / "demo-admin.json").read_text())
         assert credentials["password"] in output and f"http://127.0.0.1:{port}/" in output
         assert (tmp_path / "data" / "db.sqlite3").exists()
+
+        # A run end to end on the embedded default: operator commands, the
+        # server-less broker, the worker bin/run started, the real sandbox.
+        bundle = tmp_path / "hello.zip"
+        with zipfile.ZipFile(bundle, "w") as archive:
+            archive.writestr("main.py", "def handler(event, context):\n    print('hello', event['name'])\n    return {'greeted': event['name']}\n")
+        manage = [str(ROOT / ".venv/bin/python"), "manage.py"]
+        deployed = subprocess.run(
+            [*manage, "deploy_function", "--org", "Demo", "hello", "--zip", str(bundle), "--handler", "main.handler",
+             "--param", "name=world"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert deployed.returncode == 0, deployed.stderr
+        assert json.loads(deployed.stdout)["version"] == 1
+        ran = subprocess.run(
+            [*manage, "run_function", "--org", "Demo", "hello", "--param", "name=operator", "--wait", "60"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        result = json.loads(ran.stdout)
+        assert result["status"] == "succeeded" and result["returnValue"] == {"greeted": "operator"}
+        assert [line["message"] for line in result["logs"] if line["stream"] == "stdout"] == ["hello operator"]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
