@@ -22,7 +22,7 @@ Decisions where the contract is silent:
 
 import re
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
@@ -36,7 +36,7 @@ from .redaction import Redactor
 __all__ = [
     "MAX_NAME_LENGTH", "MAX_SECRETS_PER_FUNCTION", "MAX_VALUE_BYTES", "SecretDecryptionError",
     "secret_create", "secret_create_missing", "secret_delete", "secret_rename", "secret_set",
-    "secrets_for_run", "secrets_missing_values", "secrets_redactor", "validate_secret_name",
+    "secrets_for_run", "secrets_missing_values", "secrets_redactor", "secrets_replace", "validate_secret_name",
 ]
 
 MAX_NAME_LENGTH = 128
@@ -54,6 +54,7 @@ class Action:
     RENAMED = "secret_renamed"
     DELETED = "secret_deleted"
     IMPORTED = "secrets_imported"
+    REPLACED = "secrets_replaced"
 
 
 # --- validation --------------------------------------------------------------------------
@@ -119,7 +120,8 @@ def _lock_function(function):
 
 
 def _audit(*, function, actor, action, summary, changes, actor_label=None):
-    # Names only: the callers never pass a value, a part of one or its length.
+    # Names only: the callers never pass a value, a part of one or its length. `changes` has the
+    # History tab's {"field": {"from", "to"}} shape, so the tab shows the names that changed.
     audit_record(function=function, actor=actor, action=action, summary=summary, changes=changes, actor_label=actor_label)
 
 
@@ -153,14 +155,14 @@ def _write(*, function, name, value, actor, actor_label, replace):
             secret.updated_by_label = "" if _user(actor) else (actor_label or "")[:254]
             secret.save(update_fields=["ciphertext", "key_id", "updated_by", "updated_by_label", "updated_at"])
             if created:
-                action, summary, changes = Action.ADDED, f"Added secret “{name}”", {"secrets": {"added": [name]}}
+                action, summary, changes = Action.ADDED, f"Added secret “{name}”", {"secret": {"from": None, "to": name}}
             elif was_missing:
                 action, summary, changes = (
-                    Action.VALUE_SET, f"Set the missing value of secret “{name}”", {"secrets": {"valueSet": [name]}}
+                    Action.VALUE_SET, f"Set the missing value of secret “{name}”", {"secret": {"to": name}}
                 )
             else:
                 action, summary, changes = (
-                    Action.VALUE_REPLACED, f"Replaced the value of secret “{name}”", {"secrets": {"valueReplaced": [name]}}
+                    Action.VALUE_REPLACED, f"Replaced the value of secret “{name}”", {"secret": {"to": name}}
                 )
             _audit(function=function, actor=actor, action=action, summary=summary, changes=changes, actor_label=actor_label)
     except IntegrityError:  # a concurrent add of the same name won
@@ -201,7 +203,7 @@ def secret_rename(*, secret, new_name, actor, actor_label=None):
             _audit(
                 function=function, actor=actor, action=Action.RENAMED,
                 summary=f"Renamed secret “{old_name}” to “{new_name}”",
-                changes={"secrets": {"renamed": {"from": old_name, "to": new_name}}}, actor_label=actor_label,
+                changes={"secret": {"from": old_name, "to": new_name}}, actor_label=actor_label,
             )
     except IntegrityError:
         raise _duplicate(new_name) from None
@@ -216,7 +218,7 @@ def secret_delete(*, secret, actor, actor_label=None):
         if deleted:
             _audit(
                 function=function, actor=actor, action=Action.DELETED, summary=f"Deleted secret “{secret.name}”",
-                changes={"secrets": {"deleted": [secret.name]}}, actor_label=actor_label,
+                changes={"secret": {"from": secret.name, "to": None}}, actor_label=actor_label,
             )
 
 
@@ -252,9 +254,83 @@ def secret_create_missing(*, function, names, actor, actor_label=None):
         _audit(
             function=function, actor=actor, action=Action.IMPORTED,
             summary=f"Added secrets without values from import.metadata.json: {', '.join(new)}"[:500],
-            changes={"secrets": {"added": new, "valueMissing": new}}, actor_label=actor_label,
+            changes={"secret_names": {"from": None, "to": new}}, actor_label=actor_label,
         )
     return new
+
+
+@sensitive_variables("secrets", "pairs", "data", "value", "encoded")
+def secrets_replace(*, function, secrets, actor, actor_label=None):
+    """Make the Function's secrets exactly `secrets` (a dict, or (name, value) pairs): the public API's
+    ``config.secrets``, which replaces the whole set.
+
+    An empty (or None) value keeps the current value of an existing secret,
+    because the API returns every value empty and a client sends back what it
+    read; for a new name it creates the secret with its value missing. Names
+    not given are deleted. All or nothing: any bad entry refuses the whole
+    set. Returns {"added", "replaced", "deleted"} lists of names.
+    """
+    pairs = list(secrets.items()) if hasattr(secrets, "items") else list(secrets)
+    problems, seen, encoded = [], set(), {}
+    for entry in pairs:
+        try:
+            name, value = entry
+        except (TypeError, ValueError):
+            problems.append("Each secret needs a name and a value.")
+            continue
+        problem = secret_name_problem(name)
+        if problem is None and name in seen:
+            problem = f"The secret “{name}” appears more than once; names must be unique."
+        if problem:
+            problems.append(problem)
+            continue
+        seen.add(name)
+        if value is None or value == "" or value == b"":
+            encoded[name] = None
+            continue
+        try:
+            encoded[name] = _value_bytes(value)
+        except ValidationError as error:
+            problems.extend(f"{name}: {message}" for message in error.messages)
+    if len(encoded) > MAX_SECRETS_PER_FUNCTION:
+        problems.append(f"A Function can have at most {MAX_SECRETS_PER_FUNCTION} secrets ({len(encoded)} given).")
+    if problems:
+        raise ValidationError({"secrets": problems})
+    ring = keyring() if any(data is not None for data in encoded.values()) else None
+    with transaction.atomic():
+        _lock_function(function)
+        current = {secret.name: secret for secret in Secret.objects.of(function)}
+        deleted = sorted(set(current) - set(encoded))
+        Secret.objects.of(function).filter(name__in=deleted).delete()
+        added, replaced = [], []
+        for name, data in encoded.items():
+            secret = current.get(name)
+            if secret is None:
+                secret = Secret.objects.create(function=function, name=name, created_by=_user(actor))
+                added.append(name)
+            elif data is None:
+                continue
+            else:
+                replaced.append(name)
+            if data is not None:
+                secret.ciphertext, secret.key_id = ring.encrypt(data, binding=secret.binding)
+            secret.updated_by = _user(actor)
+            secret.updated_by_label = "" if _user(actor) else (actor_label or "")[:254]
+            secret.save(update_fields=["ciphertext", "key_id", "updated_by", "updated_by_label", "updated_at"])
+        if added or replaced or deleted:
+            parts = [
+                f"{label} {', '.join(names)}"
+                for label, names in (("added", added), ("replaced the value of", replaced), ("deleted", deleted))
+                if names
+            ]
+            changes = {}
+            if added or deleted:
+                changes["secret_names"] = {"from": sorted(current), "to": sorted(encoded)}
+            _audit(
+                function=function, actor=actor, action=Action.REPLACED,
+                summary=("Secrets: " + "; ".join(parts))[:500], changes=changes, actor_label=actor_label,
+            )
+    return {"added": added, "replaced": replaced, "deleted": deleted}
 
 
 # --- reading (the run engine and the in-run SSM endpoint) --------------------------------
@@ -317,7 +393,7 @@ def secret_rows(*, function):
     if any(not row.value_missing for row in rows):
         try:
             known = set(keyring().key_ids)
-        except Exception:  # a key misconfiguration is shown on the page, not a crash
+        except ImproperlyConfigured:  # a bad key file: every value shows "cannot decrypt" instead of a crash
             known = set()
     for row in rows:
         row.key_unavailable = bool(not row.value_missing and known is not None and row.key_id not in known)

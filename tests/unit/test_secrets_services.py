@@ -175,6 +175,8 @@ def test_every_change_is_in_the_history_without_the_value(fn, admin):
     ]
     assert entries[0].actor == admin and entries[0].actor_label == admin.email
     assert entries[4].actor is None and entries[4].actor_label == "manage.py set_secret"
+    assert entries[2].changes == {"secret": {"from": "API_KEY", "to": "RENAMED"}}
+    assert entries[3].changes == {"secret_names": {"from": None, "to": ["IMPORTED"]}}
     everything = json.dumps([[e.summary, e.changes, e.actor_label] for e in entries])
     assert VALUE not in everything and VALUE[:8] not in everything
     assert str(len(VALUE)) not in everything
@@ -221,3 +223,49 @@ def test_secrets_of_a_deleted_function_go_with_it(fn, admin):
     fn.save(update_fields=["deployed_version"])
     fn.delete()
     assert not Secret.objects.exists()
+
+
+# --- the public API's whole-set replacement -------------------------------------------------------
+
+
+def test_replacing_the_whole_set_adds_keeps_replaces_and_deletes(fn, admin):
+    services.secret_set(function=fn, name="KEEP", value="keep-value", actor=admin)
+    services.secret_set(function=fn, name="CHANGE", value="old-value", actor=admin)
+    services.secret_set(function=fn, name="DROP", value="drop-value", actor=admin)
+    result = services.secrets_replace(
+        function=fn, secrets={"KEEP": "", "CHANGE": "new-value", "NEW": "added-value", "NAMED_ONLY": None},
+        actor=None, actor_label="API token “ci”",
+    )
+    assert result == {"added": ["NEW", "NAMED_ONLY"], "replaced": ["CHANGE"], "deleted": ["DROP"]}
+    assert services.secrets_for_run(function=fn) == {"CHANGE": "new-value", "KEEP": "keep-value", "NEW": "added-value"}
+    assert services.secrets_missing_values(function=fn) == ["NAMED_ONLY"]
+    entry = AuditEntry.objects.filter(function=fn).first()
+    assert entry.action == "secrets_replaced" and entry.actor_label == "API token “ci”"
+    assert entry.summary == "Secrets: added NEW, NAMED_ONLY; replaced the value of CHANGE; deleted DROP"
+    assert "value" not in json.dumps(entry.changes).replace("secret_names", "")
+
+
+@pytest.mark.parametrize(
+    "secrets,message",
+    [
+        ([("A", "a-value"), ("A", "b-value")], "appears more than once"),
+        ({"bad name": "x-value"}, "may only contain"),
+        ({"BIG": "x" * (64 * 1024 + 1)}, "BIG: The value is larger than 64 KB"),
+        ({f"S{i}": "v-value" for i in range(101)}, "at most 100 secrets"),
+        ([("only-a-name",)], "needs a name and a value"),
+    ],
+    ids=["duplicate", "bad-name", "too-big", "too-many", "malformed"],
+)
+def test_a_bad_whole_set_changes_nothing(fn, admin, secrets, message):
+    services.secret_set(function=fn, name="KEEP", value=VALUE, actor=admin)
+    before, history = snapshot(fn), AuditEntry.objects.count()
+    with pytest.raises(ValidationError, match=message):
+        services.secrets_replace(function=fn, secrets=secrets, actor=admin)
+    assert snapshot(fn) == before and AuditEntry.objects.count() == history
+
+
+def test_replacing_with_the_same_names_and_empty_values_records_nothing(fn, admin):
+    services.secret_set(function=fn, name="KEEP", value=VALUE, actor=admin)
+    history = AuditEntry.objects.count()
+    assert services.secrets_replace(function=fn, secrets={"KEEP": ""}, actor=admin) == {"added": [], "replaced": [], "deleted": []}
+    assert AuditEntry.objects.count() == history

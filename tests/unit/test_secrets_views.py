@@ -66,6 +66,13 @@ def test_the_tab_shows_who_changed_each_secret_and_when(member, fn, users):
     assert users["full_admin"].email in content and "<time datetime=" in content
 
 
+def test_the_history_tab_lists_the_changes_by_name(member, fn):
+    history = url("detail", fn) + "history/"
+    content = member("custom_functions_read").get(history).content.decode()
+    assert "Added secret “API_KEY”" in content and "Added secrets without values from import.metadata.json: LATER" in content
+    assert_no_value_in(content)
+
+
 def test_the_value_inputs_are_write_only_password_fields(member, fn):
     content = member("full_admin").get(url("secrets", fn)).content.decode()
     assert 'type="password" name="value" autocomplete="new-password"' in content
