@@ -22,6 +22,14 @@ Protocol (the Function's stdout and stderr are left alone: they are its logs):
     attempt ends when the handler returns, whatever threads it left behind.
 A ``sys.exit()`` or a crash in the handler sends no result; the parent reports
 the exit code or signal.
+
+The in-run AWS endpoint: when the payload has ``aws`` (socket, port,
+config_file, credentials), bootstrap binds 127.0.0.1:<port> (port 0: any free
+one), forks a relay process that copies bytes between each TCP connection and
+the endpoint's Unix socket (no parsing; it holds no other descriptor of the
+attempt and dies with bootstrap), and sets AWS_ENDPOINT_URL_STS/SSM/S3,
+AWS_CONFIG_FILE and the attempt's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+AWS_SESSION_TOKEN in os.environ, all before the handler's module is imported.
 """
 
 import os
@@ -75,6 +83,144 @@ def _set_limits(limits):
     for which, value in wanted.items():
         # Soft and hard alike: the Function cannot raise them again.
         resource.setrlimit(which, (value, value))
+
+
+RELAY_BUFFER = 256 * 1024   # per direction: reading pauses while the other side lags this far behind
+
+
+def _relay(listener, socket_path):
+    """Copy bytes both ways between each accepted TCP connection and a new connection to ``socket_path``."""
+    import selectors
+    import socket
+
+    sel = selectors.DefaultSelector()
+    listener.setblocking(False)
+    sel.register(listener, selectors.EVENT_READ, None)
+
+    class Side:
+        def __init__(self, sock):
+            self.sock = sock
+            self.out = bytearray()   # bytes waiting to be written to this side
+            self.eof = False         # this side will send nothing more
+            self.shut = False        # we told this side we will send nothing more
+            self.peer = None
+            self.events = 0
+
+    def close(side):
+        for one in (side, side.peer):
+            if one.events:
+                sel.unregister(one.sock)
+                one.events = 0
+            one.sock.close()
+
+    def update(side):
+        wanted = 0
+        if not side.eof and len(side.peer.out) < RELAY_BUFFER:
+            wanted |= selectors.EVENT_READ
+        if side.out:
+            wanted |= selectors.EVENT_WRITE
+        if wanted != side.events:
+            if side.events and wanted:
+                sel.modify(side.sock, wanted, side)
+            elif wanted:
+                sel.register(side.sock, wanted, side)
+            else:
+                sel.unregister(side.sock)
+            side.events = wanted
+
+    def finish_if_done(side):
+        peer = side.peer
+        if side.eof and peer.eof and not side.out and not peer.out:
+            close(side)
+            return True
+        for one in (side, peer):
+            if one.peer.eof and not one.out and not one.shut:
+                one.shut = True
+                try:
+                    one.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+        return False
+
+    while True:
+        for key, mask in sel.select():
+            side = key.data
+            if side is None:
+                try:
+                    client, _ = listener.accept()
+                except OSError:
+                    continue
+                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    upstream.connect(socket_path)
+                except OSError:
+                    upstream.close()
+                    client.close()
+                    continue
+                for one in (client, upstream):
+                    one.setblocking(False)
+                a, b = Side(client), Side(upstream)
+                a.peer, b.peer = b, a
+                update(a)
+                update(b)
+                continue
+            if not side.events:
+                continue  # closed by its peer's event in this round
+            try:
+                if mask & selectors.EVENT_READ:
+                    data = side.sock.recv(65536)
+                    if data:
+                        side.peer.out += data
+                    else:
+                        side.eof = True
+                if mask & selectors.EVENT_WRITE and side.out:
+                    sent = side.sock.send(side.out)
+                    del side.out[:sent]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                close(side)
+                continue
+            if not finish_if_done(side):
+                update(side)
+                update(side.peer)
+
+
+def _start_aws_relay(aws, result_fd):
+    """Listen on 127.0.0.1, fork the relay, and give the Function its AWS environment."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", int(aws["port"])))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    parent = os.getpid()
+    if os.fork() == 0:
+        try:
+            # Die with bootstrap even where no pid namespace or cgroup would take it away.
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+            if os.getppid() != parent:
+                os._exit(0)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            os.close(result_fd)
+            _relay(listener, aws["socket"])
+        finally:
+            os._exit(0)
+    listener.close()
+    url = f"http://127.0.0.1:{port}"
+    os.environ.update({
+        "AWS_ENDPOINT_URL_STS": url,
+        "AWS_ENDPOINT_URL_SSM": url,
+        "AWS_ENDPOINT_URL_S3": url,
+        "AWS_CONFIG_FILE": aws["config_file"],
+        **aws["credentials"],
+    })
 
 
 class LambdaContext:
@@ -196,6 +342,9 @@ def main(argv):
     import faulthandler
 
     faulthandler.enable()  # a crash prints the Python stack to stderr
+
+    if payload.get("aws"):
+        _start_aws_relay(payload["aws"], result_fd)
 
     code_dir = payload["code_dir"]
     sys.path.insert(0, code_dir)

@@ -98,7 +98,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -116,6 +116,13 @@ CODE_PATH = "/var/task"
 TEMP_PATH = "/tmp"
 RUNTIME_PATH = "/opt/runtime"
 BOOTSTRAP_PATH = "/opt/bootstrap/bootstrap.py"
+# The in-run AWS endpoint (runtime/aws): the worker's per-attempt socket
+# directory is bound here, bootstrap relays 127.0.0.1:AWS_PORT to it, and the
+# generated AWS config file (path-style S3 addressing) is bound at AWS_CONFIG_PATH.
+AWS_SOCKET_DIR = "/run/aws"
+AWS_CONFIG_PATH = "/opt/aws/config"
+AWS_PORT = 9000
+AWS_CONFIG = "[default]\ns3 =\n    addressing_style = path\n"
 SANDBOX_UID = SANDBOX_GID = 65534
 SANDBOX_HOSTNAME = "sandbox"
 SLIRP_DNS = "10.0.2.3"
@@ -162,6 +169,16 @@ class OutputLine:
 
 
 @dataclass(frozen=True)
+class AwsAccess:
+    """How the Function reaches the in-run AWS endpoint (runtime/aws) of its attempt."""
+
+    socket_path: Path       # host path of the endpoint's Unix socket, alone in its private directory
+    # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: sent in the
+    # payload (never on bwrap's command line), set by bootstrap.
+    credentials: dict[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Invocation:
     code_dir: Path         # unzipped bundle (host path), mounted read-only in the sandbox
     handler: str           # "path/to/module.function" per CONTRACT.md
@@ -170,6 +187,7 @@ class Invocation:
     request_id: str        # correlation id -> context.aws_request_id
     env: dict[str, str]    # contract environment variables except the code/temp paths
     temp_dir: Path         # host directory for the writable temp storage; emptied before starting
+    aws: AwsAccess | None = field(default=None, repr=False)  # the attempt's AWS endpoint, if any
 
 
 @dataclass(frozen=True)
@@ -613,6 +631,7 @@ class _Attempt:
                 "max_file_size_mb": self.limits.max_file_size_mb,
                 "max_return_bytes": self.limits.max_return_bytes,
             },
+            "aws": self._aws_payload(),
             "context": {
                 "request_id": self.inv.request_id,
                 "function_name": name,
@@ -623,6 +642,19 @@ class _Attempt:
                                    f"{self.inv.request_id.replace('-', '')}",
             },
         }).encode()
+
+    def _aws_payload(self) -> dict | None:
+        aws = self.inv.aws
+        if aws is None:
+            return None
+        if self.mode == "bwrap":
+            socket, config, port = f"{AWS_SOCKET_DIR}/{Path(aws.socket_path).name}", AWS_CONFIG_PATH, AWS_PORT
+        else:
+            # The host's loopback is shared: let the kernel pick a free port.
+            config = Path(aws.socket_path).with_name("config")
+            config.write_text(AWS_CONFIG)
+            socket, config, port = str(aws.socket_path), str(config), 0
+        return {"socket": socket, "port": port, "config_file": config, "credentials": dict(aws.credentials)}
 
     def _own(self, *fds: int) -> None:
         self.fds.extend(fds)
@@ -710,8 +742,12 @@ class _Attempt:
             args += ["--ro-bind", str(base), str(base)]
         args += ["--ro-bind", str(Path(self.inv.code_dir).resolve()), CODE_PATH,
                  "--ro-bind", str(BOOTSTRAP), BOOTSTRAP_PATH,
-                 "--bind", str(Path(self.inv.temp_dir).resolve()), TEMP_PATH,
-                 "--proc", "/proc", "--dev", "/dev",
+                 "--bind", str(Path(self.inv.temp_dir).resolve()), TEMP_PATH]
+        if self.inv.aws is not None:
+            # Read-only is enough to connect to a socket, and the Function
+            # cannot put anything of its own there.
+            args += ["--ro-bind", str(Path(self.inv.aws.socket_path).parent.resolve()), AWS_SOCKET_DIR]
+        args += ["--proc", "/proc", "--dev", "/dev",
                  "--remount-ro", "/",
                  "--chdir", CODE_PATH,
                  "--info-fd", str(info_w), "--block-fd", str(block_r),
@@ -727,7 +763,10 @@ class _Attempt:
         self._own(info_r, block_w)
         etc_fds: dict[str, int] = {}
         try:
-            for dest, text in _etc_files(self.network).items():
+            files = _etc_files(self.network)
+            if self.inv.aws is not None:
+                files[AWS_CONFIG_PATH] = AWS_CONFIG
+            for dest, text in files.items():
                 r, w = _pipe()
                 os.write(w, text.encode())  # far below a pipe's capacity
                 os.close(w)

@@ -29,6 +29,7 @@ from functions.run_services import run_enqueue_on_commit
 from logs.models import LogEntry, Stream
 
 from . import sandbox
+from .aws.endpoint import attempt_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -242,20 +243,25 @@ def _execute_attempt(run, attempt, channel):
     code_dir = bundle_directory(run.code_version)
     temp_dir = Path(settings.FUNCTIONS_CACHE_DIR) / "tmp" / f"{run.correlation_id}-{attempt.number}"
     temp_dir.mkdir(parents=True, exist_ok=True)
+    env = attempt_environment(run)
+    limits = _sandbox_limits(run)
     try:
-        invocation = sandbox.Invocation(
-            code_dir=code_dir,
-            handler=run.function.handler,
-            event=run.event,
-            function_name=run.function.name,
-            request_id=str(run.correlation_id),
-            env=attempt_environment(run),
-            temp_dir=temp_dir,
-        )
-        return sandbox.execute(
-            invocation, _sandbox_limits(run), channel, mode=mode,
-            runtime_python=Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python",
-        )
+        # The attempt's own AWS endpoint (secrets and storage), open exactly as long as the sandbox runs.
+        with attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s) as aws:
+            invocation = sandbox.Invocation(
+                code_dir=code_dir,
+                handler=run.function.handler,
+                event=run.event,
+                function_name=run.function.name,
+                request_id=str(run.correlation_id),
+                env=env,
+                temp_dir=temp_dir,
+                aws=aws,
+            )
+            return sandbox.execute(
+                invocation, limits, channel, mode=mode,
+                runtime_python=Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python",
+            )
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
 

@@ -1,0 +1,129 @@
+"""The worker's side of the endpoint: the Function's secrets and its organization's storage.
+
+Every database operation goes through ``AttemptChannel.call`` and so runs on
+the attempt's database thread (one connection per attempt, SQLite-safe); the
+endpoint's handler threads never query themselves. Streaming a stored object's
+bytes is storage I/O, not database work, and happens in the handler thread.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.db.models import Max
+
+from storage import services as storage
+from storage.errors import StorageError
+
+from .errors import AwsError
+
+
+def _aws_error(error: StorageError, key: str | None = None) -> AwsError:
+    extra = {}
+    if error.code == "NoSuchKey":
+        return AwsError("NoSuchKey", "The specified key does not exist.", 404, Key=key or "")
+    if error.code == "InvalidArgument":
+        extra = {"ArgumentName": "key"}
+    return AwsError(error.code, error.message, error.status, **extra)
+
+
+class AttemptBackend:
+    """Secrets and storage for one attempt, with the Function recorded as the writer."""
+
+    def __init__(self, *, run, channel):
+        self.function = run.function
+        self.organization = run.function.organization
+        self.channel = channel
+
+    def _call(self, work, key=None):
+        try:
+            return self.channel.call(work)
+        except StorageError as error:
+            raise _aws_error(error, key) from None
+
+    # -- secrets ------------------------------------------------------------------------
+
+    def secrets(self):
+        """(the SSM value: a JSON object of name to value, or "null"; when the secrets last changed)."""
+
+        def read():
+            from secrets_vault.models import Secret
+            from secrets_vault.services import SecretDecryptionError, secrets_for_run, secrets_missing_values
+
+            try:
+                values = secrets_for_run(function=self.function)
+            except SecretDecryptionError as error:
+                self.channel.add_platform_line(f"Secrets could not be read: {error}")
+                raise AwsError("InternalServerError", "The Function's secrets cannot be decrypted on this "
+                                                      "platform; an administrator must set them again.", 500,
+                               sender=False) from None
+            missing = secrets_missing_values(function=self.function)
+            if missing:
+                self.channel.add_platform_line(
+                    "Secrets without a value were left out of SamsaraFunctionSecretsPath: " + ", ".join(missing))
+            changed = Secret.objects.of(self.function).aggregate(at=Max("updated_at"))["at"]
+            return (json.dumps(values) if values else "null"), changed or self.function.created_at
+
+        return self.channel.call(read)
+
+    # -- storage ------------------------------------------------------------------------
+
+    def validate_key(self, key):
+        try:
+            storage.validate_key(key)  # pure: no database
+        except StorageError as error:
+            raise _aws_error(error, key) from None
+
+    def max_object_bytes(self):
+        return storage.max_object_bytes()
+
+    def check_room(self, key, size):
+        """Refuse an upload over the quota before reading its body (object_put checks again)."""
+
+        def check():
+            quota = storage.quota_bytes(organization=self.organization)
+            used = storage.usage_bytes(organization=self.organization)
+            try:
+                replaced = storage.object_get(organization=self.organization, key=key).size
+            except StorageError:
+                replaced = 0
+            if used - replaced + size > quota:
+                free = max(quota - used + replaced, 0)
+                raise AwsError("QuotaExceeded", f"Storing {storage.format_bytes(size)} would take the "
+                                                f"organization's storage over its quota of "
+                                                f"{storage.format_bytes(quota)} ({storage.format_bytes(free)} free). "
+                                                "Nothing was stored.", 403)
+
+        self._call(check, key)
+
+    def head(self, key):
+        return self._call(lambda: storage.object_get(organization=self.organization, key=key), key)
+
+    def open(self, obj, start, end):
+        try:
+            return storage.object_open(obj, start, end)
+        except StorageError as error:
+            raise _aws_error(error, obj.key) from None
+
+    def put(self, key, fileobj, size, content_type):
+        return self._call(lambda: storage.object_put(
+            organization=self.organization, key=key, fileobj_or_bytes=fileobj, size=size,
+            content_type=content_type, writer_function=self.function, check_clash=False,
+        ), key)
+
+    def copy(self, source_key, key, content_type):
+        return self._call(lambda: storage.object_copy(
+            organization=self.organization, source_key=source_key, destination_key=key,
+            content_type=content_type, writer_function=self.function, check_clash=False,
+        ), source_key)
+
+    def delete(self, key):
+        return self._call(lambda: storage.object_delete(organization=self.organization, key=key), key)
+
+    def list(self, *, prefix, delimiter, start_after, limit):
+        def page():
+            listing = storage.object_list(organization=self.organization, prefix=prefix, delimiter=delimiter,
+                                          start_after=start_after, limit=limit)
+            return listing.objects, listing.common_prefixes, listing.is_truncated, listing.next_after
+
+        return self._call(page)
