@@ -36,7 +36,8 @@ from .redaction import Redactor
 __all__ = [
     "MAX_NAME_LENGTH", "MAX_SECRETS_PER_FUNCTION", "MAX_VALUE_BYTES", "SecretDecryptionError",
     "secret_create", "secret_create_missing", "secret_delete", "secret_rename", "secret_set",
-    "secrets_for_run", "secrets_missing_values", "secrets_redactor", "secrets_replace", "validate_secret_name",
+    "secret_names", "secret_name_problem", "secrets_for_run", "secrets_missing_values", "secrets_redactor",
+    "secrets_replace", "validate_secret_name",
 ]
 
 MAX_NAME_LENGTH = 128
@@ -382,8 +383,21 @@ def secret_names(*, function):
 
 
 def secrets_redactor(*, function):
-    """A Redactor for the Function's current secret values (see redaction.py)."""
-    return Redactor(secrets_for_run(function=function).values())
+    """A Redactor for the Function's current secret values (see redaction.py).
+
+    A value the keys cannot read is skipped rather than raised: the run cannot
+    obtain it either (its SSM read fails), so there is nothing of it to mask.
+    """
+    secrets = list(Secret.objects.of(function).with_values().select_related("function"))
+    values = []
+    if secrets:
+        ring = keyring()
+        for secret in secrets:
+            try:
+                values.append(_decrypt(secret, ring))
+            except SecretDecryptionError:
+                continue
+    return Redactor(values)
 
 
 def secret_rows(*, function):

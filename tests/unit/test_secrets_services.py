@@ -217,6 +217,15 @@ def test_the_redactor_of_a_function_masks_its_current_values(fn, admin):
     assert services.secrets_redactor(function=fn).redact(f"key={VALUE} short=abc") == "key=**** short=abc"
 
 
+def test_the_redactor_skips_a_value_no_key_can_read(fn, admin):
+    services.secret_set(function=fn, name="API_KEY", value=VALUE, actor=admin)
+    broken, _ = services.secret_set(function=fn, name="BROKEN", value="broken-value", actor=admin)
+    Secret.objects.filter(pk=broken.pk).update(ciphertext=broken.ciphertext[:-4] + "AAAA")
+    assert services.secrets_redactor(function=fn).redact(f"{VALUE} broken-value") == "**** broken-value"
+    with pytest.raises(services.SecretDecryptionError, match="“BROKEN”"):
+        services.secrets_for_run(function=fn)
+
+
 def test_secrets_of_a_deleted_function_go_with_it(fn, admin):
     services.secret_set(function=fn, name="API_KEY", value=VALUE, actor=admin)
     fn.deployed_version = None  # the catalogue's delete clears it first (a version is PROTECTed while deployed)
