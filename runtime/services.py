@@ -27,6 +27,7 @@ from functions.bundles import extract_bundle
 from functions.models import Attempt, AttemptOutcome, Run, RunStatus
 from functions.run_services import run_enqueue_on_commit
 from logs.models import LogEntry, Stream
+from secrets_vault.services import secrets_redactor
 
 from . import sandbox
 from .aws.endpoint import attempt_endpoint
@@ -119,16 +120,8 @@ def attempt_environment(run):
 
 
 def redactor_for(function):
-    """Replaces the Function's secret values in output; a no-op when the vault has none."""
-    try:
-        from secrets_vault.redaction import Redactor
-        from secrets_vault.services import secrets_for_run
-    except ImportError:  # the vault is optional for the engine's own tests
-        return lambda text: text
-    values = [v for v in secrets_for_run(function=function).values() if v]
-    if not values:
-        return lambda text: text
-    return Redactor(values).redact
+    """Masks the Function's secret values in its output, return value and error text."""
+    return secrets_redactor(function=function).redact
 
 
 # --- output ----------------------------------------------------------------------------
@@ -185,7 +178,8 @@ class AttemptChannel:
         )
 
     def add_platform_line(self, message):
-        self.queue.put([self._entry(timezone.now(), Stream.PLATFORM, message)])
+        # Platform lines quote the Function (its error in the REPORT line): redacted too.
+        self.queue.put([self._entry(timezone.now(), Stream.PLATFORM, self.redact(message))])
 
     def close(self):
         """No more output: let serve_until_closed return once it has written everything."""

@@ -222,3 +222,21 @@ def test_the_attempt_channel_runs_other_threads_database_calls_on_its_own_thread
     channel.serve_until_closed()
     thread.join()
     assert answers == {"count": 1, "error": "raised in the caller"}
+
+
+def test_secret_values_are_masked_in_output_return_value_and_traceback(org, django_capture_on_commit_callbacks):
+    from secrets_vault.services import secret_set
+
+    code = (
+        "def handler(event, context):\n"
+        "    print('token is hunter2-secret, twice: hunter2-secret')\n"
+        "    print('split', 'hunter2-' + 'secret')\n"
+        "    raise RuntimeError('failed with hunter2-secret')\n"
+    )
+    function = make_function(org, "leaky", files={"main.py": code})
+    secret_set(function=function, name="TOKEN", value="hunter2-secret", actor=None)
+    run = run_to_end(run_trigger(function=function, trigger="api"), django_capture_on_commit_callbacks)
+    stored = " ".join(lines(run)) + run.reason + json.dumps(run.error)
+    assert "hunter2-secret" not in stored, stored
+    assert lines(run, "stdout")[:2] == ["token is ****, twice: ****", "split ****"]
+    assert "failed with ****" in run.error["message"] and "failed with ****" in run.error["traceback"]
