@@ -8,6 +8,7 @@ import posixpath
 from datetime import datetime
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse
@@ -149,6 +150,8 @@ def browse(request, org_id):
         "usage_percent": min(100, round(usage * 100 / quota)) if quota else 100,
         "free_bytes": max(quota - usage, 0),
         "max_file_bytes": services.max_object_bytes(),
+        # Django refuses a request with more files than this before any view runs.
+        "max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES or "",
         "upload_form": UploadForm(initial={"prefix": prefix}),
         "folder_form": FolderForm(initial={"prefix": prefix}),
     })

@@ -61,6 +61,8 @@
     errorBox.hidden = true;
     const files = Array.from(input.files);
     if (!files.length) return showError("Choose at least one file to upload.");
+    const maxFiles = Number(form.dataset.maxFiles);
+    if (maxFiles && files.length > maxFiles) return showError(`Choose at most ${maxFiles} files per upload (you chose ${files.length}).`);
     const tooBig = files.find((file) => file.size > Number(form.dataset.maxFileBytes));
     if (tooBig) return showError(`“${tooBig.name}” is ${sizeLabel(tooBig.size)}; one file is at most ${form.dataset.maxFileLabel}.`);
 
