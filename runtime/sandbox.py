@@ -118,11 +118,14 @@ RUNTIME_PATH = "/opt/runtime"
 BOOTSTRAP_PATH = "/opt/bootstrap/bootstrap.py"
 # The in-run AWS endpoint (runtime/aws): the worker's per-attempt socket
 # directory is bound here, bootstrap relays 127.0.0.1:AWS_PORT to it, and the
-# generated AWS config file (path-style S3 addressing) is bound at AWS_CONFIG_PATH.
+# generated AWS config file is bound at AWS_CONFIG_PATH: path-style S3
+# addressing (the endpoint is an address, not a domain), and SigV4 for
+# presigned URLs too (botocore presigns S3 with SigV2 on a custom endpoint,
+# which the endpoint does not accept).
 AWS_SOCKET_DIR = "/run/aws"
 AWS_CONFIG_PATH = "/opt/aws/config"
 AWS_PORT = 9000
-AWS_CONFIG = "[default]\ns3 =\n    addressing_style = path\n"
+AWS_CONFIG = "[default]\ns3 =\n    addressing_style = path\n    signature_version = s3v4\n"
 SANDBOX_UID = SANDBOX_GID = 65534
 SANDBOX_HOSTNAME = "sandbox"
 SLIRP_DNS = "10.0.2.3"

@@ -167,9 +167,9 @@ def check_time(claim: Claim, now: datetime) -> None:
 # --- the canonical request ------------------------------------------------------------
 
 
-def uri_encode(text: str, *, slash: bool = True) -> str:
+def uri_encode(text: str, *, keep_slash: bool = False) -> str:
     """RFC 3986 encoding as SigV4 wants it: unreserved characters stay, the rest %XX (upper case)."""
-    return quote(text, safe="-_.~" + ("" if slash else "/"))
+    return quote(text, safe="-_.~" + ("/" if keep_slash else ""))
 
 
 def canonical_uri(raw_path: str, service: str) -> str:
@@ -203,7 +203,7 @@ def split_query(raw_query: str) -> list[tuple[str, str]]:
 
 
 def canonical_query(pairs: list[tuple[str, str]], *, exclude: tuple[str, ...] = ()) -> str:
-    encoded = sorted((uri_encode(k, slash=False), uri_encode(v, slash=False)) for k, v in pairs if k not in exclude)
+    encoded = sorted((uri_encode(k), uri_encode(v)) for k, v in pairs if k not in exclude)
     return "&".join(f"{k}={v}" for k, v in encoded)
 
 
