@@ -22,6 +22,7 @@ import mimetypes
 import re
 import unicodedata
 import uuid
+from datetime import timedelta
 from typing import NamedTuple
 
 from django.conf import settings
@@ -343,6 +344,32 @@ def _open_blob(name, first, last, ranged):
     if first:
         handle.seek(first)
     return handle
+
+
+def blob_sweep(*, older_than=None):
+    """Delete blobs under orgfiles/ that no object points to; the names deleted.
+
+    A write killed between storing its bytes and committing its row (a worker
+    killed by its time limit, a machine that lost power) leaves such a blob;
+    everything else cleans up after itself. Only blobs older than
+    `older_than` (default one hour) go, so a write still in progress keeps its
+    bytes.
+    """
+    older_than = timedelta(hours=1) if older_than is None else older_than
+    cutoff = timezone.now() - older_than
+    swept = []
+    folders, _ = default_storage.listdir(BLOB_PREFIX) if default_storage.exists(BLOB_PREFIX) else ([], [])
+    for folder in folders:
+        base = f"{BLOB_PREFIX}/{folder}"
+        _, names = default_storage.listdir(base)
+        for start in range(0, len(names), 500):
+            batch = [f"{base}/{name}" for name in names[start:start + 500]]
+            known = set(StoredObject.objects.filter(blob_name__in=batch).values_list("blob_name", flat=True))
+            for blob in batch:
+                if blob not in known and default_storage.get_modified_time(blob) < cutoff:
+                    discard_blob(blob)
+                    swept.append(blob)
+    return swept
 
 
 # --- objects ---

@@ -527,3 +527,30 @@ def test_json_previews_pretty_printed_and_text_as_is(org):
     assert services.object_preview(put(org, "image.png", b"\x89PNG\r\n")) is None
     assert services.object_preview(put(org, "binary.txt", b"\xff\xfe\x00")) is None
     assert services.object_preview(put(org, "huge.txt", b"x" * (services.PREVIEW_MAX_BYTES + 1))) is None
+
+
+# --- leftovers of killed writes ---
+
+
+def test_the_sweep_deletes_only_old_blobs_that_no_object_points_to(org, other_org):
+    import os
+    import time
+    from datetime import timedelta
+
+    from django.core.management import call_command
+
+    kept = put(org, "kept.txt", b"kept")
+    theirs = put(other_org, "theirs.txt", b"theirs")
+    orphan = default_storage.save(f"orgfiles/{org.id}/deadbeef", io.BytesIO(b"left by a killed write"))
+    fresh = default_storage.save(f"orgfiles/{org.id}/cafebabe", io.BytesIO(b"a write in progress"))
+    package = default_storage.save(f"packages/{org.id}/abc.zip", io.BytesIO(b"not ours"))
+    hour_ago = time.time() - 2 * 3600
+    for name in (orphan, kept.blob_name, theirs.blob_name, package):
+        os.utime(default_storage.path(name), (hour_ago, hour_ago))
+
+    out = io.StringIO()
+    call_command("storage_sweep", stdout=out)
+    assert out.getvalue().strip() == '{"swept": 1}'
+    assert not default_storage.exists(orphan)
+    assert all(default_storage.exists(n) for n in (kept.blob_name, theirs.blob_name, fresh, package))
+    assert services.blob_sweep(older_than=timedelta(0)) == [fresh]
