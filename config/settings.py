@@ -313,4 +313,6 @@ FUNCTIONS_RETRY_BACKOFF_SECONDS = (1, 3)
 
 CELERY_BEAT_SCHEDULE = {
     "reap-lost-runs": {"task": "runtime.tasks.reap_lost_runs", "schedule": 15.0},
+    # Bytes of writes killed half-way (between storing and committing).
+    "sweep-storage-blobs": {"task": "storage.tasks.sweep_orphaned_blobs", "schedule": 3600.0},
 }
