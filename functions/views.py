@@ -34,7 +34,8 @@ def _apply_errors(form, error):
         return
     for field, errors in error.error_dict.items():
         if field == "params" and hasattr(form, "parameters"):
-            form.parameters.add_errors([m for e in errors for m in e.messages])
+            if not form.parameters.has_errors:  # the rows already say it, next to the inputs
+                form.parameters.add_errors([m for e in errors for m in e.messages])
         elif field in form.fields:
             form.add_error(field, errors)
         else:
@@ -144,13 +145,16 @@ def function_create(request, org_id):
 
     form = FunctionForm(request.POST, request.FILES, parameters=ParameterRows.from_post(request.POST))
     uploaded = request.FILES.get("bundle")
-    if form.is_valid():
+    form.is_valid()
+    # Wrong parameter rows are marked already; the services still check the
+    # other fields, so the page reports every problem at once.
+    if not form.errors:
         data = form.cleaned_data
+        staged = None
         try:
-            bundle = uploaded or (
-                services.staged_upload_open(organization=organization, sha256=data["staged_sha256"])
-                if data["staged_sha256"] else None
-            )
+            if uploaded is None and data["staged_sha256"]:
+                staged = services.staged_upload_open(organization=organization, sha256=data["staged_sha256"])
+            bundle = uploaded or staged
             fields = dict(
                 organization=organization, actor=request.user, name=data["name"], description=data["description"],
                 handler=data["handler"], bundle=bundle, event_parameters=form.parameters.pairs(),
@@ -163,7 +167,10 @@ def function_create(request, org_id):
                 function, secret_names, secrets_created = services.function_create(**fields), (), False
         except ValidationError as error:
             _apply_errors(form, error)
-        else:
+        finally:
+            if staged is not None:
+                staged.close()
+        if not _has_errors(form):
             if data["staged_sha256"]:
                 services.staged_upload_delete(organization=organization, sha256=data["staged_sha256"])
             messages.success(request, f"Created {function.name} with version 1 deployed.")
@@ -262,7 +269,8 @@ def function_edit(request, org_id, name):
     function, can_write = function_for(request.user, org_id, name, write=True)
     if request.method == "POST":
         form = FunctionForm(request.POST, parameters=ParameterRows.from_post(request.POST))
-        if form.is_valid():
+        form.is_valid()
+        if not form.errors:
             data = form.cleaned_data
             if data["name"] and data["name"] != function.name:
                 form.add_error(

@@ -144,3 +144,26 @@ def test_a_reader_sees_no_write_controls(sign_in, org, tmp_path, artifacts_dir):
     expect(page.get_by_role("link", name="Edit", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Roll back")).to_have_count(0)
     page.screenshot(path=artifacts_dir / "details-reader.png", full_page=True)
+
+
+def test_a_refused_create_shows_what_to_fix_and_keeps_the_chosen_zip(sign_in, org, tmp_path, artifacts_dir):
+    bundle = write_zip(tmp_path / "greeter.zip", {"main.py": HANDLER})
+    page = sign_in("full_admin")
+    page.goto(f"/o/{org.id}/settings/developer/functions/new/")
+    page.get_by_label("Name", exact=True).fill("my greeter")
+    page.get_by_label("Handler").fill("main.handler")
+    page.get_by_label("Code package (.zip)").set_input_files(bundle)
+    page.get_by_label("Parameter name").first.fill("SamsaraFunctionName")
+    page.get_by_label("Parameter value").first.fill("x")
+    page.get_by_role("button", name="Create Function").click()
+
+    expect(page.get_by_text("Function name 'my greeter' contains ' '")).to_be_visible()
+    expect(page.get_by_text("which is reserved for the runtime's own keys")).to_be_visible()
+    expect(page.get_by_test_id("staged-bundle")).to_contain_text("greeter.zip")
+    page.screenshot(path=artifacts_dir / "create-errors.png", full_page=True)
+
+    page.get_by_label("Name", exact=True).fill("my-greeter")
+    page.get_by_label("Parameter name").first.fill("GREETING")
+    page.get_by_role("button", name="Create Function").click()
+    expect(page.get_by_text("Created my-greeter with version 1 deployed.")).to_be_visible()
+    assert Function.objects.get(organization=org, name="my-greeter").parameters_dict == {"GREETING": "x"}
