@@ -76,6 +76,8 @@ class CodeVersion(models.Model):
     handler = models.CharField(max_length=255, help_text="The handler this package was validated against.")
     message = models.CharField(max_length=500, blank=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    # Who uploaded it when no user did (a command, an API token), as History labels it.
+    uploaded_by_label = models.CharField(max_length=254, blank=True)
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
