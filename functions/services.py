@@ -276,7 +276,7 @@ def audit_record(*, function, actor, action, summary, changes=None, actor_label=
 # --------------------------------------------------------------------------- create
 
 
-def _version_create(*, function, actor, info, key, handler, message):
+def _version_create(*, function, actor, info, key, handler, message, actor_label=None):
     number = (CodeVersion.objects.filter(function=function).aggregate(n=Max("number"))["n"] or 0) + 1
     return CodeVersion.objects.create(
         function=function,
@@ -289,6 +289,7 @@ def _version_create(*, function, actor, info, key, handler, message):
         handler=handler,
         message=message,
         uploaded_by=_actor_user(actor),
+        uploaded_by_label=_actor_label(actor, actor_label),
     )
 
 
@@ -344,7 +345,8 @@ def _function_create(
                 imported_schedule=imported_schedule,
             )
             version = _version_create(
-                function=function, actor=actor, info=info, key=key, handler=handler, message=message
+                function=function, actor=actor, info=info, key=key, handler=handler, message=message,
+                actor_label=actor_label,
             )
             function.deployed_version = version
             function.save(update_fields=["deployed_version"])
@@ -633,7 +635,8 @@ def code_version_upload(*, function, actor, bundle, message="", deploy=True, han
         # The row lock serialises concurrent uploads, so version numbers never collide.
         current = Function.objects.select_for_update().get(pk=function.pk)
         version = _version_create(
-            function=current, actor=actor, info=info, key=key, handler=target_handler, message=message
+            function=current, actor=actor, info=info, key=key, handler=target_handler, message=message,
+            actor_label=actor_label,
         )
         changes = {"version": {"from": None, "to": version.number}, "sha256": {"from": None, "to": info.sha256}}
         summary = f"Uploaded version {version.number} ({info.file_count} files, sha256 {info.sha256[:12]})"

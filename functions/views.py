@@ -197,8 +197,9 @@ def function_create(request, org_id):
 
 def _import_upload(request, organization):
     """Step one of an import: a bundle with import.metadata.json, read into a form to review."""
-    form = ImportForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    posted = request.method == "POST"
+    form = ImportForm(request.POST if posted else None, request.FILES if posted else None)
+    if posted and form.is_valid():
         uploaded = request.FILES.get("bundle")
         metadata = None
         if uploaded is None:
@@ -396,8 +397,9 @@ def _version(function, number):
 @login_required
 def version_upload(request, org_id, name):
     function, can_write = function_for(request.user, org_id, name, write=True)
-    form = UploadForm(request.POST or None, request.FILES or None, initial={"deploy": True})
-    if request.method == "POST" and form.is_valid():
+    posted = request.method == "POST"
+    form = UploadForm(request.POST if posted else None, request.FILES if posted else None, initial={"deploy": True})
+    if posted and form.is_valid():
         data = form.cleaned_data
         try:
             version = services.code_version_upload(

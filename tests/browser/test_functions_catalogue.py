@@ -91,6 +91,7 @@ def test_an_admin_creates_edits_versions_rolls_back_and_reads_a_function(sign_in
     # Browse version 1 and read a file.
     page.locator('tr[data-version="1"]').get_by_role("link", name="Browse").click()
     expect(page.get_by_test_id("files")).to_contain_text("lib/")
+    page.screenshot(path=artifacts_dir / "version.png", full_page=True)
     page.get_by_role("link", name="main.py").click()
     expect(page.get_by_test_id("file-text")).to_contain_text('def handler(event, context):')
     page.screenshot(path=artifacts_dir / "file.png", full_page=True)

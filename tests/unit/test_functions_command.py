@@ -45,6 +45,7 @@ def test_it_creates_a_function_and_prints_name_version_and_sha256(org, zip_path,
     assert function.parameters_dict == {"A": "1", "B": "x=y"}
     assert (function.description, function.timeout_seconds, function.deployed_version.message) == ("Reports", 120, "first")
     assert AuditEntry.objects.get(function=function).actor_label == "manage.py deploy_function"
+    assert function.deployed_version.uploaded_by_label == "manage.py deploy_function"
 
 
 def test_it_deploys_a_new_version_of_an_existing_function(org, zip_path, capsys):
@@ -113,6 +114,7 @@ def test_a_refused_update_leaves_no_new_version(org, zip_path, capsys):
     assert function.versions.count() == 1 and function.timeout_seconds is None
 
 
+@pytest.mark.slow
 def test_it_exits_non_zero_from_the_command_line(org, zip_path, tmp_path):
     import os
     import subprocess

@@ -275,6 +275,7 @@ def test_an_upload_becomes_a_new_deployed_version(org, users):
     function.refresh_from_db()
     assert function.deployed_version == version and version.number == 2 and version.message == "faster"
     assert version.uploaded_by == users["standard_admin"] and function.revision == revision + 1
+    assert version.uploaded_by_label == "standard_admin@example.com"
     entry = AuditEntry.objects.filter(function=function).first()
     assert entry.action == AuditAction.VERSION_UPLOADED and "Uploaded version 2" in entry.summary
 

@@ -412,8 +412,10 @@ def test_the_overview_lists_versions_and_marks_the_deployed_one(admin_client, or
 def test_upload_shows_what_to_fix(admin_client, org, fn):
     response = admin_client.post(url("version_upload", org, fn), {"bundle": upload(zip_bytes({"other.py": HELLO})), "deploy": "on"})
     assert response.status_code == 400 and "needs the file main.py" in response.content.decode()
-    response = admin_client.post(url("version_upload", org, fn), {"deploy": "on"})
-    assert "Choose the code package (.zip) to upload." in response.content.decode()
+    response = admin_client.post(url("version_upload", org, fn), {})
+    assert response.status_code == 400 and "Choose the code package (.zip) to upload." in response.content.decode()
+    response = admin_client.post(url("create", org) + "?import=1", {})
+    assert response.status_code == 400 and "Choose the bundle (.zip) to import." in response.content.decode()
     assert fn.versions.count() == 2
 
 
