@@ -27,7 +27,7 @@ The in-run AWS endpoint: when the payload has ``aws`` (socket, port,
 config_file, credentials), bootstrap binds 127.0.0.1:<port> (port 0: any free
 one), forks a relay process that copies bytes between each TCP connection and
 the endpoint's Unix socket (no parsing; it holds no other descriptor of the
-attempt and dies with bootstrap), and sets AWS_ENDPOINT_URL_STS/SSM/S3,
+attempt and dies with the sandbox, or on its own within a second of bootstrap), and sets AWS_ENDPOINT_URL_STS/SSM/S3,
 AWS_CONFIG_FILE and the attempt's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
 AWS_SESSION_TOKEN in os.environ, all before the handler's module is imported.
 """
@@ -142,8 +142,12 @@ def _relay(listener, socket_path):
                     pass
         return False
 
+    parent = os.getppid()
     while True:
-        for key, mask in sel.select():
+        ready = sel.select(timeout=1.0)
+        if not ready and os.getppid() != parent:
+            os._exit(0)  # bootstrap is gone (the sandbox's kill takes the relay too; this is a second net)
+        for key, mask in ready:
             side = key.data
             if side is None:
                 try:
@@ -195,15 +199,8 @@ def _start_aws_relay(aws, result_fd):
     listener.bind(("127.0.0.1", int(aws["port"])))
     listener.listen(128)
     port = listener.getsockname()[1]
-    parent = os.getpid()
     if os.fork() == 0:
         try:
-            # Die with bootstrap even where no pid namespace or cgroup would take it away.
-            import ctypes
-
-            ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-            if os.getppid() != parent:
-                os._exit(0)
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)

@@ -60,6 +60,24 @@ worker) gives it outbound access through the worker's sockets:
     off.
 Without slirp4netns the sandbox has no network at all (loopback only).
 
+The in-run AWS endpoint (runtime/aws; ``Invocation.aws``, set by the worker
+for every attempt): the worker serves the attempt's STS/SSM/S3 endpoint on a
+Unix socket alone in a private per-attempt directory (0700) and the sandbox
+binds that directory read-only at /run/aws (connecting to a socket needs no
+write access; /run holds nothing else). The sandbox's network namespace
+cannot reach the worker's loopback, by design, so bootstrap binds
+127.0.0.1:9000 inside the sandbox's own namespace and forks a relay process
+that copies bytes between each connection and the socket (no parsing: every
+request is SigV4-verified by the worker). In process mode the socket's host
+path is used and the relay binds a free port (the host's loopback is shared).
+The attempt's base credentials travel in the payload, never on bwrap's
+command line or in the environment bwrap starts with; bootstrap puts them,
+AWS_ENDPOINT_URL_STS/SSM/S3 and AWS_CONFIG_FILE (generated, read-only at
+/opt/aws/config: path-style S3 addressing, SigV4 presigning) into os.environ
+before the handler's module is imported. The relay dies with the sandbox;
+the endpoint, and with it every credential of the attempt, closes when
+``execute`` returns.
+
 Start-up sequence (bwrap): bwrap reports its namespace init's pid on
 ``--info-fd`` and waits on ``--block-fd``; the worker moves bwrap and that
 init into the attempt's cgroup (so every later process is counted) and

@@ -403,9 +403,27 @@ class AwsEndpoint:
         self.server = _Server(path, self)
         # The sandbox's uid is mapped to ours; nobody else needs the socket.
         os.chmod(path, 0o600)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                       name="aws-endpoint", daemon=True)
+        self.thread = threading.Thread(target=self._accept_loop, name="aws-endpoint", daemon=True)
         self.thread.start()
+
+    def _accept_loop(self) -> None:
+        # A blocking accept rather than serve_forever's polling: close() wakes
+        # it at once by shutting the socket down, so ending an attempt costs
+        # no poll interval.
+        server = self.server
+        while not self.closed:
+            try:
+                request, address = server.get_request()
+            except OSError:
+                continue
+            if self.closed:
+                server.shutdown_request(request)
+                return
+            try:
+                server.process_request(request, address)
+            except Exception:
+                log.exception("the AWS endpoint could not take a connection")
+                server.shutdown_request(request)
 
     def close(self) -> None:
         """Credentials die now; open connections are cut; the socket stops accepting."""
@@ -414,11 +432,14 @@ class AwsEndpoint:
         self.closed = True
         self.store.close()
         if self.server is not None:
-            self.server.shutdown()
+            try:
+                self.server.socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            except OSError:
+                pass
+            if self.thread is not None:
+                self.thread.join(timeout=5)
             self.server.close_connections()
             self.server.server_close()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
 
     # -- one request -------------------------------------------------------------
 
