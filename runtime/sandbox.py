@@ -45,7 +45,8 @@ worker) gives it outbound access through the worker's sockets:
     depth; routing through the gateway does not need its address); the
     sandbox's 127.0.0.1 is its own loopback. So the host's loopback services
     (database, broker) are out of reach, and so are the host's abstract and
-    filesystem unix sockets (other network namespace, /run not mounted);
+    filesystem unix sockets (other network namespace; /run holds only the
+    attempt's own AWS endpoint socket, see below);
   * 169.254.0.0/16 (cloud metadata, 169.254.169.254) is made unreachable by
     an ``unreachable`` route inside the namespace (runtime/netblock.py);
     slirp4netns has no destination filter of its own (``--outbound-addr``
