@@ -34,10 +34,13 @@ class AttemptBackend:
         self.function = run.function
         self.organization = run.function.organization
         self.channel = channel
+        # A large upload is streamed into storage on the database thread: wait
+        # for it as long as the attempt may run, not the channel's default.
+        self.timeout = run.timeout_seconds + 60
 
     def _call(self, work, key=None):
         try:
-            return self.channel.call(work)
+            return self.channel.call(work, timeout=self.timeout)
         except StorageError as error:
             raise _aws_error(error, key) from None
 
@@ -64,7 +67,7 @@ class AttemptBackend:
             changed = Secret.objects.of(self.function).aggregate(at=Max("updated_at"))["at"]
             return (json.dumps(values) if values else "null"), changed or self.function.created_at
 
-        return self.channel.call(read)
+        return self.channel.call(read, timeout=self.timeout)
 
     # -- storage ------------------------------------------------------------------------
 

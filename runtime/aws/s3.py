@@ -26,8 +26,11 @@ PLATFORM_BUCKET_RE = re.compile(r"^samsara-functions-storage-\d+$")
 MAX_KEY_BYTES = 1024
 LIST_MAX_KEYS = 1000
 TOKEN_PREFIX = "v1:"
+MIN_PART_BYTES = 5 * 1024 * 1024      # every part but the last, as S3 requires
+MAX_PART_NUMBER = 10000
+MAX_UPLOADS = 100                     # open multipart uploads per attempt
 UNSUPPORTED_SUBRESOURCES = (
-    "uploads", "uploadId", "acl", "tagging", "versioning", "policy", "cors", "lifecycle", "versions", "delete",
+    "acl", "tagging", "versioning", "policy", "cors", "lifecycle", "versions", "delete",
     "website", "logging", "notification", "encryption", "replication", "object-lock", "retention", "legal-hold",
     "torrent", "restore", "select", "attributes", "accelerate", "requestPayment", "ownershipControls",
     "publicAccessBlock", "analytics", "metrics", "inventory", "intelligent-tiering", "policyStatus", "session",
@@ -116,7 +119,9 @@ def handle(endpoint, request):
     if unsupported:
         raise AwsError("NotImplemented", f"This platform's S3 endpoint does not implement the '{unsupported}' "
                                          "operations; it offers PutObject, GetObject, HeadObject, DeleteObject, "
-                                         "CopyObject and ListObjects(V2).", 501)
+                                         "CopyObject, ListObjects(V2) and multipart uploads.", 501)
+    if "uploads" in params or "uploadId" in params:
+        return _multipart(endpoint, request, bucket, key)
     if not key:
         if method == "GET" and "location" in params:
             region = endpoint.identity.region
@@ -390,3 +395,177 @@ def _list(endpoint, request, bucket: str, v2: bool):
         parts.append(f"<CommonPrefixes><Prefix>{enc(common)}</Prefix></CommonPrefixes>")
     parts.append("</ListBucketResult>")
     return _response(200, request, {"Content-Type": "application/xml"}, _xml("".join(parts)))
+
+
+# --- multipart uploads (what boto3's upload_file/upload_fileobj use past 8 MB) -----------------
+
+
+class _Concatenated:
+    """The parts' bytes one after the other, as one reader."""
+
+    def __init__(self, files):
+        self.files = list(files)
+        for handle in self.files:
+            handle.seek(0)
+
+    def read(self, size=-1):
+        out = bytearray()
+        while self.files and (size < 0 or len(out) < size):
+            data = self.files[0].read(-1 if size < 0 else size - len(out))
+            if not data:
+                self.files.pop(0)
+                continue
+            out += data
+        return bytes(out)
+
+
+class Uploads:
+    """The attempt's open multipart uploads; their parts wait in temporary files until completed or aborted."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+        self.open: dict[str, dict] = {}
+
+    def create(self, key, content_type):
+        import secrets
+
+        with self.lock:
+            if len(self.open) >= MAX_UPLOADS:
+                raise AwsError("TooManyUploads", f"At most {MAX_UPLOADS} multipart uploads can be open at once in "
+                                                 "a run; complete or abort one first.", 400)
+            upload_id = secrets.token_urlsafe(32)
+            self.open[upload_id] = {"key": key, "content_type": content_type, "parts": {}}
+        return upload_id
+
+    def get(self, upload_id, key):
+        with self.lock:
+            upload = self.open.get(upload_id)
+        if upload is None or upload["key"] != key:
+            raise AwsError("NoSuchUpload", "The specified multipart upload does not exist. The upload ID may be "
+                                           "invalid, or the upload may have been aborted or completed.", 404,
+                           UploadId=upload_id[:100])
+        return upload
+
+    def add_part(self, upload, number, spool, size, etag):
+        with self.lock:
+            old = upload["parts"].get(number)
+            upload["parts"][number] = (spool, size, etag)
+        if old is not None:
+            old[0].close()
+
+    def discard(self, upload_id):
+        with self.lock:
+            upload = self.open.pop(upload_id, None)
+        for spool, _, _ in (upload or {}).get("parts", {}).values():
+            spool.close()
+
+    def close(self):
+        for upload_id in list(self.open):
+            self.discard(upload_id)
+
+
+def _uploads(endpoint) -> Uploads:
+    uploads = getattr(endpoint, "uploads", None)
+    if uploads is None:
+        uploads = endpoint.uploads = Uploads()
+    return uploads
+
+
+def _part_number(params) -> int:
+    try:
+        number = int(params.get("partNumber", ""))
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PART_NUMBER:
+        raise AwsError("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive", 400,
+                       ArgumentName="partNumber")
+    return number
+
+
+def _multipart(endpoint, request, bucket: str, key: str):
+    params, method = request.params, request.method
+    if not key:
+        raise AwsError("NotImplemented", "ListMultipartUploads is not implemented on this platform.", 501)
+    _check_key(endpoint, key)
+    uploads = _uploads(endpoint)
+    if method == "POST" and "uploads" in params:
+        upload_id = uploads.create(key, request.headers.get("Content-Type") or "")
+        body = _xml(f'<InitiateMultipartUploadResult xmlns="{NS}"><Bucket>{escape(bucket)}</Bucket>'
+                    f"<Key>{escape(key)}</Key><UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>")
+        return _response(200, request, {"Content-Type": "application/xml"}, body)
+    upload_id = params.get("uploadId", "")
+    upload = uploads.get(upload_id, key)
+    if method == "PUT":
+        if request.headers.get("x-amz-copy-source"):
+            raise AwsError("NotImplemented", "UploadPartCopy is not implemented on this platform.", 501)
+        number = _part_number(params)
+        max_bytes = endpoint.backend.max_object_bytes()
+        spool, size = request.spool_body(max_bytes, _too_large(max_bytes))
+        import hashlib
+
+        md5 = hashlib.md5(usedforsecurity=False)
+        for chunk in iter(lambda: spool.read(1 << 20), b""):
+            md5.update(chunk)
+        etag = f'"{md5.hexdigest()}"'
+        uploads.add_part(upload, number, spool, size, etag)
+        headers = {"ETag": etag}
+        checksum = getattr(request, "checksum", None)
+        if checksum is not None:
+            headers[checksum.header] = checksum.value()
+        return _response(200, request, headers)
+    if method == "DELETE":
+        uploads.discard(upload_id)
+        return _response(204, request)
+    if method == "POST":
+        return _complete(endpoint, request, bucket, key, upload_id, upload)
+    raise AwsError("NotImplemented", "ListParts is not implemented on this platform.", 501)
+
+
+def _complete(endpoint, request, bucket, key, upload_id, upload):
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(request.small_body())
+    except ET.ParseError:
+        raise AwsError("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+                                       "published schema.") from None
+    listed = []
+    for part in root.iter():
+        if part.tag.rsplit("}", 1)[-1] != "Part":
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in part}
+        try:
+            listed.append((int(fields.get("PartNumber", "")), fields.get("ETag", "")))
+        except ValueError:
+            raise AwsError("MalformedXML", "A part has no valid PartNumber.") from None
+    if not listed:
+        raise AwsError("MalformedXML", "You must specify at least one part.")
+    numbers = [number for number, _ in listed]
+    if numbers != sorted(set(numbers)):
+        raise AwsError("InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by "
+                                           "part number.")
+    parts = upload["parts"]
+    chosen = []
+    for index, (number, etag) in enumerate(listed):
+        stored = parts.get(number)
+        if stored is None or (etag and etag.strip('"') != stored[2].strip('"')):
+            raise AwsError("InvalidPart", "One or more of the specified parts could not be found. The part may not "
+                                          "have been uploaded, or the specified entity tag may not match the part's "
+                                          "entity tag.", 400, PartNumber=number)
+        if index < len(listed) - 1 and stored[1] < MIN_PART_BYTES:
+            raise AwsError("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.",
+                           400, PartNumber=number, ProposedSize=stored[1], MinSizeAllowed=MIN_PART_BYTES)
+        chosen.append(stored)
+    size = sum(part[1] for part in chosen)
+    max_bytes = endpoint.backend.max_object_bytes()
+    if size > max_bytes:
+        raise _too_large(max_bytes)(size)
+    endpoint.backend.check_room(key, size)
+    obj = endpoint.backend.put(key, _Concatenated(part[0] for part in chosen), size, upload["content_type"])
+    _uploads(endpoint).discard(upload_id)
+    body = _xml(f'<CompleteMultipartUploadResult xmlns="{NS}"><Location>/{escape(bucket)}/{escape(quote(key))}'
+                f"</Location><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+                f"<ETag>{escape(_etag(obj))}</ETag></CompleteMultipartUploadResult>")
+    return _response(200, request, {"Content-Type": "application/xml"}, body)

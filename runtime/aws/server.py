@@ -391,8 +391,8 @@ class AwsEndpoint:
         self.store = CredentialStore(deadline)
         self.closed = False
         self.server: _Server | None = None
+        self.uploads = None  # s3.Uploads, made on the first multipart upload
         self.thread: threading.Thread | None = None
-        self.requests = 0
 
     @property
     def base_credentials(self):
@@ -431,6 +431,9 @@ class AwsEndpoint:
             return
         self.closed = True
         self.store.close()
+        uploads = getattr(self, "uploads", None)
+        if uploads is not None:
+            uploads.close()  # parts of uploads never completed: their temporary files go now
         if self.server is not None:
             try:
                 self.server.socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
@@ -445,7 +448,6 @@ class AwsEndpoint:
 
     def dispatch(self, handler: _Handler) -> None:
         request = Request(handler)
-        self.requests += 1
         service = _guess_service(request)
         try:
             service = self._authenticate(request, service)

@@ -378,9 +378,44 @@ def test_a_body_that_does_not_match_its_checksum_is_refused(attempt, s3):
     assert not StoredObject.objects.exists()
 
 
-def test_multipart_uploads_say_they_are_not_implemented(attempt, s3):
-    code, status, _ = error_of(lambda: attempt.do(lambda: s3.create_multipart_upload(Bucket=attempt.bucket, Key="m")))
-    assert (code, status) == ("NotImplemented", 501)
+def test_upload_fileobj_past_the_multipart_threshold_stores_one_object(attempt, s3):
+    data = bytes(range(251)) * (12 * 1024 * 1024 // 251)  # 12 MB: s3transfer sends two parts
+
+    def work():
+        s3.upload_fileobj(io.BytesIO(data), attempt.bucket, "big/report.bin")
+        return s3.head_object(Bucket=attempt.bucket, Key="big/report.bin")
+
+    head = attempt.do(work)
+    assert head["ContentLength"] == len(data) and head["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    stored = StoredObject.objects.get(key="big/report.bin")
+    assert stored.written_by_function == attempt.function
+    with storage.object_open(stored) as reader:
+        assert reader.read() == data
+
+
+def test_multipart_uploads_refuse_bad_part_lists_and_can_be_aborted(attempt, s3):
+    bucket = attempt.bucket
+    upload = attempt.do(lambda: s3.create_multipart_upload(Bucket=bucket, Key="m"))["UploadId"]
+    first = attempt.do(lambda: s3.upload_part(Bucket=bucket, Key="m", UploadId=upload, PartNumber=1, Body=b"small"))
+    second = attempt.do(lambda: s3.upload_part(Bucket=bucket, Key="m", UploadId=upload, PartNumber=2, Body=b"tail"))
+
+    def complete(parts):
+        return s3.complete_multipart_upload(Bucket=bucket, Key="m", UploadId=upload, MultipartUpload={"Parts": parts})
+
+    both = [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": second["ETag"]}]
+    assert error_of(lambda: attempt.do(lambda: complete(both)))[:2] == ("EntityTooSmall", 400)
+    assert error_of(lambda: attempt.do(lambda: complete([{"PartNumber": 1, "ETag": '"0"'}])))[:2] == ("InvalidPart", 400)
+    assert error_of(lambda: attempt.do(lambda: complete(both[::-1])))[:2] == ("InvalidPartOrder", 400)
+    assert error_of(lambda: attempt.do(lambda: s3.upload_part(
+        Bucket=bucket, Key="other", UploadId=upload, PartNumber=1, Body=b"x")))[:2] == ("NoSuchUpload", 404)
+    assert attempt.do(lambda: complete([{"PartNumber": 1, "ETag": first["ETag"]}]))["ETag"] == (
+        f'"{hashlib.md5(b"small").hexdigest()}"')
+    assert StoredObject.objects.get(key="m").size == 5
+    again = attempt.do(lambda: s3.create_multipart_upload(Bucket=bucket, Key="n"))["UploadId"]
+    attempt.do(lambda: s3.abort_multipart_upload(Bucket=bucket, Key="n", UploadId=again))
+    assert error_of(lambda: attempt.do(lambda: s3.upload_part(
+        Bucket=bucket, Key="n", UploadId=again, PartNumber=1, Body=b"x")))[:2] == ("NoSuchUpload", 404)
+    assert not StoredObject.objects.filter(key="n").exists()
 
 
 # --- signatures and credentials ------------------------------------------------------------------
