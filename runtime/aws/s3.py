@@ -30,7 +30,7 @@ MIN_PART_BYTES = 5 * 1024 * 1024      # every part but the last, as S3 requires
 MAX_PART_NUMBER = 10000
 MAX_UPLOADS = 100                     # open multipart uploads per attempt
 UNSUPPORTED_SUBRESOURCES = (
-    "acl", "tagging", "versioning", "policy", "cors", "lifecycle", "versions", "delete",
+    "acl", "tagging", "versioning", "policy", "cors", "lifecycle", "versions",
     "website", "logging", "notification", "encryption", "replication", "object-lock", "retention", "legal-hold",
     "torrent", "restore", "select", "attributes", "accelerate", "requestPayment", "ownershipControls",
     "publicAccessBlock", "analytics", "metrics", "inventory", "intelligent-tiering", "policyStatus", "session",
@@ -119,9 +119,11 @@ def handle(endpoint, request):
     if unsupported:
         raise AwsError("NotImplemented", f"This platform's S3 endpoint does not implement the '{unsupported}' "
                                          "operations; it offers PutObject, GetObject, HeadObject, DeleteObject, "
-                                         "CopyObject, ListObjects(V2) and multipart uploads.", 501)
+                                         "DeleteObjects, CopyObject, ListObjects(V2) and multipart uploads.", 501)
     if "uploads" in params or "uploadId" in params:
         return _multipart(endpoint, request, bucket, key)
+    if not key and method == "POST" and "delete" in params:
+        return _delete_many(endpoint, request)
     if not key:
         if method == "GET" and "location" in params:
             region = endpoint.identity.region
@@ -569,3 +571,41 @@ def _complete(endpoint, request, bucket, key, upload_id, upload):
                 f"</Location><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
                 f"<ETag>{escape(_etag(obj))}</ETag></CompleteMultipartUploadResult>")
     return _response(200, request, {"Content-Type": "application/xml"}, body)
+
+
+def _delete_many(endpoint, request):
+    """DeleteObjects: up to 1,000 keys; each deleted, or reported with its error."""
+    import xml.etree.ElementTree as ET
+
+    spool, _ = request.spool_body(1024 * 1024, lambda size: AwsError("MalformedXML", "The request is too large."))
+    try:
+        root = ET.fromstring(spool.read())
+    except ET.ParseError:
+        raise AwsError("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+                                       "published schema.") from None
+    finally:
+        spool.close()
+    quiet = False
+    keys = []
+    for element in root:
+        name = element.tag.rsplit("}", 1)[-1]
+        if name == "Quiet":
+            quiet = (element.text or "").strip().lower() == "true"
+        elif name == "Object":
+            fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in element}
+            keys.append(fields.get("Key", ""))
+    if not keys or len(keys) > 1000:
+        raise AwsError("MalformedXML", "Delete between 1 and 1,000 objects per request.")
+    parts = [f'<DeleteResult xmlns="{NS}">']
+    for key in keys:
+        try:
+            _check_key(endpoint, key)
+            endpoint.backend.delete(key)
+        except AwsError as error:
+            parts.append(f"<Error><Key>{escape(key)}</Key><Code>{escape(error.code)}</Code>"
+                         f"<Message>{escape(error.message)}</Message></Error>")
+            continue
+        if not quiet:
+            parts.append(f"<Deleted><Key>{escape(key)}</Key></Deleted>")
+    parts.append("</DeleteResult>")
+    return _response(200, request, {"Content-Type": "application/xml"}, _xml("".join(parts)))

@@ -320,6 +320,15 @@ def test_keys_with_special_characters_survive_url_encoding(attempt, s3):
     assert attempt.do(lambda: s3.get_object(Bucket=attempt.bucket, Key="q?x=1#h"))["Body"].read() == b"q?x=1#h"
 
 
+def test_delete_objects_deletes_several_and_reports_bad_keys(attempt, s3):
+    put_all(attempt, s3, ["d/1", "d/2", "keep"])
+    answer = attempt.do(lambda: s3.delete_objects(Bucket=attempt.bucket, Delete={"Objects": [
+        {"Key": "d/1"}, {"Key": "d/2"}, {"Key": "never-there"}, {"Key": "../up"}]}))
+    assert [d["Key"] for d in answer["Deleted"]] == ["d/1", "d/2", "never-there"]
+    assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("../up", "InvalidArgument")]
+    assert list(StoredObject.objects.values_list("key", flat=True)) == ["keep"]
+
+
 def test_list_objects_v1_works_too(attempt, s3):
     put_all(attempt, s3, ["x1", "x2", "x3"])
     page = attempt.do(lambda: s3.list_objects(Bucket=attempt.bucket, MaxKeys=2))
