@@ -231,3 +231,12 @@ def test_process_mode_shows_a_warning_banner_on_every_page(member, org, settings
 def test_the_isolated_default_shows_no_banner(member, org):
     body = member("read_only_admin").get(reverse("functions:list", kwargs={"org_id": org.id})).content.decode()
     assert "Runs are not isolated" not in body
+
+
+def test_pages_show_times_in_the_organizations_time_zone(admin_client, function, runs):
+    from django.utils import timezone as tz
+
+    Run.objects.filter(pk=runs[0].pk).update(started_at=tz.datetime(2026, 1, 15, 18, 30, tzinfo=tz.UTC))
+    body = admin_client.get(fn_url("run_detail", function, correlation_id=runs[0].correlation_id)).content.decode()
+    # Acme Fleet is on America/Chicago: 18:30 UTC is 12:30 CST.
+    assert "2026-01-15 12:30:00 CST" in body
