@@ -468,13 +468,6 @@ class Uploads:
             self.discard(upload_id)
 
 
-def _uploads(endpoint) -> Uploads:
-    uploads = getattr(endpoint, "uploads", None)
-    if uploads is None:
-        uploads = endpoint.uploads = Uploads()
-    return uploads
-
-
 def _part_number(params) -> int:
     try:
         number = int(params.get("partNumber", ""))
@@ -491,7 +484,7 @@ def _multipart(endpoint, request, bucket: str, key: str):
     if not key:
         raise AwsError("NotImplemented", "ListMultipartUploads is not implemented on this platform.", 501)
     _check_key(endpoint, key)
-    uploads = _uploads(endpoint)
+    uploads = endpoint.uploads
     if method == "POST" and "uploads" in params:
         upload_id = uploads.create(key, request.headers.get("Content-Type") or "")
         body = _xml(f'<InitiateMultipartUploadResult xmlns="{NS}"><Bucket>{escape(bucket)}</Bucket>'
@@ -566,7 +559,7 @@ def _complete(endpoint, request, bucket, key, upload_id, upload):
         raise _too_large(max_bytes)(size)
     endpoint.backend.check_room(key, size)
     obj = endpoint.backend.put(key, _Concatenated(part[0] for part in chosen), size, upload["content_type"])
-    _uploads(endpoint).discard(upload_id)
+    endpoint.uploads.discard(upload_id)
     body = _xml(f'<CompleteMultipartUploadResult xmlns="{NS}"><Location>/{escape(bucket)}/{escape(quote(key))}'
                 f"</Location><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
                 f"<ETag>{escape(_etag(obj))}</ETag></CompleteMultipartUploadResult>")

@@ -21,6 +21,7 @@ import socket
 import socketserver
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -391,7 +392,7 @@ class AwsEndpoint:
         self.store = CredentialStore(deadline)
         self.closed = False
         self.server: _Server | None = None
-        self.uploads = None  # s3.Uploads, made on the first multipart upload
+        self.uploads = s3.Uploads()  # open multipart uploads
         self.thread: threading.Thread | None = None
 
     @property
@@ -415,6 +416,8 @@ class AwsEndpoint:
             try:
                 request, address = server.get_request()
             except OSError:
+                if not self.closed:
+                    time.sleep(0.05)  # e.g. out of file descriptors: do not spin
                 continue
             if self.closed:
                 server.shutdown_request(request)
@@ -431,9 +434,7 @@ class AwsEndpoint:
             return
         self.closed = True
         self.store.close()
-        uploads = getattr(self, "uploads", None)
-        if uploads is not None:
-            uploads.close()  # parts of uploads never completed: their temporary files go now
+        self.uploads.close()  # parts of uploads never completed: their temporary files go now
         if self.server is not None:
             try:
                 self.server.socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
