@@ -211,6 +211,9 @@ class Attempt(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     peak_memory_mb = models.FloatField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    # How the worker isolated this attempt, said plainly on the run page
+    # (e.g. "bubblewrap; network: outbound, host loopback blocked").
+    isolation = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     # Written by the worker while the attempt runs; a stale one means the worker is gone.
     heartbeat_at = models.DateTimeField(default=timezone.now)

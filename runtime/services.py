@@ -61,8 +61,19 @@ def run_claim(*, run_id):
         if run.started_at is None:
             run.started_at = now
             run.save(update_fields=["started_at"])
-        attempt = Attempt.objects.create(run=run, number=run.attempts, worker=WORKER_NAME, heartbeat_at=now)
+        attempt = Attempt.objects.create(
+            run=run, number=run.attempts, worker=WORKER_NAME, isolation=isolation_summary(), heartbeat_at=now
+        )
     return run, attempt
+
+
+def isolation_summary():
+    """What this worker's sandbox gives a run, for the run page: never claim more than is true."""
+    if settings.FUNCTIONS_SANDBOX == "process":
+        return "none: FUNCTIONS_SANDBOX=process (rlimits only)"
+    if sandbox.network_mode() == "slirp4netns":
+        return "bubblewrap; network: outbound, host loopback and metadata blocked"
+    return "bubblewrap; network: none (slirp4netns is not installed on this worker)"
 
 
 # --- preparing the attempt -----------------------------------------------------------

@@ -240,3 +240,19 @@ def test_secret_values_are_masked_in_output_return_value_and_traceback(org, djan
     assert "hunter2-secret" not in stored, stored
     assert lines(run, "stdout")[:2] == ["token is ****, twice: ****", "split ****"]
     assert "failed with ****" in run.error["message"] and "failed with ****" in run.error["traceback"]
+
+
+def test_the_run_page_says_how_the_attempt_was_isolated(execute, admin_client, org):
+    from django.urls import reverse
+
+    run = execute("def handler(event, context):\n    return 1\n", name="iso")
+    attempt = run.attempt_rows.get()
+    assert attempt.isolation.startswith("bubblewrap; network: ")
+    url = reverse("functions:run_detail", kwargs={"org_id": org.id, "name": "iso", "correlation_id": run.correlation_id})
+    assert attempt.isolation in admin_client.get(url).content.decode()
+
+
+def test_process_mode_says_runs_are_not_isolated(execute, settings):
+    settings.FUNCTIONS_SANDBOX = "process"
+    run = execute("def handler(event, context):\n    return 1\n", name="unsafe")
+    assert run.attempt_rows.get().isolation.startswith("none: FUNCTIONS_SANDBOX=process")
