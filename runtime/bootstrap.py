@@ -85,6 +85,7 @@ def _set_limits(limits):
         resource.setrlimit(which, (value, value))
 
 
+_relay_pid = None
 RELAY_BUFFER = 256 * 1024   # per direction: reading pauses while the other side lags this far behind
 
 
@@ -192,21 +193,27 @@ def _relay(listener, socket_path):
 
 def _start_aws_relay(aws, result_fd):
     """Listen on 127.0.0.1, fork the relay, and give the Function its AWS environment."""
-    import socket
+    # The C module, not `socket` (whose import costs the parent ~3 ms); the
+    # relay wraps the listener in a full socket object after the fork.
+    import _socket
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", int(aws["port"])))
     listener.listen(128)
     port = listener.getsockname()[1]
-    if os.fork() == 0:
+    global _relay_pid
+    _relay_pid = os.fork()
+    if _relay_pid == 0:
         try:
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
             os.close(null)
             os.close(result_fd)
-            _relay(listener, aws["socket"])
+            import socket
+
+            _relay(socket.socket(fileno=listener.detach()), aws["socket"])
         finally:
             os._exit(0)
     listener.close()
@@ -359,6 +366,14 @@ def main(argv):
             except Exception:
                 pass
         header["maxrss_kb"] = _maxrss_kb()
+        if _relay_pid:
+            # Reaped here, at once: an orphaned relay would keep the attempt's
+            # cgroup busy until some other process reaped it.
+            try:
+                os.kill(_relay_pid, 9)
+                os.waitpid(_relay_pid, 0)
+            except OSError:
+                pass
         try:
             _send(result_fd, header, body)
         finally:
