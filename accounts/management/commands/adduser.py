@@ -3,7 +3,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Organization
+from accounts.commands import organization_named
 from accounts.services import membership_add
 
 
@@ -19,9 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="sign-in password (without it the user cannot sign in until one is set)")
 
     def handle(self, *args, email, org, role, password, **options):
-        organization = Organization.objects.filter(name__iexact=org).first()
-        if organization is None:
-            raise CommandError(f"No organization named “{org}”: create it with manage.py createorg first.")
+        organization = organization_named(org)
         try:
             membership, created = membership_add(organization=organization, email=email, role=role, password=password)
         except ValidationError as error:

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import Organization
+from accounts.commands import organization_named
 from functions import services
 from functions.models import Function
 
@@ -51,9 +51,7 @@ class Command(BaseCommand):
         parser.add_argument("--message", default="", help="a note on this version")
 
     def handle(self, *args, function, org, zip_path, handler, description, param, timeout, message, **options):
-        organization = Organization.objects.filter(name__iexact=org).first()
-        if organization is None:
-            raise CommandError(f"No organization named “{org}”: create it with manage.py createorg first.")
+        organization = organization_named(org)
         params = [parse_param(p) for p in param] if param is not None else None
         try:
             bundle = open(zip_path, "rb")

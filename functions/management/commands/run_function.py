@@ -4,8 +4,8 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Organization
-from functions.models import Function, Run, TriggerSource
+from accounts.commands import function_named, organization_named
+from functions.models import Run, TriggerSource
 from functions.run_services import run_trigger
 from logs.models import LogEntry
 
@@ -30,12 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to SECONDS for the run to end")
 
     def handle(self, *args, function, org, param, wait, **options):
-        organization = Organization.objects.filter(name__iexact=org).first()
-        if organization is None:
-            raise CommandError(f"No organization named “{org}”.")
-        fn = Function.objects.of(organization).named(function).first()
-        if fn is None:
-            raise CommandError(f"No Function named “{function}” in {organization.name}.")
+        fn = function_named(organization_named(org), function)
         if wait is not None and wait <= 0:
             raise CommandError("--wait takes a number of seconds greater than 0.")
         try:

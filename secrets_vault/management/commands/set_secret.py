@@ -5,8 +5,7 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Organization
-from functions.models import Function
+from accounts.commands import function_named, organization_named
 from secrets_vault.services import secret_set
 
 
@@ -41,12 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="the organization's name")
 
     def handle(self, *args, function, key, org, **options):
-        organization = Organization.objects.filter(name__iexact=org).first()
-        if organization is None:
-            raise CommandError(f"No organization named “{org}”.")
-        target = Function.objects.of(organization).named(function).first()
-        if target is None:
-            raise CommandError(f"No Function named “{function}” in {organization.name}.")
+        target = function_named(organization_named(org), function)
         data = _read_value(options.get("stdin"), key)
         if not data:
             raise CommandError(f"No value on standard input for {key}: pipe it in, e.g. printf %s \"$VALUE\" | manage.py set_secret ...")
