@@ -188,3 +188,38 @@ def handler(event, context):
 def test_a_function_that_never_uses_aws_is_unaffected(org, execute):
     function = fn(org, "plain", "def handler(event, context):\n    return 'fine'\n")
     assert execute(function) == "fine"
+
+
+def test_inside_the_sandbox_forged_foreign_and_escaping_requests_are_refused(org, other_org, execute):
+    function = fn(org, "prober", """
+import os, boto3, botocore
+from awshelp import role
+def code(call):
+    try:
+        call()
+        return "allowed"
+    except botocore.exceptions.ClientError as error:
+        return [error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]]
+def handler(event, context):
+    mine = role()
+    s3 = boto3.client("s3", **mine)
+    forged = boto3.client("s3", **dict(mine, aws_secret_access_key="f" * 40))
+    bucket = os.environ["SamsaraFunctionStorageName"]
+    return {
+        "forged": code(lambda: forged.put_object(Bucket=bucket, Key="x", Body=b"x")),
+        "other_org": code(lambda: s3.get_object(Bucket=event["other"], Key="theirs.txt")),
+        "traversal": code(lambda: s3.put_object(Bucket=bucket, Key="../../etc/passwd", Body=b"x")),
+        "other_role": code(lambda: boto3.client("sts").assume_role(
+            RoleArn=os.environ["SamsaraFunctionExecRoleArn"].replace("/prober", "/someone"), RoleSessionName="s1")),
+        "other_secrets": code(lambda: boto3.client("ssm", **mine).get_parameter(
+            Name=os.environ["SamsaraFunctionSecretsPath"].replace("/prober/", "/someone/"))),
+    }
+""")
+    from storage import services as storage
+
+    storage.object_put(organization=other_org, key="theirs.txt", fileobj_or_bytes=b"private")
+    outcome = execute(function, overrides={"other": f"samsara-functions-storage-{other_org.id}"})
+    assert outcome == {"forged": ["SignatureDoesNotMatch", 403], "other_org": ["AccessDenied", 403],
+                       "traversal": ["InvalidArgument", 400], "other_role": ["AccessDenied", 403],
+                       "other_secrets": ["AccessDeniedException", 400]}
+    assert not StoredObject.objects.filter(organization=org).exists()
