@@ -317,3 +317,10 @@ CELERY_BEAT_SCHEDULE = {
     # Bytes of writes killed half-way (between storing and committing).
     "sweep-storage-blobs": {"task": "storage.tasks.sweep_orphaned_blobs", "schedule": 3600.0},
 }
+
+# --- Logs (see logs/) ---
+# Entries older than this many days are deleted by logs.tasks.prune_logs; their
+# runs stay, marked "logs expired". A query may not start before that window.
+LOGS_RETENTION_DAYS = env_int("LOGS_RETENTION_DAYS", 7, minimum=1)
+# Hourly, in small batches (logs.services.logs_prune), so it never holds the table for long.
+CELERY_BEAT_SCHEDULE["prune-expired-logs"] = {"task": "logs.tasks.prune_logs", "schedule": 3600.0}

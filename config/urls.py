@@ -9,6 +9,8 @@ handler403 = "accounts.views.permission_denied"
 
 org_settings = [
     path("developer/functions/", include("functions.urls")),
+    # The organization-wide Logs page: developer/logs/ (no Function name to reserve).
+    path("developer/", include("logs.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -1,5 +1,7 @@
 from django.urls import include, path, register_converter
 
+from logs import views as logs_views
+
 from . import converters, run_views, views
 
 register_converter(converters.FunctionNameConverter, "fname")
@@ -29,4 +31,7 @@ urlpatterns = [
     path("<fname:name>/runs/", run_views.run_list, name="runs"),
     path("<fname:name>/runs/<uuid:correlation_id>/", run_views.run_detail, name="run_detail"),
     path("<fname:name>/runs/<uuid:correlation_id>/live/", run_views.run_live, name="run_live"),
+    # Logs (logs.views): the Logs tab and its JSON download
+    path("<fname:name>/logs/", logs_views.function_logs, name="logs"),
+    path("<fname:name>/logs.json", logs_views.function_logs_json, name="logs_json"),
 ]

@@ -38,7 +38,10 @@
         window.location.reload();
         return;
       }
-      setTimeout(poll, data.lines_html.trim() ? 250 : 700);
+      // New lines must be on screen within a second of being printed: the
+      // worker hands them over within 0.2 s, so an idle poll waits at most 0.4 s
+      // (tests/browser/test_logs.py measures it).
+      setTimeout(poll, data.lines_html.trim() ? 250 : 400);
     } catch (error) {
       setTimeout(poll, 3000);
     }
