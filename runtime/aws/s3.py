@@ -276,7 +276,7 @@ def _put(endpoint, request, key: str):
     finally:
         spool.close()
     headers = {"ETag": _etag(obj)}
-    checksum = getattr(request, "checksum", None)
+    checksum = request.checksum
     if checksum is not None:
         headers[checksum.header] = checksum.value()
         headers["x-amz-checksum-type"] = "FULL_OBJECT"
@@ -506,7 +506,7 @@ def _multipart(endpoint, request, bucket: str, key: str):
         etag = f'"{md5.hexdigest()}"'
         uploads.add_part(upload, number, spool, size, etag)
         headers = {"ETag": etag}
-        checksum = getattr(request, "checksum", None)
+        checksum = request.checksum
         if checksum is not None:
             headers[checksum.header] = checksum.value()
         return _response(200, request, headers)

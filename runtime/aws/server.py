@@ -135,6 +135,8 @@ class Request:
         self.signing_key = None
         self.payload_claim: str | None = None
         self.body_consumed = False
+        self.body = b""         # STS and SSM: the (small) body, read to verify its signature
+        self.checksum = None    # S3 uploads: the x-amz-checksum-* verified, echoed in the answer
 
     def content_length(self) -> int | None:
         value = self.headers.get("Content-Length")
