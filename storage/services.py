@@ -386,6 +386,7 @@ def object_put(
     writer_function=None,
     writer_label="",
     check_clash=True,
+    run_query=None,
 ):
     """Store (create or replace) one object, atomically; the new StoredObject.
 
@@ -398,7 +399,13 @@ def object_put(
 
     `check_clash=False` lets a file `a` and a folder `a/` coexist, as plain S3
     allows; the Storage tab refuses that clash.
+
+    `run_query(work)` runs the database steps (the checks before, the commit
+    after) where the caller needs them, while the bytes stream into storage in
+    the calling thread: a run's in-run endpoint hands them to the attempt's
+    database thread, which must not wait out a large upload.
     """
+    run_query = run_query or (lambda work: work())
     key = validate_key(key)
     if isinstance(fileobj_or_bytes, (bytes, bytearray, memoryview)):
         data = bytes(fileobj_or_bytes)
@@ -416,13 +423,17 @@ def object_put(
     limit = max_object_bytes()
     if size is not None and size > limit:
         raise _too_large(key, size)
-    if check_clash and (clash := _clash(organization, key)):
-        raise clash
-    existing_size = StoredObject.objects.of(organization).filter(key=key).values_list("size", flat=True).first() or 0
-    usage = usage_bytes(organization=organization)
-    if size is not None and (refusal := _quota_refusal(organization, incoming=size, replaced=existing_size, usage=usage)):
-        raise refusal
-    room = quota_bytes(organization=organization) - usage + existing_size
+
+    def check():
+        if check_clash and (clash := _clash(organization, key)):
+            raise clash
+        existing = StoredObject.objects.of(organization).filter(key=key).values_list("size", flat=True).first() or 0
+        used = usage_bytes(organization=organization)
+        if size is not None and (refusal := _quota_refusal(organization, incoming=size, replaced=existing, usage=used)):
+            raise refusal
+        return existing, used, quota_bytes(organization=organization) - used + existing
+
+    existing_size, usage, room = run_query(check)
 
     reader = _MeteredReader(
         source,
@@ -444,7 +455,7 @@ def object_put(
         raise
 
     try:
-        stored = _object_commit(
+        stored = run_query(lambda: _object_commit(
             organization=organization,
             key=key,
             blob_name=blob_name,
@@ -456,7 +467,7 @@ def object_put(
             writer_kind=writer_kind,
             writer_label=label,
             check_clash=check_clash,
-        )
+        ))
     except BaseException:
         discard_blob(blob_name)
         raise

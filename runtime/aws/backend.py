@@ -109,10 +109,17 @@ class AttemptBackend:
             raise _aws_error(error, obj.key) from None
 
     def put(self, key, fileobj, size, content_type):
-        return self._call(lambda: storage.object_put(
-            organization=self.organization, key=key, fileobj_or_bytes=fileobj, size=size,
-            content_type=content_type, writer_function=self.function, check_clash=False,
-        ), key)
+        # The bytes stream into storage here, in the request's thread; only
+        # the checks and the commit run on the database thread, which must
+        # keep writing logs and heartbeats through a long upload.
+        try:
+            return storage.object_put(
+                organization=self.organization, key=key, fileobj_or_bytes=fileobj, size=size,
+                content_type=content_type, writer_function=self.function, check_clash=False,
+                run_query=lambda work: self.channel.call(work, timeout=self.timeout),
+            )
+        except StorageError as error:
+            raise _aws_error(error, key) from None
 
     def copy(self, source_key, key, content_type):
         return self._call(lambda: storage.object_copy(
