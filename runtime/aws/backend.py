@@ -34,8 +34,8 @@ class AttemptBackend:
         self.function = run.function
         self.organization = run.function.organization
         self.channel = channel
-        # A large upload is streamed into storage on the database thread: wait
-        # for it as long as the attempt may run, not the channel's default.
+        # A database call may wait behind a large log batch or a folder
+        # listing: wait as long as the attempt may run, not the channel's default.
         self.timeout = run.timeout_seconds + 60
 
     def _call(self, work, key=None):
