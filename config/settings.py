@@ -296,6 +296,11 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "functions")
 FUNCTIONS_SANDBOX = os.environ.get("FUNCTIONS_SANDBOX", "bwrap").strip().lower()
 if FUNCTIONS_SANDBOX not in {"bwrap", "process"}:
     raise ImproperlyConfigured(f"FUNCTIONS_SANDBOX={FUNCTIONS_SANDBOX!r}: use bwrap or process.")
+# Warm execution environments (runtime/warm.py, bwrap only): one long-lived
+# sandbox per Function version per worker process, a fork per run.
+FUNCTIONS_WARM_ENVIRONMENTS = env_bool("FUNCTIONS_WARM_ENVIRONMENTS", True)
+FUNCTIONS_WARM_POOL_SIZE = env_int("FUNCTIONS_WARM_POOL_SIZE", 4, minimum=1)
+FUNCTIONS_WARM_IDLE_SECONDS = env_int("FUNCTIONS_WARM_IDLE_SECONDS", 300, minimum=1)
 # The contract's ceiling is 15 minutes; a deployment may lower it.
 FUNCTIONS_MAX_TIMEOUT_SECONDS = env_int("FUNCTIONS_MAX_TIMEOUT_SECONDS", 900, minimum=1)
 if FUNCTIONS_MAX_TIMEOUT_SECONDS > 900:

@@ -334,7 +334,13 @@ def _json_default(value):
 
 
 def main(argv):
-    payload_fd, result_fd = int(argv[1]), int(argv[2])
+    if argv[1] == "zygote":
+        _zygote(argv)
+        return
+    _run_attempt(int(argv[1]), int(argv[2]))
+
+
+def _run_attempt(payload_fd, result_fd):
     os.set_inheritable(result_fd, False)
     _send(result_fd, {"type": "started"})
 
@@ -402,6 +408,189 @@ def main(argv):
     if len(body) > max_return:
         finish({"type": "result", "status": "too_large", "size": len(body)})
     finish({"type": "result", "status": "ok", "length": len(body)}, body)
+
+
+# --------------------------------------------------------------------------
+# Zygote mode (a warm execution environment, runtime/warm.py)
+
+# The platform's heavy pre-installed packages, imported once per environment.
+# Never the Function's own code: each invocation imports it in a fresh child,
+# so its module globals never outlive the invocation.
+PRELOAD = ("boto3", "botocore.client", "botocore.parsers", "botocore.serialize", "botocore.httpsession",
+           "requests", "urllib3", "samsara")
+PR_SET_DUMPABLE = 4
+MAX_BUNDLE_ENTRIES = 20000
+
+
+def _bundle_names(code_dir):
+    """Every directory name and module stem in the bundle (what could shadow a package), or None if huge."""
+    names = set()
+    count = 0
+    for _root, dirs, files in os.walk(code_dir):
+        names.update(dirs)
+        names.update(name.partition(".")[0] for name in files)
+        count += len(dirs) + len(files)
+        if count > MAX_BUNDLE_ENTRIES:
+            return None
+    return names
+
+
+def _preload(argv):
+    """Import PRELOAD unless the bundle ships its own copy of one of them (or of what they import)."""
+    names = _bundle_names(os.getcwd())
+    if names is None:
+        return False
+    import importlib
+
+    before = set(sys.modules)
+    for module in PRELOAD:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass
+    loaded = {name.partition(".")[0] for name in set(sys.modules) - before} - set(sys.stdlib_module_names)
+    if loaded & names:
+        # A child would get our copy instead of the bundle's: start again without preloading.
+        os.execv(sys.executable, [sys.executable, "-u", "-I", "-B", __file__, *argv[1:4], "bare"])
+    return True
+
+
+def _dirty():
+    """What an invocation left behind: processes other than the namespace's init and us (zombies
+    aside), System V IPC objects, files in /dev/shm."""
+    me = os.getpid()
+    left = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in (1, me):
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                state = handle.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if state != b"Z":
+            left.append(f"process {entry}")
+    for kind in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as handle:
+                if len(handle.read().splitlines()) > 1:
+                    left.append(f"sysv {kind}")
+        except OSError:
+            pass
+    try:
+        if os.listdir("/dev/shm"):
+            left.append("/dev/shm")
+    except OSError:
+        pass
+    return left
+
+
+def _set_dumpable(value):
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, value, 0, 0, 0)
+    except Exception:
+        pass
+
+
+def _child(control, fds):
+    """In the forked child: become a cold bootstrap with this invocation's pipes, and exit like one."""
+    code = 1
+    try:
+        control.close()
+        payload_fd, result_fd, out_fd, err_fd = fds
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        os.close(out_fd)
+        os.close(err_fd)
+        _set_dumpable(1)
+        _run_attempt(payload_fd, result_fd)  # ends with os._exit unless the handler exits
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code & 0xFF
+        else:
+            try:
+                sys.stderr.write(f"{exc.code}\n")
+            except Exception:
+                pass
+    except BaseException:
+        import traceback
+
+        try:
+            traceback.print_exc()
+        except BaseException:
+            pass
+    finally:
+        # What the interpreter would do at exit, and nothing of the zygote's own clean-up.
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()
+        except BaseException:
+            pass
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        os._exit(code)
+
+
+def _zygote(argv):
+    """bootstrap.py zygote CONTROL_FD LIMITS_JSON [bare]
+
+    CONTROL_FD is a SOCK_SEQPACKET socket to the worker. We send
+    {"type": "started"} at once and {"type": "ready", "preloaded": bool} once
+    the rlimits are set and the packages imported. Then, per invocation, the
+    worker sends b"run" with four fds (payload read end, result write end,
+    stdout, stderr); a forked child runs the attempt exactly as a cold
+    bootstrap would, and once it has exited we answer {"type": "exit",
+    "status": wait status, "maxrss_kb": K, "dirty": [...]}. We never read a
+    payload: no event or credential of one invocation is ever in this
+    process's memory for a later one to find.
+    """
+    import json
+    import socket
+
+    control_fd = int(argv[2])
+    os.set_inheritable(control_fd, False)
+    control = socket.socket(fileno=control_fd)
+    control.send(b'{"type": "started"}\n')
+    _set_dumpable(0)  # the children (same uid) cannot ptrace us or read our memory through /proc
+    _set_limits(json.loads(argv[3]))
+    preloaded = _preload(argv) if len(argv) < 5 else False
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the preloaded objects' pages stay shared with the children
+    control.send(json.dumps({"type": "ready", "preloaded": preloaded}).encode() + b"\n")
+    while True:
+        try:
+            message, fds, _flags, _addr = socket.recv_fds(control, 64, 4)
+        except OSError:
+            os._exit(0)
+        if not message:
+            os._exit(0)  # the worker is gone
+        if message != b"run" or len(fds) != 4:
+            os._exit(2)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            control.send(json.dumps({"type": "exit", "status": None, "error": str(exc)}).encode() + b"\n")
+            continue
+        if pid == 0:
+            _child(control, fds)
+        for fd in fds:
+            os.close(fd)
+        _, status, usage = os.wait4(pid, 0)
+        control.send(json.dumps({"type": "exit", "status": status, "maxrss_kb": usage.ru_maxrss,
+                                 "dirty": _dirty()}).encode() + b"\n")
 
 
 if __name__ == "__main__":

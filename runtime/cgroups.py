@@ -180,6 +180,16 @@ class AttemptCgroup:
             return _read_int(self.dirs["memory"] / "memory.max_usage_in_bytes")
         return None
 
+    def oom_kill_count(self) -> int:
+        """OOM kills in the group so far (a warm environment compares before and after a run)."""
+        if self.version == 2:
+            count = _keyed(self.dirs[""] / "memory.events", "oom_kill")
+        elif "memory" in self.dirs:
+            count = _keyed(self.dirs["memory"] / "memory.oom_control", "oom_kill")
+        else:
+            count = None
+        return count or 0
+
     def oom_killed(self) -> bool:
         if self.version == 2:
             count = _keyed(self.dirs[""] / "memory.events", "oom_kill")

@@ -221,6 +221,7 @@ class AttemptResult:
     exit_code: int | None       # 128 + signal number when killed by a signal
     duration_ms: int
     peak_memory_mb: float | None
+    warm_start: bool = False    # ran in a warm execution environment (runtime/warm.py)
 
 
 class SandboxStartError(Exception):
@@ -693,16 +694,10 @@ class _Attempt:
         self._own(payload_w, result_r, out_r, err_r)
         child_ends = [payload_r, result_w, out_w, err_w]
         self.streams = {out_r: "stdout", err_r: "stderr", result_r: "result"}
-        bootstrap_args = ["-u", "-I", "-B"]
         try:
-            if self.mode == "bwrap":
-                self._launch_bwrap(interp, bootstrap_args, payload_r, result_w, out_w, err_w)
-            else:
-                self._launch_process(interp, bootstrap_args, payload_r, result_w, out_w, err_w)
+            self._start_command(interp, payload_r, result_w, out_w, err_w)
         finally:
             _close(*child_ends)
-        self.proc_pidfd = os.pidfd_open(self.proc.pid)
-        self._own(self.proc_pidfd)
         payload = self._payload()
 
         def write_payload() -> None:
@@ -718,6 +713,16 @@ class _Attempt:
                     self.fds.remove(payload_w)
 
         threading.Thread(target=write_payload, name="sandbox-payload", daemon=True).start()
+
+    def _start_command(self, interp, payload_r, result_w, out_w, err_w) -> None:
+        """Start bootstrap with these pipe ends; ``proc_pidfd`` becomes readable when it is over."""
+        bootstrap_args = ["-u", "-I", "-B"]
+        if self.mode == "bwrap":
+            self._launch_bwrap(interp, bootstrap_args, payload_r, result_w, out_w, err_w)
+        else:
+            self._launch_process(interp, bootstrap_args, payload_r, result_w, out_w, err_w)
+        self.proc_pidfd = os.pidfd_open(self.proc.pid)
+        self._own(self.proc_pidfd)
 
     def _new_cgroup(self) -> None:
         self.cgroup = AttemptCgroup.create(
@@ -773,8 +778,11 @@ class _Attempt:
                  "--remount-ro", "/",
                  "--chdir", CODE_PATH,
                  "--info-fd", str(info_w), "--block-fd", str(block_r),
-                 "--", interp.inside, *py_args, BOOTSTRAP_PATH, str(payload_r), str(result_w)]
+                 "--", interp.inside, *py_args, *self._bootstrap_argv(payload_r, result_w)]
         return args
+
+    def _bootstrap_argv(self, payload_r, result_w) -> list[str]:
+        return [BOOTSTRAP_PATH, str(payload_r), str(result_w)]
 
     def _launch_bwrap(self, interp, py_args, payload_r, result_w, out_w, err_w) -> None:
         bwrap = shutil.which("bwrap")

@@ -26,10 +26,11 @@ from django.utils import timezone
 from functions.bundles import extract_bundle
 from functions.models import Attempt, AttemptOutcome, Run, RunStatus
 from functions.run_services import run_enqueue_on_commit
-from logs.models import LogEntry, Stream
+from logs.models import Stream
+from logs.services import log_entries_write
 from secrets_vault.services import secrets_redactor
 
-from . import sandbox
+from . import sandbox, warm
 from .aws.endpoint import attempt_endpoint
 
 logger = logging.getLogger(__name__)
@@ -169,8 +170,14 @@ class AttemptChannel:
         self.queue = queue.SimpleQueue()
 
     def __call__(self, lines):
-        """The sandbox's on_output: redact, and queue for writing."""
-        self.queue.put([self._entry(line.timestamp, line.stream, self.redact(line.message)) for line in lines])
+        """The sandbox's on_output: redact, and queue for writing.
+
+        Plain tuples, not model instances: this runs once per line on the
+        thread the sandbox hands output to, and must keep up with a Function
+        printing as fast as it can (bench/ingest.py).
+        """
+        redact = self.redact
+        self.queue.put([(line.timestamp, line.stream, redact(line.message)) for line in lines])
 
     def call(self, function, timeout=60):
         """Run function() on the database thread and return its result (or raise its error)."""
@@ -183,10 +190,7 @@ class AttemptChannel:
         return work.result
 
     def _entry(self, timestamp, stream, message):
-        return LogEntry(
-            organization_id=self.run.organization_id, function_id=self.run.function_id, run_id=self.run.id,
-            attempt=self.attempt.number, timestamp=timestamp, stream=stream, message=message,
-        )
+        return (timestamp, stream, message)
 
     def add_platform_line(self, message):
         # Platform lines quote the Function (its error in the REPORT line): redacted too.
@@ -221,7 +225,7 @@ class AttemptChannel:
                 except queue.Empty:
                     break
             if pending:
-                LogEntry.objects.bulk_create(pending, batch_size=LOG_BATCH_SIZE)
+                log_entries_write(run=self.run, attempt=self.attempt.number, rows=pending)
             for work in calls:
                 work.run()
             if time.monotonic() - last_beat >= HEARTBEAT_EVERY_SECONDS:
@@ -250,7 +254,10 @@ def _execute_attempt(run, attempt, channel):
     temp_dir.mkdir(parents=True, exist_ok=True)
     env = attempt_environment(run)
     limits = _sandbox_limits(run)
+    runtime_python = Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python"
     try:
+        if mode == "bwrap" and settings.FUNCTIONS_WARM_ENVIRONMENTS:
+            return _execute_warm(run, channel, code_dir, temp_dir, env, limits, runtime_python)
         # The attempt's own AWS endpoint (secrets and storage), open exactly as long as the sandbox runs.
         with attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s) as aws:
             invocation = sandbox.Invocation(
@@ -263,12 +270,33 @@ def _execute_attempt(run, attempt, channel):
                 temp_dir=temp_dir,
                 aws=aws,
             )
-            return sandbox.execute(
-                invocation, limits, channel, mode=mode,
-                runtime_python=Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python",
-            )
+            return sandbox.execute(invocation, limits, channel, mode=mode, runtime_python=runtime_python)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _execute_warm(run, channel, code_dir, temp_dir, env, limits, runtime_python):
+    """The attempt in the warm execution environment of its organization, Function and code version."""
+    pool = warm.pool(
+        size=settings.FUNCTIONS_WARM_POOL_SIZE,
+        idle_seconds=settings.FUNCTIONS_WARM_IDLE_SECONDS,
+        temp_root=Path(settings.FUNCTIONS_CACHE_DIR) / "tmp",
+    )
+    invocation = sandbox.Invocation(
+        code_dir=code_dir,
+        handler=run.function.handler,
+        event=run.event,
+        function_name=run.function.name,
+        request_id=str(run.correlation_id),
+        env=env,
+        temp_dir=temp_dir,
+    )
+
+    def open_aws(directory):
+        return attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s, directory=directory)
+
+    owner = (run.function.organization_id, run.function_id, run.code_version.sha256)
+    return pool.execute(invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws)
 
 
 def run_execute(*, run_id):

@@ -13,6 +13,7 @@ and the directory is removed.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -30,14 +31,20 @@ SOCKET_DIR_PREFIX = "sfn-aws-"
 
 
 @contextlib.contextmanager
-def attempt_endpoint(*, run, channel, env, timeout_s):
+def attempt_endpoint(*, run, channel, env, timeout_s, directory=None):
+    """``directory``: a warm execution environment's socket directory (runtime/warm.py), already
+    bound at /run/aws; the attempt's socket gets a fresh name there and is removed afterwards."""
     deadline = datetime.now(timezone.utc) + timedelta(seconds=timeout_s)
     endpoint = AwsEndpoint(Identity.from_environment(env), AttemptBackend(run=run, channel=channel), deadline)
-    directory = Path(tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX))
+    own = directory is None
+    directory = Path(tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX)) if own else Path(directory)
+    socket_path = directory / (SOCKET_NAME if own else f"{secrets.token_hex(8)}.sock")
     try:
-        socket_path = directory / SOCKET_NAME
         endpoint.start(socket_path)
         yield AwsAccess(socket_path=socket_path, credentials=endpoint.base_credentials.environment())
     finally:
         endpoint.close()
-        shutil.rmtree(directory, ignore_errors=True)
+        if own:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            socket_path.unlink(missing_ok=True)

@@ -1,0 +1,468 @@
+"""Warm execution environments: one long-lived sandbox per Function version, a fork per run.
+
+Pure Python, no Django, like runtime/sandbox.py. ``WarmPool.execute`` runs an
+attempt like ``sandbox.execute`` and returns the same ``AttemptResult``.
+
+An environment is a bwrap sandbox made exactly as a cold attempt's (same
+namespaces, binds, slirp4netns network, cgroup, uid 65534, empty
+environment: the very same ``_Attempt`` start-up code), running bootstrap.py
+in "zygote" mode: it sets the rlimits, imports the platform's heavy
+pre-installed packages (boto3, botocore, requests, urllib3, samsara; never
+the Function's code, and none at all when the bundle ships its own copy of
+one of them), then waits on a control socket. Per run the worker empties the
+environment's /tmp (host side, nothing runs inside then), opens the attempt's
+AWS endpoint on a fresh socket in the environment's /run/aws directory, and
+sends the payload, result, stdout and stderr pipes (SCM_RIGHTS); the zygote
+forks a child that runs the attempt exactly as a cold bootstrap does
+(imports the handler's module afresh, so module globals die with the run)
+and reports its exit status, its peak memory and anything it left behind.
+The worker side is ``_Attempt`` itself: same output handling, limits, caps
+and reasons.
+
+Never shared: the key is the caller's owner (organization, Function, code
+version), the bundle, the handler, the whole environment and the limits. One
+run at a time per environment; at most ``size`` environments per pool (LRU),
+idle ones destroyed after ``idle_seconds``. Anything abnormal destroys the
+environment (its pid namespace killed, as for a cold attempt) and the next
+run starts cold: a timeout, the output cap, a child that crashed, exited
+non-zero or without a result, processes, System V IPC objects or /dev/shm
+files left behind, an OOM kill in the cgroup, the zygote's death, a protocol
+error. When the environment fails before the Function's code could run (the
+child never said "started"), the attempt is run cold instead, transparently.
+
+Environments are started from one long-lived thread of the pool: bwrap's
+``--die-with-parent`` is tied to the thread that started it, and a run's own
+thread ends with the run.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import queue
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, ContextManager, Sequence
+
+from . import sandbox
+from .sandbox import (
+    BOOTSTRAP_PATH,
+    DEFAULT_BLOCKED_NETWORKS,
+    START_TIMEOUT_S,
+    AttemptResult,
+    AwsAccess,
+    Invocation,
+    Limits,
+    OutputLine,
+    SandboxStartError,
+    _Attempt,
+    _close,
+    _interpreter,
+    _pipe,
+    _wait_readable,
+    function_environment,
+)
+
+log = logging.getLogger(__name__)
+
+OpenAws = Callable[[Path | None], ContextManager[AwsAccess]]
+PLACEHOLDER_SOCKET = "none"
+
+
+class _NullSink:
+    def put(self, lines) -> None:
+        pass
+
+
+def _limits_argument(limits: Limits) -> str:
+    return json.dumps({"memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
+                       "max_open_files": limits.max_open_files, "max_file_size_mb": limits.max_file_size_mb})
+
+
+class _ZygoteLauncher(_Attempt):
+    """Starts (and later kills) an environment's sandbox with a cold attempt's own code."""
+
+    def __init__(self, invocation, limits, runtime_python, blocked_networks):
+        super().__init__(invocation, limits, None, "bwrap", runtime_python, blocked_networks)
+        self.sink = _NullSink()
+
+    def _bootstrap_argv(self, payload_r, result_w) -> list[str]:
+        return [BOOTSTRAP_PATH, "zygote", str(payload_r), _limits_argument(self.limits)]
+
+
+class WarmEnvironment:
+    def __init__(self, key, invocation: Invocation, limits: Limits, runtime_python: Path,
+                 blocked_networks: tuple[str, ...], temp_root: Path):
+        self.key = key
+        self.limits = limits
+        self.runtime_python = runtime_python
+        self.blocked_networks = blocked_networks
+        temp_root.mkdir(parents=True, exist_ok=True)
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="warm-", dir=temp_root))
+        self.aws_dir = Path(tempfile.mkdtemp(prefix="sfn-awsw-"))
+        self.invocation = dataclasses.replace(
+            invocation, temp_dir=self.temp_dir, event={}, request_id="",
+            aws=AwsAccess(socket_path=self.aws_dir / PLACEHOLDER_SOCKET, credentials={}),
+        )
+        self.launcher: _ZygoteLauncher | None = None
+        self.control: socket.socket | None = None
+        self.zygote_host_pid: int | None = None
+        self.preloaded = False
+        self.busy = True
+        self.dead = False
+        self.runs = 0
+        self.last_used = time.monotonic()
+        self.lock = threading.Lock()
+
+    # -- life ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the sandbox and wait until the zygote is ready (raises SandboxStartError)."""
+        t = time.monotonic()
+        launcher = self.launcher = _ZygoteLauncher(self.invocation, self.limits, self.runtime_python,
+                                                   self.blocked_networks)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control = ours
+        out_r, out_w = _pipe()
+        err_r, err_w = _pipe()
+        launcher._own(out_r, err_r)
+        launcher.streams = {out_r: "stdout", err_r: "stderr", ours.fileno(): "result"}
+        try:
+            launcher.t0 = t
+            interp = _interpreter(str(self.runtime_python))
+            launcher._launch_bwrap(interp, ["-u", "-I", "-B"], theirs.fileno(), theirs.fileno(), out_w, err_w)
+        finally:
+            theirs.close()
+            _close(out_w, err_w)
+        messages = []
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not any(m.get("type") == "ready" for m in messages):
+            if not _wait_readable(ours.fileno(), deadline - time.monotonic()):
+                raise SandboxStartError("the warm environment did not get ready in time")
+            data = ours.recv(65536)
+            if not data:
+                raise SandboxStartError(launcher._bwrap_error())
+            messages.append(json.loads(data))
+        self.preloaded = bool(messages[-1].get("preloaded"))
+        self.zygote_host_pid = launcher._main_pid()
+        log.debug("warm environment ready in %.1f ms (preloaded: %s)", (time.monotonic() - t) * 1000,
+                  self.preloaded)
+
+    def alive(self) -> bool:
+        if self.dead or self.control is None or self.launcher is None or self.launcher.init_pidfd is None:
+            return False
+        # Idle, nothing may be waiting on the control socket, and the namespace lives.
+        return not _wait_readable(self.control.fileno(), 0) and not _wait_readable(self.launcher.init_pidfd, 0)
+
+    def destroy(self) -> None:
+        with self.lock:
+            if self.dead:
+                return
+            self.dead = True
+        launcher = self.launcher
+        try:
+            if launcher is not None:
+                launcher._stop_everything()
+        finally:
+            if launcher is not None:
+                _close(*launcher.fds)
+                launcher.fds.clear()
+            if self.control is not None:
+                self.control.close()
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            shutil.rmtree(self.aws_dir, ignore_errors=True)
+
+    def oom_kills(self) -> int:
+        group = self.launcher.cgroup if self.launcher else None
+        if group is None:
+            return 0
+        return group.oom_kill_count()
+
+    # -- one run -------------------------------------------------------------
+
+    def run(self, invocation: Invocation, limits: Limits, on_output, open_aws: OpenAws | None):
+        """-> (AttemptResult, whether the environment failed before the Function's code ran)."""
+        invocation = dataclasses.replace(invocation, temp_dir=self.temp_dir)
+        with (open_aws(self.aws_dir) if open_aws else contextlib.nullcontext()) as aws:
+            attempt = _WarmAttempt(self, dataclasses.replace(invocation, aws=aws), limits, on_output)
+            result = attempt.run()
+        self.runs += 1
+        return result, attempt.platform_failure
+
+
+class _WarmAttempt(_Attempt):
+    """A cold attempt's machinery, with the command started by the zygote instead of bwrap."""
+
+    def __init__(self, env: WarmEnvironment, invocation, limits, on_output):
+        super().__init__(invocation, limits, on_output, "bwrap", env.runtime_python, env.blocked_networks)
+        self.env = env
+        self.report: dict | None = None
+        self.report_eof = False
+        self.platform_failure = False
+        self.oom_before = env.oom_kills()
+
+    def _start_command(self, interp, payload_r, result_w, out_w, err_w) -> None:
+        try:
+            socket.send_fds(self.env.control, [b"run"], [payload_r, result_w, out_w, err_w])
+        except OSError as exc:
+            self.platform_failure = True
+            raise SandboxStartError(f"the warm environment is gone: {exc}") from None
+        # Readable once the zygote reports the child's end (or dies): the "exit" of _pump.
+        self.proc_pidfd = self.env.control.fileno()
+
+    def _read_report(self, timeout: float) -> None:
+        if self.report is not None or self.report_eof:
+            return
+        fd = self.env.control.fileno() if self.env.control.fileno() >= 0 else None
+        if fd is None or not _wait_readable(fd, timeout):
+            return
+        try:
+            data = self.env.control.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self.report_eof = True
+            return
+        try:
+            self.report = json.loads(data)
+        except ValueError:
+            self.report = {"type": "garbled"}
+
+    def _report_problem(self) -> str | None:
+        report = self.report
+        if report is None:
+            return "the zygote ended" if self.report_eof else "no report"
+        if report.get("type") != "exit" or report.get("status") is None:
+            return f"bad report {report!r}"[:200]
+        if report["status"] != 0:
+            return f"child exit status {report['status']}"
+        if report.get("dirty"):
+            return "left behind: " + ", ".join(report["dirty"])[:200]
+        return None
+
+    def _kill_sandbox(self) -> None:
+        # Called by _pump when the zygote reports (or dies): end the environment at once when
+        # something is left that could hold the pipes; a clean child left nothing.
+        self._read_report(0)
+        if self._report_problem():
+            self.env.destroy()
+
+    def _stop_everything(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self._sample_memory()
+        self._read_report(0)
+        if self.report and self.report.get("maxrss_kb"):
+            self.sampled_peak_kb = max(self.sampled_peak_kb, int(self.report["maxrss_kb"]))
+        self.cgroup_oom = self.env.oom_kills() > self.oom_before
+        problem = self._report_problem()
+        if problem is None:
+            if self.timed_out:
+                problem = "timed out"
+            elif self.output_exceeded:
+                problem = "output cap"
+            elif self.result_broken or not self.result_complete():
+                problem = "no result"
+            elif self.cgroup_oom:
+                problem = "OOM kill"
+        if problem is not None:
+            log.debug("warm environment destroyed: %s", problem)
+            if not self.started_ok and not self.timed_out:
+                self.platform_failure = True
+            self.env.destroy()
+
+    def _main_pid(self) -> int | None:
+        zygote = self.env.zygote_host_pid
+        if zygote is None:
+            return None
+        try:
+            children = Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
+            return int(children[0]) if children else None
+        except (OSError, ValueError):
+            return None
+
+    def _exit_code(self) -> int | None:
+        if not self.report or self.report.get("status") is None:
+            return None
+        code = os.waitstatus_to_exitcode(self.report["status"])
+        return 128 - code if code < 0 else code
+
+    def _result(self, outcome, reason, **kwargs) -> AttemptResult:
+        return dataclasses.replace(super()._result(outcome, reason, **kwargs), warm_start=True)
+
+    def _conclude(self) -> AttemptResult:
+        result = super()._conclude()
+        if self._exit_code() is None and result.reason == "Process exited with code None":
+            return dataclasses.replace(result, reason="The execution environment ended during the run")
+        return result
+
+
+# --------------------------------------------------------------------------
+# The pool
+
+
+class _Spawner:
+    """One long-lived thread that starts every environment (see the module docstring)."""
+
+    def __init__(self):
+        self.work: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="warm-spawner", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            function, done, box = self.work.get()
+            try:
+                box["result"] = function()
+            except BaseException as exc:  # handed back to the caller
+                box["error"] = exc
+            done.set()
+
+    def call(self, function):
+        done, box = threading.Event(), {}
+        self.work.put((function, done, box))
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+
+class WarmPool:
+    def __init__(self, *, size: int = 4, idle_seconds: float = 300.0, temp_root: Path | None = None):
+        self.size = max(1, size)
+        self.idle_seconds = idle_seconds
+        self.temp_root = Path(temp_root or tempfile.gettempdir()) / "sfn-warm"
+        self.lock = threading.Lock()
+        self.envs: collections.OrderedDict[tuple, WarmEnvironment] = collections.OrderedDict()
+        self.spawner = _Spawner()
+        self.created = 0
+        threading.Thread(target=self._expire_forever, name="warm-expiry", daemon=True).start()
+
+    @staticmethod
+    def key(owner, invocation: Invocation, limits: Limits, runtime_python: Path,
+            blocked_networks: Sequence[str]) -> tuple:
+        return (owner, str(Path(invocation.code_dir).resolve()), invocation.handler, invocation.function_name,
+                tuple(sorted(function_environment(invocation).items())), limits, str(runtime_python),
+                tuple(blocked_networks))
+
+    def execute(self, invocation: Invocation, limits: Limits, on_output: Callable[[list[OutputLine]], None],
+                *, owner, runtime_python: Path, open_aws: OpenAws | None = None,
+                blocked_networks: Sequence[str] = DEFAULT_BLOCKED_NETWORKS) -> AttemptResult:
+        """Run one attempt in the warm environment of its key (made if need be), else cold.
+
+        ``invocation.aws`` is ignored: ``open_aws(directory)`` opens the attempt's endpoint with
+        its socket in ``directory`` (None: a private directory of its own, for a cold attempt).
+        """
+        blocked = tuple(blocked_networks)
+        env = None
+        if not sandbox.handler_problem(invocation.handler) and Path(invocation.code_dir).is_dir():
+            env = self._acquire(self.key(owner, invocation, limits, runtime_python, blocked),
+                                invocation, limits, Path(runtime_python), blocked)
+        if env is not None:
+            try:
+                result, fallback = env.run(invocation, limits, on_output, open_aws)
+            finally:
+                self._release(env)
+            if not fallback:
+                return result
+            log.warning("warm environment failed before the run started; running it cold")
+        with (open_aws(None) if open_aws else contextlib.nullcontext()) as aws:
+            return sandbox.execute(dataclasses.replace(invocation, aws=aws), limits, on_output, mode="bwrap",
+                                   runtime_python=runtime_python, blocked_networks=blocked)
+
+    def _acquire(self, key, invocation, limits, runtime_python, blocked) -> WarmEnvironment | None:
+        stale = []
+        with self.lock:
+            env = self.envs.get(key)
+            if env is not None and env.busy:
+                return None  # one run at a time per environment: this one runs cold
+            if env is not None and not env.alive():
+                stale.append(self.envs.pop(key))
+                env = None
+            if env is not None:
+                env.busy = True
+                self.envs.move_to_end(key)
+            else:
+                while len(self.envs) >= self.size:
+                    idle = next((k for k, e in self.envs.items() if not e.busy), None)
+                    if idle is None:
+                        break
+                    stale.append(self.envs.pop(idle))
+                if len(self.envs) >= self.size:
+                    env = None
+                else:
+                    env = WarmEnvironment(key, invocation, limits, runtime_python, blocked, self.temp_root)
+                    self.envs[key] = env
+                    self.created += 1
+        for old in stale:
+            old.destroy()
+        if env is None:
+            return None
+        if env.launcher is None:
+            try:
+                self.spawner.call(env.start)
+            except (SandboxStartError, OSError) as exc:
+                log.warning("could not start a warm environment: %s", exc)
+                self._forget(env)
+                env.destroy()
+                return None
+        return env
+
+    def _forget(self, env: WarmEnvironment) -> None:
+        with self.lock:
+            if self.envs.get(env.key) is env:
+                del self.envs[env.key]
+
+    def _release(self, env: WarmEnvironment) -> None:
+        env.last_used = time.monotonic()
+        if env.dead:
+            self._forget(env)
+        with self.lock:
+            env.busy = False
+
+    def expire(self, now: float | None = None) -> int:
+        """Destroy environments idle for longer than idle_seconds; how many."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            old = [k for k, e in self.envs.items() if not e.busy and now - e.last_used > self.idle_seconds]
+            gone = [self.envs.pop(k) for k in old]
+        for env in gone:
+            env.destroy()
+        return len(gone)
+
+    def clear(self) -> None:
+        with self.lock:
+            gone = [e for e in self.envs.values() if not e.busy]
+            for env in gone:
+                del self.envs[env.key]
+        for env in gone:
+            env.destroy()
+
+    def _expire_forever(self) -> None:
+        while True:
+            time.sleep(max(0.5, min(self.idle_seconds / 2, 10.0)))
+            try:
+                self.expire()
+            except Exception:
+                log.exception("expiring warm environments failed")
+
+
+_pool: WarmPool | None = None
+_pool_lock = threading.Lock()
+
+
+def pool(*, size: int = 4, idle_seconds: float = 300.0, temp_root: Path | None = None) -> WarmPool:
+    """This process's pool (made on first use with these settings)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = WarmPool(size=size, idle_seconds=idle_seconds, temp_root=temp_root)
+        return _pool
