@@ -451,6 +451,7 @@ def _preload(argv):
     loaded = {name.partition(".")[0] for name in set(sys.modules) - before} - set(sys.stdlib_module_names)
     if loaded & names:
         # A child would get our copy instead of the bundle's: start again without preloading.
+        os.set_inheritable(int(argv[2]), True)
         os.execv(sys.executable, [sys.executable, "-u", "-I", "-B", __file__, *argv[1:4], "bare"])
     return True
 

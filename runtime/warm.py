@@ -100,17 +100,19 @@ class _ZygoteLauncher(_Attempt):
 
 class WarmEnvironment:
     def __init__(self, key, invocation: Invocation, limits: Limits, runtime_python: Path,
-                 blocked_networks: tuple[str, ...], temp_root: Path):
+                 blocked_networks: tuple[str, ...], temp_root: Path, with_aws: bool = True):
         self.key = key
         self.limits = limits
         self.runtime_python = runtime_python
         self.blocked_networks = blocked_networks
         temp_root.mkdir(parents=True, exist_ok=True)
         self.temp_dir = Path(tempfile.mkdtemp(prefix="warm-", dir=temp_root))
+        stat = self.temp_dir.stat()
+        self.temp_identity = (stat.st_dev, stat.st_ino)
         self.aws_dir = Path(tempfile.mkdtemp(prefix="sfn-awsw-"))
         self.invocation = dataclasses.replace(
             invocation, temp_dir=self.temp_dir, event={}, request_id="",
-            aws=AwsAccess(socket_path=self.aws_dir / PLACEHOLDER_SOCKET, credentials={}),
+            aws=AwsAccess(socket_path=self.aws_dir / PLACEHOLDER_SOCKET, credentials={}) if with_aws else None,
         )
         self.launcher: _ZygoteLauncher | None = None
         self.control: socket.socket | None = None
@@ -158,6 +160,13 @@ class WarmEnvironment:
 
     def alive(self) -> bool:
         if self.dead or self.control is None or self.launcher is None or self.launcher.init_pidfd is None:
+            return False
+        try:
+            # Emptied host side before each run: it must still be the directory bound at /tmp.
+            stat = self.temp_dir.stat()
+        except OSError:
+            return False
+        if (stat.st_dev, stat.st_ino) != self.temp_identity:
             return False
         # Idle, nothing may be waiting on the control socket, and the namespace lives.
         return not _wait_readable(self.control.fileno(), 0) and not _wait_readable(self.launcher.init_pidfd, 0)
@@ -248,12 +257,17 @@ class _WarmAttempt(_Attempt):
             return "left behind: " + ", ".join(report["dirty"])[:200]
         return None
 
+    def _destroy_environment(self) -> None:
+        # The cgroup's counters go with it: read them first.
+        self.cgroup_oom = self.cgroup_oom or self.env.oom_kills() > self.oom_before
+        self.env.destroy()
+
     def _kill_sandbox(self) -> None:
         # Called by _pump when the zygote reports (or dies): end the environment at once when
         # something is left that could hold the pipes; a clean child left nothing.
         self._read_report(0)
         if self._report_problem():
-            self.env.destroy()
+            self._destroy_environment()
 
     def _stop_everything(self) -> None:
         if self.stopped:
@@ -263,7 +277,8 @@ class _WarmAttempt(_Attempt):
         self._read_report(0)
         if self.report and self.report.get("maxrss_kb"):
             self.sampled_peak_kb = max(self.sampled_peak_kb, int(self.report["maxrss_kb"]))
-        self.cgroup_oom = self.env.oom_kills() > self.oom_before
+        if not self.env.dead:
+            self.cgroup_oom = self.cgroup_oom or self.env.oom_kills() > self.oom_before
         problem = self._report_problem()
         if problem is None:
             if self.timed_out:
@@ -278,7 +293,7 @@ class _WarmAttempt(_Attempt):
             log.debug("warm environment destroyed: %s", problem)
             if not self.started_ok and not self.timed_out:
                 self.platform_failure = True
-            self.env.destroy()
+            self._destroy_environment()
 
     def _main_pid(self) -> int | None:
         zygote = self.env.zygote_host_pid
@@ -344,6 +359,7 @@ class WarmPool:
         self.envs: collections.OrderedDict[tuple, WarmEnvironment] = collections.OrderedDict()
         self.spawner = _Spawner()
         self.created = 0
+        self.last_environment: WarmEnvironment | None = None  # for tests and benchmarks
         threading.Thread(target=self._expire_forever, name="warm-expiry", daemon=True).start()
 
     @staticmethod
@@ -364,9 +380,10 @@ class WarmPool:
         blocked = tuple(blocked_networks)
         env = None
         if not sandbox.handler_problem(invocation.handler) and Path(invocation.code_dir).is_dir():
-            env = self._acquire(self.key(owner, invocation, limits, runtime_python, blocked),
-                                invocation, limits, Path(runtime_python), blocked)
+            key = (*self.key(owner, invocation, limits, runtime_python, blocked), open_aws is not None)
+            env = self._acquire(key, invocation, limits, Path(runtime_python), blocked, open_aws is not None)
         if env is not None:
+            self.last_environment = env
             try:
                 result, fallback = env.run(invocation, limits, on_output, open_aws)
             finally:
@@ -378,7 +395,7 @@ class WarmPool:
             return sandbox.execute(dataclasses.replace(invocation, aws=aws), limits, on_output, mode="bwrap",
                                    runtime_python=runtime_python, blocked_networks=blocked)
 
-    def _acquire(self, key, invocation, limits, runtime_python, blocked) -> WarmEnvironment | None:
+    def _acquire(self, key, invocation, limits, runtime_python, blocked, with_aws) -> WarmEnvironment | None:
         stale = []
         with self.lock:
             env = self.envs.get(key)
@@ -399,7 +416,8 @@ class WarmPool:
                 if len(self.envs) >= self.size:
                     env = None
                 else:
-                    env = WarmEnvironment(key, invocation, limits, runtime_python, blocked, self.temp_root)
+                    env = WarmEnvironment(key, invocation, limits, runtime_python, blocked, self.temp_root,
+                                          with_aws)
                     self.envs[key] = env
                     self.created += 1
         for old in stale:

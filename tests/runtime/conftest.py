@@ -80,14 +80,28 @@ CONTRACT_ENV = {
 }
 
 
-@pytest.fixture
-def run_function(tmp_path, runtime_python, bwrap_ok):
+@pytest.fixture(scope="session")
+def warm_pool(tmp_path_factory):
+    """The warm execution environments of this test process (runtime/warm.py)."""
+    from runtime.warm import WarmPool
+
+    pool = WarmPool(size=4, idle_seconds=120, temp_root=tmp_path_factory.mktemp("warm"))
+    yield pool
+    pool.clear()
+
+
+@pytest.fixture(params=["cold", "warm"])
+def run_function(request, tmp_path, runtime_python, bwrap_ok, warm_pool):
     """run_function(files_or_source, handler=..., event=..., limits=..., mode=...) -> Run.
 
     ``files_or_source`` is the source of main.py, or {relative path: source}.
     The source may use MARKER, a unique string for finding leftover processes.
+    Every test runs twice: cold (``sandbox.execute``) and in a warm execution
+    environment (a child forked by the zygote of the code's own environment).
+    Process mode, and runs that ``prepare`` a temp dir, are always cold.
     """
     counter = iter(range(1000))
+    warm = request.param == "warm"
 
     def run(files, *, handler="main.handler", event=None, limits=None, mode="bwrap",
             on_output=None, prepare=None) -> Run:
@@ -119,8 +133,14 @@ def run_function(tmp_path, runtime_python, bwrap_ok):
             function_name="sandbox-test", request_id=str(uuid.uuid4()), env=dict(CONTRACT_ENV),
             temp_dir=temp_dir,
         )
-        result = execute(invocation, limits or Limits(timeout_s=30), collect, mode=mode,
-                         runtime_python=runtime_python)
+        if warm and mode == "bwrap" and prepare is None:
+            result = warm_pool.execute(invocation, limits or Limits(timeout_s=30), collect,
+                                       owner=("test", str(code_dir)), runtime_python=runtime_python)
+            if result.warm_start:  # not for a handler name refused before any sandbox
+                temp_dir = warm_pool.last_environment.temp_dir
+        else:
+            result = execute(invocation, limits or Limits(timeout_s=30), collect, mode=mode,
+                             runtime_python=runtime_python)
         returned = time.monotonic()
         import json
 

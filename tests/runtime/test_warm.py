@@ -1,0 +1,296 @@
+"""Warm execution environments (runtime/warm.py): reuse, and nothing of one run reaching the next.
+
+Every hostile-code test of test_sandbox.py also runs in a warm environment
+(the ``run_function`` fixture is parametrized); these are about what happens
+between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from runtime.sandbox import Invocation, Limits, execute
+from runtime.warm import WarmPool
+
+from .conftest import CONTRACT_ENV, processes_with
+
+pytestmark = pytest.mark.sandbox
+
+# Which environment ran us: the zygote is our parent (pid 2 in the namespace; a cold bootstrap's parent
+# is bwrap's init, pid 1), and its start time tells one zygote from another.
+WHERE = """
+import os
+def where():
+    with open(f"/proc/{os.getppid()}/stat") as handle:
+        return [os.getppid(), handle.read().rpartition(")")[2].split()[19]]
+"""
+
+
+@pytest.fixture
+def pool(tmp_path):
+    pool = WarmPool(size=3, idle_seconds=60, temp_root=tmp_path / "warm")
+    yield pool
+    pool.clear()
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    def bundle(source, files=None):
+        code_dir = tmp_path / f"code-{uuid.uuid4().hex[:8]}"
+        code_dir.mkdir()
+        (code_dir / "main.py").write_text(textwrap.dedent(source).replace("MARKER", code_dir.name))
+        (code_dir / "where.py").write_text(WHERE)
+        for name, text in (files or {}).items():
+            (code_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (code_dir / name).write_text(text)
+        return code_dir
+
+    return bundle
+
+
+@pytest.fixture
+def invoke(pool, tmp_path, runtime_python, bwrap_ok):
+    def invoke(code_dir, *, owner="fn-a", event=None, limits=None, lines=None):
+        invocation = Invocation(code_dir=code_dir, handler="main.handler", event=event or {}, function_name="warm-test",
+                                request_id=str(uuid.uuid4()), env=dict(CONTRACT_ENV), temp_dir=tmp_path / "unused")
+        result = pool.execute(invocation, limits or Limits(timeout_s=20),
+                              (lines.extend if lines is not None else lambda batch: None),
+                              owner=owner, runtime_python=runtime_python)
+        value = json.loads(result.return_value) if result.return_value else None
+        return result, value
+
+    return invoke
+
+
+def test_the_second_run_of_a_version_reuses_its_environment_and_is_faster(invoke, bundle, pool, tmp_path,
+                                                                           runtime_python):
+    code = bundle("""
+        from where import where
+        def handler(event, context):
+            return where()
+    """)
+    first, where_1 = invoke(code)
+    started = time.monotonic()
+    second, where_2 = invoke(code)
+    warm_ms = (time.monotonic() - started) * 1000
+    assert first.outcome == second.outcome == "succeeded"
+    assert second.warm_start
+    assert where_1 == where_2 and where_1[0] == 2  # the same zygote forked both
+    assert pool.created == 1
+
+    cold_invocation = Invocation(code_dir=code, handler="main.handler", event={}, function_name="warm-test",
+                                 request_id="r", env=dict(CONTRACT_ENV), temp_dir=tmp_path / "cold")
+    started = time.monotonic()
+    cold = execute(cold_invocation, Limits(timeout_s=20), lambda batch: None, runtime_python=runtime_python)
+    cold_ms = (time.monotonic() - started) * 1000
+    assert cold.outcome == "succeeded" and not cold.warm_start
+    assert json.loads(cold.return_value)[0] == 1  # bwrap's init is a cold bootstrap's parent
+    print(f"warm {warm_ms:.1f} ms, cold {cold_ms:.1f} ms")
+    assert warm_ms < cold_ms
+
+
+def test_the_temp_dir_is_emptied_between_runs(invoke, bundle):
+    code = bundle("""
+        import os
+        def handler(event, context):
+            before = sorted(os.listdir("/tmp"))
+            os.makedirs("/tmp/sub/deeper", exist_ok=True)
+            with open("/tmp/sub/deeper/old.txt", "w") as handle:
+                handle.write("run data")
+            with open("/tmp/old.txt", "w") as handle:
+                handle.write("run data")
+            os.symlink("/var/task/main.py", "/tmp/link")
+            os.chmod("/tmp/sub/deeper", 0)
+            return before
+    """)
+    assert invoke(code)[1] == []
+    result, value = invoke(code)
+    assert result.warm_start and result.outcome == "succeeded", result.reason
+    assert value == []
+
+
+def test_module_globals_and_the_environment_are_not_shared_between_runs(invoke, bundle):
+    code = bundle("""
+        import os, json, boto3
+        SEEN = []
+        def handler(event, context):
+            SEEN.append(1)
+            previous = [len(SEEN), getattr(boto3, "cached_credentials", None), os.environ.get("LEFT_BY_RUN"),
+                        getattr(json, "patched", None)]
+            boto3.cached_credentials = "run secret"
+            json.patched = True
+            os.environ["LEFT_BY_RUN"] = "yes"
+            return previous
+    """)
+    expected = [1, None, None, None]
+    assert invoke(code)[1] == expected
+    result, value = invoke(code)
+    assert result.warm_start and value == expected
+
+
+def test_a_function_never_runs_in_another_functions_environment(invoke, bundle, pool):
+    source = """
+        from where import where
+        def handler(event, context):
+            return where()
+    """
+    a, b = bundle(source), bundle(source)
+    where_a = invoke(a, owner=("org-1", "A"))[1]
+    where_b = invoke(b, owner=("org-1", "B"))[1]
+    # The same bundle for another organization's Function: still its own environment.
+    where_a_elsewhere = invoke(a, owner=("org-2", "A"))[1]
+    assert len({tuple(where_a), tuple(where_b), tuple(where_a_elsewhere)}) == 3
+    assert pool.created == 3
+    assert invoke(a, owner=("org-1", "A"))[1] == where_a
+
+
+def test_a_setsid_grandchild_ends_the_environment_and_the_next_run_is_cold(invoke, bundle, pool):
+    code = bundle("""
+        import subprocess, sys
+        from where import where
+        def handler(event, context):
+            if event.get("escape"):
+                subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(1000)", "MARKER"],
+                                 start_new_session=True)
+            return where()
+    """)
+    first = invoke(code, event={"escape": True})
+    assert first[0].outcome == "succeeded"
+    assert processes_with(code.name) == []
+    second = invoke(code)
+    assert second[0].outcome == "succeeded"
+    assert second[1] != first[1] and pool.created == 2
+
+
+def test_system_v_ipc_left_behind_ends_the_environment(invoke, bundle, pool):
+    code = bundle("""
+        import ctypes
+        from where import where
+        def handler(event, context):
+            if event.get("leave"):
+                libc = ctypes.CDLL(None)
+                assert libc.shmget(0x5F5F, 4096, 0o1600) >= 0  # IPC_CREAT | 0600, never removed
+            return where()
+    """)
+    first = invoke(code, event={"leave": True})
+    assert first[0].outcome == "succeeded", first[0].reason
+    second = invoke(code)
+    assert second[1] != first[1] and pool.created == 2
+
+
+def test_a_timeout_ends_the_environment_and_the_next_run_starts_afresh(invoke, bundle, pool):
+    code = bundle("""
+        import time
+        from where import where
+        def handler(event, context):
+            while event.get("spin"):
+                pass
+            return where()
+    """)
+    limits = Limits(timeout_s=1)
+    where_1 = invoke(code, limits=limits)[1]
+    timed_out = invoke(code, event={"spin": True}, limits=limits)[0]
+    assert (timed_out.outcome, timed_out.reason) == ("timed_out", "Timed out after 1 s")
+    where_3 = invoke(code, limits=limits)[1]
+    assert where_3 != where_1 and pool.created == 2
+
+
+def test_a_handler_error_keeps_the_environment(invoke, bundle, pool):
+    code = bundle("""
+        from where import where
+        def handler(event, context):
+            if event.get("fail"):
+                raise ValueError("bad input")
+            return where()
+    """)
+    where_1 = invoke(code)[1]
+    failed = invoke(code, event={"fail": True})[0]
+    assert (failed.outcome, failed.reason) == ("failed", "Handler raised ValueError: bad input")
+    assert invoke(code)[1] == where_1 and pool.created == 1
+
+
+def test_a_child_killing_its_zygote_ends_only_its_own_run(invoke, bundle, pool):
+    code = bundle("""
+        import os, signal
+        from where import where
+        def handler(event, context):
+            if event.get("kill"):
+                os.kill(os.getppid(), signal.SIGKILL)
+            return where()
+    """)
+    where_1 = invoke(code)[1]
+    killed = invoke(code, event={"kill": True})[0]
+    assert killed.outcome in ("succeeded", "failed")  # the result may or may not have been sent first
+    where_3 = invoke(code)[1]
+    assert where_3 != where_1 and pool.created == 2
+
+
+def test_the_zygote_cannot_be_read_or_traced_by_its_children(invoke, bundle):
+    code = bundle("""
+        import os
+        def handler(event, context):
+            outcome = {}
+            for name in ("mem", "environ", "maps"):
+                try:
+                    with open(f"/proc/{os.getppid()}/{name}", "rb") as handle:
+                        handle.read(1)
+                    outcome[name] = "read"
+                except OSError as exc:
+                    outcome[name] = type(exc).__name__
+            return outcome
+    """)
+    result, value = invoke(code)
+    assert result.outcome == "succeeded", result.reason
+    assert "read" not in value.values(), value
+
+
+def test_an_environment_that_died_while_idle_is_replaced(invoke, bundle, pool):
+    code = bundle("""
+        from where import where
+        def handler(event, context):
+            return where()
+    """)
+    where_1 = invoke(code)[1]
+    os.kill(pool.last_environment.zygote_host_pid, signal.SIGKILL)
+    time.sleep(0.2)
+    result, where_2 = invoke(code)
+    assert result.outcome == "succeeded" and result.warm_start
+    assert where_2 != where_1 and pool.created == 2
+
+
+def test_a_bundle_shipping_a_preloaded_package_gets_its_own_copy(invoke, bundle, pool):
+    code = bundle("""
+        import requests
+        def handler(event, context):
+            return requests.WHO
+    """, files={"vendor/requests/__init__.py": "WHO = 'vendored'\n"})
+    (code / "main.py").write_text("import sys\nsys.path.insert(0, '/var/task/vendor')\n" + (code / "main.py").read_text())
+    result, value = invoke(code)
+    assert result.outcome == "succeeded", result.reason
+    assert value == "vendored"
+    assert not pool.last_environment.preloaded
+
+
+def test_the_pool_keeps_at_most_size_environments_and_expires_idle_ones(invoke, bundle, pool):
+    source = """
+        from where import where
+        def handler(event, context):
+            return where()
+    """
+    codes = [bundle(source) for _ in range(4)]
+    for code in codes:
+        invoke(code, owner=code.name)
+    assert len(pool.envs) == 3 and pool.created == 4
+    zygotes = [env.zygote_host_pid for env in pool.envs.values()]
+    assert pool.expire(time.monotonic() + 61) == 3
+    assert not pool.envs
+    assert all(not Path(f"/proc/{pid}").exists() or b"zygote" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+               for pid in zygotes)
