@@ -456,9 +456,43 @@ def _preload(argv):
     return True
 
 
-def _dirty():
+def _dev_entries():
+    """/dev is a writable tmpfs of its own (bwrap's --dev): everything in it, /dev/shm included."""
+    found = set()
+    for root, dirs, files in os.walk("/dev"):
+        if root == "/dev/pts":
+            dirs[:] = []
+            continue
+        found.update(os.path.join(root, name) for name in dirs + files)
+    return found
+
+
+KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219}
+KEYCTL_READ = 11
+KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
+
+
+def _keyrings():
+    """The keys linked in the keyrings a child shares with us (session, user, user session): they
+    live in the environment's user namespace, past the process that added them."""
+    nr = KEYCTL_SYSCALL.get(os.uname().machine)
+    if nr is None:
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    found = []
+    for spec in (KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
+        buffer = ctypes.create_string_buffer(4096)
+        size = libc.syscall(nr, KEYCTL_READ, ctypes.c_long(spec), buffer, ctypes.c_long(4096))
+        found.append(buffer.raw[:min(size, 4096)] if size >= 0 else -ctypes.get_errno())
+    return found
+
+
+def _dirty(dev_before, keys_before):
     """What an invocation left behind: processes other than the namespace's init and us (zombies
-    aside), System V IPC objects, files in /dev/shm."""
+    aside), System V IPC objects, new entries in /dev."""
     me = os.getpid()
     left = []
     for entry in os.listdir("/proc"):
@@ -478,11 +512,13 @@ def _dirty():
                     left.append(f"sysv {kind}")
         except OSError:
             pass
+    if _keyrings() != keys_before:
+        left.append("keys")
     try:
-        if os.listdir("/dev/shm"):
-            left.append("/dev/shm")
+        if _dev_entries() != dev_before:
+            left.append("/dev")
     except OSError:
-        pass
+        left.append("/dev")
     return left
 
 
@@ -563,6 +599,12 @@ def _zygote(argv):
     control.send(b'{"type": "started"}\n')
     _set_dumpable(0)  # the children (same uid) cannot ptrace us or read our memory through /proc
     _set_limits(json.loads(argv[3]))
+    import resource
+
+    # POSIX message queues would outlive a run in the environment's IPC namespace, unlisted
+    # (no mqueue mount): none at all.
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
+    dev_before, keys_before = _dev_entries(), _keyrings()
     preloaded = _preload(argv) if len(argv) < 5 else False
     import gc
 
@@ -591,7 +633,7 @@ def _zygote(argv):
             os.close(fd)
         _, status, usage = os.wait4(pid, 0)
         control.send(json.dumps({"type": "exit", "status": status, "maxrss_kb": usage.ru_maxrss,
-                                 "dirty": _dirty()}).encode() + b"\n")
+                                 "dirty": _dirty(dev_before, keys_before)}).encode() + b"\n")
 
 
 if __name__ == "__main__":

@@ -186,6 +186,56 @@ def test_system_v_ipc_left_behind_ends_the_environment(invoke, bundle, pool):
     assert second[1] != first[1] and pool.created == 2
 
 
+@pytest.mark.parametrize("leave", [
+    "open('/dev/shm/left', 'w').write('x')",
+    "open('/dev/left', 'w').write('x')",
+    "os.mkdir('/dev/shm/dir')",
+])
+def test_files_left_in_dev_end_the_environment(invoke, bundle, pool, leave):
+    code = bundle(f"""
+        import os
+        from where import where
+        def handler(event, context):
+            if event.get("leave"):
+                {leave}
+            return where()
+    """)
+    first = invoke(code, event={"leave": True})
+    assert first[0].outcome == "succeeded", first[0].reason
+    second = invoke(code)
+    assert second[1] != first[1] and pool.created == 2
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers of x86_64")
+@pytest.mark.parametrize("keyring", [-4, -5])  # user, user session (a new session keyring dies with the child)
+def test_a_key_left_in_a_keyring_ends_the_environment(invoke, bundle, pool, keyring):
+    code = bundle(f"""
+        import ctypes
+        from where import where
+        def handler(event, context):
+            if event.get("leave"):
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.syscall.restype = ctypes.c_long
+                key = libc.syscall(248, b"user", b"left", b"run secret", 10, ctypes.c_int({keyring}))  # add_key
+                assert key > 0, ctypes.get_errno()
+            return where()
+    """)
+    first = invoke(code, event={"leave": True})
+    assert first[0].outcome == "succeeded", first[0].reason
+    second = invoke(code)
+    assert second[1] != first[1] and pool.created == 2
+
+
+def test_posix_message_queues_cannot_be_made(invoke, bundle):
+    code = bundle("""
+        import ctypes
+        def handler(event, context):
+            libc = ctypes.CDLL(None, use_errno=True)
+            return [libc.mq_open(b"/left", 0o100 | 2, 0o600, None), ctypes.get_errno()]
+    """)
+    assert invoke(code)[1][0] == -1
+
+
 def test_a_timeout_ends_the_environment_and_the_next_run_starts_afresh(invoke, bundle, pool):
     code = bundle("""
         import time
