@@ -13,14 +13,22 @@ class Stream(models.TextChoices):
 class LogEntry(models.Model):
     """One line a run wrote, with the time it was read."""
 
-    # No single-column index on the keys: the composite indexes below start
-    # with each of them, and every extra index on this, the busiest table,
-    # halves how fast a run's output can be written (bench/ingest.py).
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
-    function = models.ForeignKey(
-        "functions.Function", on_delete=models.CASCADE, related_name="log_entries", db_index=False
+    # This is the busiest table: a run may write a million rows. So no
+    # single-column index on the keys (the composite indexes below start with
+    # each of them) and no database-level foreign key, whose per-row check
+    # took half of PostgreSQL's insert time (bench/ingest.py). Rows are only
+    # written by logs.services.log_entries_write with the ids of the run they
+    # belong to; deleting a Function or run still deletes its entries
+    # (Django's cascade), and retention removes any written after that.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
-    run = models.ForeignKey("functions.Run", on_delete=models.CASCADE, related_name="log_entries", db_index=False)
+    function = models.ForeignKey(
+        "functions.Function", on_delete=models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
+    )
+    run = models.ForeignKey(
+        "functions.Run", on_delete=models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
+    )
     attempt = models.PositiveSmallIntegerField()
     timestamp = models.DateTimeField()
     stream = models.CharField(max_length=8, choices=Stream.choices)

@@ -1,0 +1,70 @@
+"""Capture: a run's output lines stored by logs.services.log_entries_write, and through the real engine."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from functions.models import RunStatus
+from functions.run_services import run_trigger
+from logs.models import LogEntry
+from logs.services import log_entries_write
+from runtime import services
+from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
+from tests.factories import make_function
+from tests.unit.test_logs_queries import make_run
+
+
+@pytest.fixture
+def run(org):
+    return make_run(make_function(org, "hello"))
+
+
+def test_rows_are_stored_exactly_with_their_run_attempt_and_time(run):
+    shared = datetime(2026, 11, 26, 1, 2, 3, 456789, tzinfo=UTC)
+    whole_second = datetime(2026, 11, 26, 1, 2, 4, tzinfo=UTC)
+    rows = [(shared, "stdout", "first"), (shared, "stderr", "it's “quoted” ' \" ; -- DROP"), (whole_second, "stdout", "ü €")]
+    assert log_entries_write(run=run, attempt=2, rows=rows) == 3
+    stored = list(LogEntry.objects.order_by("id").values_list(
+        "organization_id", "function_id", "run_id", "attempt", "timestamp", "stream", "message"))
+    fixed = (run.organization_id, run.function_id, run.id, 2)
+    assert stored == [(*fixed, *row) for row in rows]
+    # Stored the way Django stores them, so range queries compare correctly.
+    assert LogEntry.objects.filter(timestamp__gt=shared).count() == 1
+    assert LogEntry.objects.filter(timestamp=whole_second).count() == 1
+
+
+def test_nothing_to_write_is_a_no_op(run):
+    assert log_entries_write(run=run, attempt=1, rows=[]) == 0
+    assert not LogEntry.objects.exists()
+
+
+def test_a_nul_character_is_stored_as_a_replacement_character(run):
+    log_entries_write(run=run, attempt=1, rows=[(datetime.now(UTC), "stdout", "a\x00b")])
+    assert LogEntry.objects.get().message == "a\ufffdb"
+
+
+def test_a_batch_larger_than_one_statement_is_split(run, monkeypatch):
+    monkeypatch.setattr(type(connection.features), "max_query_params", 30)  # 10 rows per INSERT
+    start = datetime.now(UTC)
+    rows = [(start + timedelta(microseconds=i), "stdout", f"line {i}") for i in range(95)]
+    log_entries_write(run=run, attempt=1, rows=rows)
+    assert list(LogEntry.objects.order_by("id").values_list("message", flat=True)) == [f"line {i}" for i in range(95)]
+
+
+@pytest.mark.sandbox
+def test_a_function_printing_fast_has_every_line_stored_in_order(org, django_capture_on_commit_callbacks):
+    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
+    function = make_function(org, "printer", files={
+        "main.py": "def handler(event, context):\n    for i in range(50000):\n        print(f'line {i}')\n",
+    })
+    with django_capture_on_commit_callbacks(execute=False):
+        run = run_trigger(function=function, trigger="manual")
+    services.run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    messages = list(LogEntry.objects.filter(run=run, stream="stdout").order_by("id").values_list("message", flat=True))
+    assert messages == [f"line {i}" for i in range(50000)]
+    assert not LogEntry.objects.filter(run=run, message__contains="dropped").exists()
+    times = list(LogEntry.objects.filter(run=run).order_by("id").values_list("timestamp", flat=True))
+    assert times == sorted(times)
