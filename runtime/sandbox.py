@@ -400,6 +400,18 @@ class _LineSplitter:
         return OutputLine(ts, self.stream, text)
 
     def feed(self, data: bytes, ts: datetime) -> list[OutputLine]:
+        end = data.rfind(b"\n")
+        if end >= 0 and not self.partial and not self.discarding and len(data) <= self.max_line:
+            # The usual case: whole lines, none too long (none can be longer
+            # than the chunk). One decode and one split for the chunk instead
+            # of one per line, the same lines: a newline is never inside a
+            # UTF-8 sequence, and "\r\n" loses its "\r" as _line does.
+            text = data[: end + 1].decode("utf-8", "replace").replace("\r\n", "\n")
+            stream = self.stream
+            out = [OutputLine(ts, stream, line) for line in text.split("\n")]
+            out.pop()  # the empty remainder after the last newline
+            self.partial += data[end + 1 :]
+            return out
         out: list[OutputLine] = []
         pieces = data.split(b"\n")
         rest = pieces.pop()

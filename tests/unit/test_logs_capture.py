@@ -68,3 +68,28 @@ def test_a_function_printing_fast_has_every_line_stored_in_order(org, django_cap
     assert not LogEntry.objects.filter(run=run, message__contains="dropped").exists()
     times = list(LogEntry.objects.filter(run=run).order_by("id").values_list("timestamp", flat=True))
     assert times == sorted(times)
+
+
+def test_the_line_splitter_gives_the_same_lines_however_the_output_is_cut():
+    """runtime.sandbox._LineSplitter reads whole chunks at once when it can; the lines must be exactly
+    those of reading line by line: UTF-8 split across reads, invalid bytes, \\r\\n, empty lines."""
+    import random
+
+    from runtime.sandbox import _LineSplitter
+
+    rng = random.Random(8)
+    pieces = [b"plain", "é😀 ü".encode(), b"\xff\xfe", "€".encode()[:2], b"\r", b"", b"tab\there", b"x" * 50]
+    stream = b"".join(rng.choice(pieces) + rng.choice([b"\n", b"\r\n", b"", b"\n\n"]) for _ in range(3000)) + b"tail"
+    expected = []
+    for raw in stream.split(b"\n"):
+        text = raw.decode("utf-8", "replace")
+        expected.append(text[:-1] if text.endswith("\r") else text)
+    for trial in range(20):
+        splitter, got, position = _LineSplitter("stdout", 256 * 1024), [], 0
+        while position < len(stream):
+            size = rng.choice([1, 2, 3, 7, 64, 1000, 65536])
+            got += splitter.feed(stream[position : position + size], None)
+            position += size
+        got += splitter.finish(None)
+        assert [line.message for line in got] == expected, f"trial {trial}"
+        assert {line.stream for line in got} == {"stdout"}
