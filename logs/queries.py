@@ -98,16 +98,12 @@ class LogQuery:
     # The preset that produced start and end ("" when given explicitly), for the form.
     preset: str = ""
 
-    @property
-    def tz(self):
-        return organization_tz(self.organization)
-
     def without_cursor(self):
         return replace(self, after=None)
 
     def address_params(self, *, after=None):
         """The query string of this query with absolute times (UTC), for links that must mean the same entries later."""
-        params = {"start": format_utc(self.start, seconds=True), "end": format_utc(self.end, seconds=True)}
+        params = {"start": _address_time(self.start), "end": _address_time(self.end)}
         if self.text:
             params["q"] = self.text
         if self.sort != LogSort.NEWEST:
@@ -150,6 +146,12 @@ def retention_cutoff(now):
 def format_utc(value, *, seconds=False):
     """RFC 3339 in UTC with a Z: milliseconds for entries, whole seconds for addresses."""
     text = value.astimezone(UTC).isoformat(timespec="seconds" if seconds else "milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
+def _address_time(value):
+    """UTC with a Z, exact: whole seconds when there is no fraction (a preset's times), else microseconds."""
+    text = value.astimezone(UTC).isoformat(timespec="seconds" if not value.microsecond else "microseconds")
     return text.removesuffix("+00:00") + "Z"
 
 
@@ -251,6 +253,9 @@ def log_query_build(
     now = now or datetime.now(UTC)
     tz = organization_tz(organization)
     errors = {}
+    for key, value in (("start", start), ("end", end)):
+        if value is None:
+            errors[names[key]] = [f"The {key} time is required."]
     if start is not None and end is not None:
         if end <= start:
             errors[names["end"]] = ["The end must be after the start."]
@@ -301,10 +306,13 @@ def parse_log_query(params, *, organization, function=None, now=None, limit=MAX_
     start = end = None
     if preset and preset != CUSTOM_RANGE and preset not in PRESETS:
         errors["range"] = ["Choose one of the ranges offered, or Custom."]
+        start, end = now - PRESETS[DEFAULT_PRESET][0], now  # only the range is wrong
     elif preset in PRESETS or (not preset and not params.get("start") and not params.get("end")):
         preset = preset or DEFAULT_PRESET
-        end = now
-        start = now - PRESETS[preset][0]
+        # On the next whole second, so the links made from it (load more, the
+        # download) name exactly this range in whole seconds.
+        end = now if not now.microsecond else now.replace(microsecond=0) + timedelta(seconds=1)
+        start = end - PRESETS[preset][0]
     else:
         preset = ""
         for key in ("start", "end"):
@@ -320,12 +328,11 @@ def parse_log_query(params, *, organization, function=None, now=None, limit=MAX_
                     start = value
                 else:
                     end = value
-        if "start" not in errors and "end" not in errors:
-            if end is None:
-                end = now
-            if start is None:
-                # Unstated, the start is a day before the end, but never before the retention window.
-                start = max(end - PRESETS[DEFAULT_PRESET][0], retention_cutoff(now))
+        if end is None and "end" not in errors:
+            end = now
+        if start is None and "start" not in errors:
+            # Unstated, the start is a day before the end, but never before the retention window.
+            start = max((end or now) - PRESETS[DEFAULT_PRESET][0], retention_cutoff(now))
     correlation_id = None
     raw_run = (params.get("run", "") or "").strip()
     if raw_run:
@@ -340,8 +347,9 @@ def parse_log_query(params, *, organization, function=None, now=None, limit=MAX_
             after=params.get("after", "") or None, limit=limit, preset=preset, now=now,
         )
     except ValidationError as invalid:
+        # A field that did not parse keeps its own message, not "required".
         for key, messages in invalid.message_dict.items():
-            errors.setdefault(key, []).extend(messages)
+            errors.setdefault(key, messages)
     if errors:
         raise ValidationError(errors)
     return query

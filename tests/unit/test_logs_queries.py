@@ -85,6 +85,21 @@ def test_a_preset_range_ends_now(function, preset, delta):
     assert (query.start, query.end) == (NOW - delta, NOW)
 
 
+def test_a_preset_ends_on_the_next_whole_second(function):
+    now = NOW + timedelta(microseconds=250_000)
+    query = q(function, now=now, range="1h")
+    assert query.end == NOW + timedelta(seconds=1) and query.start == query.end - timedelta(hours=1)
+
+
+@pytest.mark.parametrize("params", [
+    {"range": "1h"}, {"start": "2026-11-26T08:00:00.123456Z", "end": "2026-11-26T09:00:00.5Z", "q": "x", "sort": "time"},
+])
+def test_the_address_of_a_query_names_exactly_its_range(function, params):
+    query = q(function, now=NOW + timedelta(microseconds=7), **params)
+    again = q(function, now=NOW + timedelta(minutes=5), **query.address_params())
+    assert (again.start, again.end, again.text, again.sort) == (query.start, query.end, query.text, query.sort)
+
+
 def test_times_without_an_offset_are_in_the_organizations_time_zone(function):
     # The org fixture is in America/Chicago: 08:00 there is 14:00 UTC in November.
     query = q(function, start="2026-11-26T08:00", end="2026-11-26 09:30:15")
@@ -143,6 +158,11 @@ def test_malformed_dates_are_refused_with_an_example(function, value):
     assert "America/Chicago" in errors["start"][0]
 
 
+@pytest.mark.parametrize("params,field", [({"end": "nope"}, "end"), ({"start": "nope"}, "start"), ({"range": "3w"}, "range")])
+def test_one_bad_field_is_the_only_one_reported(function, params, field):
+    assert list(errors_of(lambda: q(function, **params))) == [field]
+
+
 def test_every_bad_field_is_reported_at_once(function):
     errors = errors_of(lambda: q(function, start="nope", end="never", q="x" * 1001, sort="size", run="42", after="zzz"))
     # The cursor is checked against the sort, so with a bad sort it waits for the next try.
@@ -158,6 +178,22 @@ def test_search_text_of_exactly_1000_characters_is_accepted(function):
 
 def test_an_unknown_range_is_refused(function):
     assert errors_of(lambda: q(function, range="3w")) == {"range": ["Choose one of the ranges offered, or Custom."]}
+
+
+def test_the_api_gets_its_own_field_names_and_required_times(function):
+    names = {"start": "startTime", "end": "endTime", "q": "filterText", "limit": "limit"}
+    errors = errors_of(lambda: log_query_build(
+        organization=function.organization, function=function, start=None, end=None, text="x" * 1001, limit=513 * 2,
+        names=names, now=NOW,
+    ))
+    assert errors == {
+        "startTime": ["The start time is required."], "endTime": ["The end time is required."],
+        "filterText": ["The search text is 1,001 characters long; the limit is 1,000."],
+        "limit": ["The limit must be a whole number from 1 to 1,000."],
+    }
+    query = log_query_build(organization=function.organization, function=function, start=NOW - timedelta(hours=1),
+                            end=NOW, limit=512, names=names, now=NOW)
+    assert query.limit == 512
 
 
 def test_a_tampered_cursor_is_refused(function, run):
