@@ -412,3 +412,19 @@ def test_the_stream_ignores_the_cursor_and_starts_at_the_first_page(function, cr
 
 def test_timestamps_in_the_download_are_rfc3339_utc_with_milliseconds():
     assert queries.format_utc(datetime(2026, 11, 26, 1, 2, 3, 456789, tzinfo=UTC)) == "2026-11-26T01:02:03.456Z"
+
+
+def test_entries_of_a_run_deleted_while_it_wrote_are_left_out_of_pages_and_downloads(function, run):
+    # Nothing in the database stops a write racing a deletion (no foreign key on this table, see logs/models.py).
+    add(run, (NOW - timedelta(minutes=2), "kept"))
+    LogEntry.objects.create(organization_id=function.organization_id, function_id=function.id, run_id=run.id + 999,
+                            attempt=1, timestamp=NOW - timedelta(minutes=1), stream="stdout", message="orphan")
+    assert [e["message"] for e in log_page(q(function)).entries] == ["kept"]
+    assert [e["message"] for e in log_stream(q(function))] == ["kept"]
+
+
+def test_the_stream_continues_across_chunks_with_equal_timestamps(function, run):
+    add(run, *[(NOW - timedelta(minutes=5), f"same time {i:03d}") for i in range(23)])
+    for sort in ("-time", "time", "message"):
+        streamed = [e["message"] for e in log_stream(q(function, sort=sort), chunk_size=5)]
+        assert sorted(streamed) == [f"same time {i:03d}" for i in range(23)]
