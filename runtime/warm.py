@@ -427,7 +427,7 @@ class WarmPool:
         if env.launcher is None:
             try:
                 self.spawner.call(env.start)
-            except (SandboxStartError, OSError) as exc:
+            except Exception as exc:  # the run goes cold; nothing is left of the environment
                 log.warning("could not start a warm environment: %s", exc)
                 self._forget(env)
                 env.destroy()

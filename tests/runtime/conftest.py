@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
-from runtime.sandbox import AttemptResult, Invocation, Limits, OutputLine, execute, sandbox_available
+from runtime.sandbox import (AttemptResult, Invocation, Limits, OutputLine, execute, handler_problem,
+                             sandbox_available)
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +137,10 @@ def run_function(request, tmp_path, runtime_python, bwrap_ok, warm_pool):
         if warm and mode == "bwrap" and prepare is None:
             result = warm_pool.execute(invocation, limits or Limits(timeout_s=30), collect,
                                        owner=("test", str(code_dir)), runtime_python=runtime_python)
-            if result.warm_start:  # not for a handler name refused before any sandbox
+            # Really in the environment (no silent cold fallback), unless the handler name was
+            # refused before any sandbox.
+            assert result.warm_start or handler_problem(handler), result
+            if result.warm_start:
                 temp_dir = warm_pool.last_environment.temp_dir
         else:
             result = execute(invocation, limits or Limits(timeout_s=30), collect, mode=mode,

@@ -158,13 +158,14 @@ def test_a_setsid_grandchild_ends_the_environment_and_the_next_run_is_cold(invok
         from where import where
         def handler(event, context):
             if event.get("escape"):
-                subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(1000)", "MARKER"],
+                # Its own session (start_new_session is setsid()), and it stays.
+                subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)", "MARKER-grandchild"],
                                  start_new_session=True)
             return where()
     """)
     first = invoke(code, event={"escape": True})
     assert first[0].outcome == "succeeded"
-    assert processes_with(code.name) == []
+    assert processes_with(f"{code.name}-grandchild") == []
     second = invoke(code)
     assert second[0].outcome == "succeeded"
     assert second[1] != first[1] and pool.created == 2
