@@ -92,6 +92,10 @@ routes added, and the payload written: the Function's code never runs
 before its network is ready. (Attaching slirp4netns while bwrap still sets
 up its loopback makes bwrap fail now and then, hence the order.)
 
+Warm execution environments (runtime/warm.py) start this same sandbox once
+per Function version, with bootstrap as a zygote that forks each run; the
+worker side of a warm run is this module's ``_Attempt`` too.
+
 Mode "process" (operator opt-in, FUNCTIONS_SANDBOX=process): the same
 bootstrap, the same cleared environment and rlimits (and cgroup if
 possible), in a plain child process in its own session. UNSAFE: no

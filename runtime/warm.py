@@ -8,8 +8,9 @@ namespaces, binds, slirp4netns network, cgroup, uid 65534, empty
 environment: the very same ``_Attempt`` start-up code), running bootstrap.py
 in "zygote" mode: it sets the rlimits, imports the platform's heavy
 pre-installed packages (boto3, botocore, requests, urllib3, samsara; never
-the Function's code, and none at all when the bundle ships its own copy of
-one of them), then waits on a control socket. Per run the worker empties the
+the Function's code; none at all when the bundle ships its own copy of one
+of them or its memory is under PRELOAD_MIN_MEMORY_MB), then waits on a
+control socket. Per run the worker empties the
 environment's /tmp (host side, nothing runs inside then), opens the attempt's
 AWS endpoint on a fresh socket in the environment's /run/aws directory, and
 sends the payload, result, stdout and stderr pipes (SCM_RIGHTS); the zygote
@@ -25,9 +26,12 @@ run at a time per environment; at most ``size`` environments per pool (LRU),
 idle ones destroyed after ``idle_seconds``. Anything abnormal destroys the
 environment (its pid namespace killed, as for a cold attempt) and the next
 run starts cold: a timeout, the output cap, a child that crashed, exited
-non-zero or without a result, processes, System V IPC objects or /dev/shm
-files left behind, an OOM kill in the cgroup, the zygote's death, a protocol
-error. When the environment fails before the Function's code could run (the
+non-zero or without a result, processes, System V IPC objects, new entries
+in /dev (/dev/shm included) or keys in the environment's keyrings left
+behind, an OOM kill in the cgroup, the zygote's death, a protocol error.
+POSIX message queues cannot be made at all (RLIMIT_MSGQUEUE 0). The /tmp of
+an environment is emptied before each run, so unlike Lambda nothing written
+there survives to the next run. When the environment fails before the Function's code could run (the
 child never said "started"), the attempt is run cold instead, transparently.
 
 Environments are started from one long-lived thread of the pool: bwrap's
@@ -75,6 +79,7 @@ log = logging.getLogger(__name__)
 
 OpenAws = Callable[[Path | None], ContextManager[AwsAccess]]
 PLACEHOLDER_SOCKET = "none"
+PRELOAD_MIN_MEMORY_MB = 512
 
 
 class _NullSink:
@@ -95,7 +100,12 @@ class _ZygoteLauncher(_Attempt):
         self.sink = _NullSink()
 
     def _bootstrap_argv(self, payload_r, result_w) -> list[str]:
-        return [BOOTSTRAP_PATH, "zygote", str(payload_r), _limits_argument(self.limits)]
+        argv = [BOOTSTRAP_PATH, "zygote", str(payload_r), _limits_argument(self.limits)]
+        if self.limits.memory_mb < PRELOAD_MIN_MEMORY_MB:
+            # The preloaded packages (~25 MB of data, inherited by every run) would eat a small
+            # Function's memory limit: only the interpreter start is saved then.
+            argv.append("bare")
+        return argv
 
 
 class WarmEnvironment:

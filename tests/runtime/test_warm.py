@@ -345,3 +345,15 @@ def test_the_pool_keeps_at_most_size_environments_and_expires_idle_ones(invoke, 
     assert not pool.envs
     assert all(not Path(f"/proc/{pid}").exists() or b"zygote" not in Path(f"/proc/{pid}/cmdline").read_bytes()
                for pid in zygotes)
+
+
+def test_small_functions_get_no_preloaded_packages(invoke, bundle, pool):
+    code = bundle("""
+        import sys
+        def handler(event, context):
+            return "boto3" in sys.modules
+    """)
+    result, preloaded = invoke(code, limits=Limits(timeout_s=20, memory_mb=256))
+    assert result.warm_start and preloaded is False and not pool.last_environment.preloaded
+    result, preloaded = invoke(code)
+    assert result.warm_start and preloaded is True and pool.last_environment.preloaded
