@@ -106,8 +106,15 @@ def child(mode, runs, burst):
             elapsed = time.perf_counter() - start
             results[label] = {"latency_ms": latencies, "runs_per_second": burst / elapsed}
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        # SIGTERM to the main process only: it stops its pool children itself.
+        # Signalling the whole group can kill a child holding the pool's queue
+        # lock, and the main process then waits on that lock forever.
+        worker.terminate()
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(results))
 

@@ -82,8 +82,13 @@ def test_bin_run_serves_sign_in_and_a_healthy_healthz_on_a_fresh_data_dir(tmp_pa
         result = json.loads(ran.stdout)
         assert result["status"] == "succeeded" and result["returnValue"] == {"greeted": "operator"}
         assert [line["message"] for line in result["logs"] if line["stream"] == "stdout"] == ["hello operator"]
+
+        # Ctrl-C stops all three within honcho's grace period.
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        # Like Ctrl-C: honcho stops web, worker and beat itself.
+        process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
