@@ -135,6 +135,7 @@ class Request:
         self.signing_key = None
         self.payload_claim: str | None = None
         self.body_consumed = False
+        self.body_started = False  # some of the body was read: what is left is unknown
         self.body = b""         # STS and SSM: the (small) body, read to verify its signature
         self.checksum = None    # S3 uploads: the x-amz-checksum-* verified, echoed in the answer
 
@@ -163,6 +164,7 @@ class Request:
         if length > MAX_SMALL_BODY:
             raise AwsError("RequestEntityTooLarge", "The request body is too large.", 413)
         self._continue()
+        self.body_started = True
         data = _Body(self.handler.rfile, length).read() if length else b""
         self.body_consumed = True
         return data
@@ -196,6 +198,7 @@ class Request:
         checksum = checksum_from_headers(self.headers)
         trailer = trailer_checksum(self.headers) if chunked else None
         self._continue()
+        self.body_started = True
         source = _Body(self.handler.rfile, length)
         if chunked:
             mode = claim if claim in STREAMING_PAYLOADS else "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -470,9 +473,35 @@ class AwsEndpoint:
                                                                                "error. Please try again.", 500,
                                                               sender=False))
         if not request.body_consumed and self._body_pending(request):
-            # The unread body is still in the stream: this connection cannot carry another request.
-            handler.close_connection = True
+            if not self._drain_small_body(request):
+                # The unread body is still in the stream: this connection cannot carry another request.
+                handler.close_connection = True
         self._send(handler, request, response)
+
+    @staticmethod
+    def _drain_small_body(request: Request) -> bool:
+        """Read and drop a refused request's small body; whether the connection is clean again.
+
+        Closing a socket with unread data makes the kernel reset the
+        connection, and a reset can destroy the error response before the
+        client reads it: boto3 then sees a bare status instead of the error.
+        The body is read only when the client sent it without waiting for
+        100 Continue (so it is on its way anyway).
+        """
+        try:
+            length = request.content_length()
+        except AwsError:
+            return False
+        if request.headers.get("Transfer-Encoding") or length is None or length > MAX_SMALL_BODY:
+            return False
+        if request.handler.expect_continue or request.body_started:
+            return False
+        try:
+            _Body(request.handler.rfile, length).read()
+        except (OSError, SigV4Error):
+            return False
+        request.body_consumed = True
+        return True
 
     @staticmethod
     def _body_pending(request: Request) -> bool:
