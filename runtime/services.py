@@ -6,6 +6,7 @@ the attempt is still the run's current one (a worker presumed lost that comes
 back late cannot overwrite what happened since).
 """
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -255,33 +256,6 @@ def _execute_attempt(run, attempt, channel):
     env = attempt_environment(run)
     limits = _sandbox_limits(run)
     runtime_python = Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python"
-    try:
-        if mode == "bwrap" and settings.FUNCTIONS_WARM_ENVIRONMENTS:
-            return _execute_warm(run, channel, code_dir, temp_dir, env, limits, runtime_python)
-        # The attempt's own AWS endpoint (secrets and storage), open exactly as long as the sandbox runs.
-        with attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s) as aws:
-            invocation = sandbox.Invocation(
-                code_dir=code_dir,
-                handler=run.function.handler,
-                event=run.event,
-                function_name=run.function.name,
-                request_id=str(run.correlation_id),
-                env=env,
-                temp_dir=temp_dir,
-                aws=aws,
-            )
-            return sandbox.execute(invocation, limits, channel, mode=mode, runtime_python=runtime_python)
-    finally:
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _execute_warm(run, channel, code_dir, temp_dir, env, limits, runtime_python):
-    """The attempt in the warm execution environment of its organization, Function and code version."""
-    pool = warm.pool(
-        size=settings.FUNCTIONS_WARM_POOL_SIZE,
-        idle_seconds=settings.FUNCTIONS_WARM_IDLE_SECONDS,
-        temp_root=Path(settings.FUNCTIONS_CACHE_DIR) / "tmp",
-    )
     invocation = sandbox.Invocation(
         code_dir=code_dir,
         handler=run.function.handler,
@@ -290,6 +264,25 @@ def _execute_warm(run, channel, code_dir, temp_dir, env, limits, runtime_python)
         request_id=str(run.correlation_id),
         env=env,
         temp_dir=temp_dir,
+    )
+    try:
+        if mode == "bwrap" and settings.FUNCTIONS_WARM_ENVIRONMENTS:
+            return _execute_warm(run, channel, invocation, env, limits, runtime_python)
+        # The attempt's own AWS endpoint (secrets and storage), open exactly as long as the sandbox runs.
+        with attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s) as aws:
+            return sandbox.execute(
+                dataclasses.replace(invocation, aws=aws), limits, channel, mode=mode, runtime_python=runtime_python
+            )
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _execute_warm(run, channel, invocation, env, limits, runtime_python):
+    """The attempt in the warm execution environment of its organization, Function and code version."""
+    pool = warm.pool(
+        size=settings.FUNCTIONS_WARM_POOL_SIZE,
+        idle_seconds=settings.FUNCTIONS_WARM_IDLE_SECONDS,
+        temp_root=Path(settings.FUNCTIONS_CACHE_DIR) / "tmp",
     )
 
     def open_aws(directory):
