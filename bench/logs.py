@@ -10,10 +10,14 @@ migrates it, seeds the entries, then measures through the real query service
 
   * the default query: one Function, last 24 hours, newest first, 1,000 entries
   * a search matching 0.1% of the entries (one Function, last 24 hours and 7 days; organization-wide 24 hours)
-  * sort by message (one Function, last 24 hours; first page and the page after it)
+  * sort by message (one Function, last 24 hours; first page, and the page after it alone)
   * the organization-wide default query, and the Logs tab as a whole page (query plus rendering)
-  * a full JSON download through the view (organization-wide, last 24 hours), in a process of its own so
-    its peak memory is its own: entries per second and peak RSS
+  * organization-wide sort by message over 7 days: every entry of the range is sorted (known to be slow)
+  * a full JSON download through the view (organization-wide, last 24 hours), in a process of its own:
+    entries per second, and its memory (peak RSS from /proc, less the process before the download)
+
+SQLite searches read at most logs.queries.SQLITE_SCAN_BUDGET entries per page, so an
+organization-wide search may end its page early with a cursor (the entries column shows it).
 
 and prints p50 and p95 next to the goals (PostgreSQL under 100 ms, SQLite under
 300 ms; download over 100,000 entries/s in under 100 MB).
@@ -23,14 +27,12 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -246,20 +248,21 @@ def measure(org, user, repeats):
     functions = list(Function.objects.filter(organization=org))
     results = []
 
-    def case(label, params, *, org_wide=False, pages=1):
-        counts = []
-
-        def once():
+    def case(label, params, *, org_wide=False, pages=1, repeats=repeats):
+        """Time parse + one page; with pages=2 only the second page is timed, its cursor made beforehand."""
+        counts, times = [], []
+        for attempt in range(repeats + 1):
             fn = None if org_wide else rng.choice(functions)
-            query = parse_log_query(params, organization=org, function=fn)
-            entries, cursor = log_page(query)
-            for _ in range(pages - 1):
-                query = parse_log_query({**params, "after": cursor}, organization=org, function=fn)
-                entries, cursor = log_page(query)
-            counts.append(len(entries))
-
-        once()  # warm the caches once, as an operator's second query would find them
-        times = timed(once, repeats)
+            cursor = None
+            if pages == 2:
+                cursor = log_page(parse_log_query(params, organization=org, function=fn)).next_cursor
+            started = time.perf_counter()
+            query = parse_log_query({**params, **({"after": cursor} if cursor else {})}, organization=org, function=fn)
+            entries, _ = log_page(query)
+            elapsed = (time.perf_counter() - started) * 1000
+            if attempt:  # the first warms the caches, as an operator's second query would find them
+                times.append(elapsed)
+                counts.append(len(entries))
         results.append({"label": label, "p50": percentile(times, 0.5), "p95": percentile(times, 0.95),
                         "entries": round(statistics.mean(counts))})
 
@@ -272,6 +275,9 @@ def measure(org, user, repeats):
     case("organization-wide: 24 h, newest first", {}, org_wide=True)
     case("organization-wide search 0.1%: 24 h", {"q": NEEDLE}, org_wide=True)
     case("organization-wide search 0.1%: 7 days", {"q": NEEDLE, "range": "7d"}, org_wide=True)
+    # Known beyond the goal: the message order has to sort every entry of the range.
+    case("organization-wide sort by message: 7 days", {"sort": "message", "range": "7d"}, org_wide=True,
+         repeats=max(3, repeats // 6))
 
     client = Client()
     client.force_login(user)
@@ -284,6 +290,16 @@ def measure(org, user, repeats):
     return results
 
 
+def _status_kb(field):
+    """From /proc/self/status: VmHWM is this process's peak RSS (getrusage's ru_maxrss would include the
+    parent's, kept across exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def download(org_id):
     """The JSON download through the view, read as a client would: entries/s and this process's peak RSS."""
     from django.test import Client
@@ -293,7 +309,7 @@ def download(org_id):
 
     client = Client()
     client.force_login(User.objects.get(email="bench@example.com"))
-    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline_kb = _status_kb("VmHWM")
     started = time.perf_counter()
     response = client.get(reverse("logs:org_json", kwargs={"org_id": org_id}))
     assert response.status_code == 200, response.content[:500]
@@ -305,7 +321,7 @@ def download(org_id):
         tail = chunk[-2:]
     seconds = time.perf_counter() - started
     assert tail.endswith(b"]"), "the download must be one complete JSON array"
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = _status_kb("VmHWM")
     return {
         "entries": entries, "seconds": seconds, "per_second": entries / seconds, "mb": size / 1e6,
         "peak_rss_mb": peak_kb / 1024, "baseline_rss_mb": baseline_kb / 1024,
@@ -373,15 +389,17 @@ def report(backend, data, args):
           f"(seeded in {data['seed_seconds']:.0f} s; table and indexes {data['db_mb']:,.0f} MB); {args.repeats} repeats")
     print(f"  {'query':<52} {'entries':>7} {'p50 ms':>8} {'p95 ms':>8}  goal p95 < {goal} ms")
     for row in data["results"]:
-        verdict = "ok" if row["p95"] < goal else "OVER"
+        verdict = "ok" if row["p95"] < goal else "OVER (known, see the report)"
         if row.get("page"):
             verdict = "(whole page, for reference)"
         print(f"  {row['label']:<52} {row['entries']:>7} {row['p50']:>8.1f} {row['p95']:>8.1f}  {verdict}")
     d = data["download"]
-    ok = "ok" if d["per_second"] > 100_000 and d["peak_rss_mb"] < 100 else "OVER"
+    own_mb = d["peak_rss_mb"] - d["baseline_rss_mb"]
+    ok = "ok" if d["per_second"] > 100_000 and own_mb < 100 else "OVER"
     print(f"  download, organization-wide 24 h: {d['entries']:,} entries, {d['mb']:.0f} MB in {d['seconds']:.1f} s = "
-          f"{d['per_second']:,.0f} entries/s; peak RSS {d['peak_rss_mb']:.0f} MB "
-          f"(process before the download: {d['baseline_rss_mb']:.0f} MB)  goal > 100,000/s in < 100 MB: {ok}")
+          f"{d['per_second']:,.0f} entries/s; the download's own memory {own_mb:.0f} MB (process peak RSS "
+          f"{d['peak_rss_mb']:.0f} MB, of which Django and the test client before it {d['baseline_rss_mb']:.0f} MB)"
+          f"  goal > 100,000/s in < 100 MB: {ok}")
     print(f"  file name: {d['disposition']}")
 
 
