@@ -12,10 +12,12 @@ The same handler runs three ways:
     created and dropped here): claim, sandbox, every line stored as a log
     entry, the REPORT line, the outcome recorded.
 
-It prints the Function's own duration (what the sandbox measured), the whole
-run until the last line is stored, lines per second, and both ratios to the
-bare run; the goal is engine under 2x bare. Every line must be in the
-database, none dropped.
+It prints the Function's own duration (what the sandbox measured: ingestion
+must not slow the Function, the goal is under 2x bare), and the whole run until
+the last line is stored, with lines per second. Every line must be in the
+database, none dropped. On a machine with few cores the database's own work
+(SQLite in the worker, or the PostgreSQL server) competes with the Function
+for them: run it on an otherwise idle machine.
 """
 
 import argparse
@@ -136,10 +138,14 @@ def main():
         data = run_backend(backend, args.lines, args.repeats)
         total = statistics.median(r["total"] for r in data["runs"])
         function = statistics.median(r["function"] for r in data["runs"])
-        verdict = "ok" if total < 2 * buffered else "OVER"
-        print(f"  engine on {data['vendor']:<10}  Function {function:6.2f} s; whole run, every line stored {total:6.2f} s "
-              f"= {args.lines / total:,.0f} lines/s; ratio {total / buffered:.2f}x (Function alone {function / buffered:.2f}x)"
-              f"  goal < 2x: {verdict}")
+        def verdict(seconds):
+            return "ok" if seconds < 2 * buffered else "OVER"
+
+        print(f"  engine on {data['vendor']}:")
+        print(f"    the Function (as the sandbox timed it): {function:6.2f} s = {function / buffered:.2f}x bare   "
+              f"goal < 2x: {verdict(function)}")
+        print(f"    the whole run, until every line is stored: {total:6.2f} s = {total / buffered:.2f}x bare, "
+              f"{args.lines / total:,.0f} lines/s   (< 2x: {verdict(total)})")
 
 
 if __name__ == "__main__":
