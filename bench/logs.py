@@ -43,7 +43,6 @@ POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0
 GOALS_MS = {"sqlite": 300, "postgres": 100}
 NEEDLE = "quota-exceeded"  # in exactly 1 of every 1,000 entries
 LINES_PER_RUN = 50
-PASSWORD = "bench-password-1"
 
 
 def percentile(values, fraction):
@@ -118,7 +117,7 @@ def seed(entries, functions):
 
     rng = random.Random(8)
     org = Organization.objects.create(name="Bench Fleet", timezone="America/Chicago")
-    user = User.objects.create_user("bench@example.com", PASSWORD)
+    user = User.objects.create_user("bench@example.com")  # signed in with force_login: no password
     Membership.objects.create(user=user, organization=org, builtin_role=BuiltinRole.FULL_ADMIN)
     fns = []
     for i in range(functions):
