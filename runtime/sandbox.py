@@ -1063,15 +1063,9 @@ class _Attempt:
                     if not data:
                         sel.unregister(key.fd)
                         open_fds.discard(key.fd)
-                        if name != "result":
-                            self._emit(self.splitters[name].finish(self._now()))
-                        continue
-                    if name == "result":
-                        self._feed_result(data)
-                    else:
-                        self._feed_output(name, data)
-                        if self.output_exceeded:
-                            return
+                    self._consume(name, data)
+                    if self.output_exceeded:
+                        return
                 self._sample_memory()
         finally:
             sel.close()
@@ -1091,16 +1085,21 @@ class _Attempt:
                     data = os.read(fd, 1 << 16)
                 except OSError:
                     break
+                self._consume(name, data)
                 if not data:
-                    if name != "result":
-                        self._emit(self.splitters[name].finish(self._now()))
                     break
-                if name == "result":
-                    self._feed_result(data)
-                else:
-                    self._feed_output(name, data)
-                    if self.output_exceeded:
-                        return
+                if self.output_exceeded:
+                    return
+
+    def _consume(self, name: str, data: bytes) -> None:
+        """What one read of a stream brought: b"" is its end (a last unfinished line is flushed)."""
+        if name == "result":
+            if data:
+                self._feed_result(data)
+        elif data:
+            self._feed_output(name, data)
+        else:
+            self._emit(self.splitters[name].finish(self._now()))
 
     def _main_pid(self) -> int | None:
         if self.mode == "process":
