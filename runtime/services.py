@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 HEARTBEAT_EVERY_SECONDS = 5
 LOG_BATCH_SIZE = 2000
+# About 130 MB of queued lines at most per attempt (a million short ones).
+MAX_BACKLOG_LINES = 1_000_000
 
 
 class PlatformError(Exception):
@@ -169,6 +171,12 @@ class AttemptChannel:
     def __init__(self, run, attempt, redact):
         self.run, self.attempt, self.redact = run, attempt, redact
         self.queue = queue.SimpleQueue()
+        # Lines queued and not yet written. The sandbox's delivery waits while
+        # there are too many, so a flood over a slow database holds a bounded
+        # amount of memory here; the sandbox then keeps up to its own bound
+        # and drops beyond it with a marker line, never slowing the Function.
+        self.backlog = 0
+        self.backlog_room = threading.Condition()
 
     def __call__(self, lines):
         """The sandbox's on_output: redact, and queue for writing.
@@ -178,7 +186,11 @@ class AttemptChannel:
         printing as fast as it can (bench/ingest.py).
         """
         redact = self.redact
-        self.queue.put([(line.timestamp, line.stream, redact(line.message)) for line in lines])
+        rows = [(line.timestamp, line.stream, redact(line.message)) for line in lines]
+        with self.backlog_room:
+            self.backlog_room.wait_for(lambda: self.backlog < MAX_BACKLOG_LINES)
+            self.backlog += len(rows)
+        self.queue.put(rows)
 
     def call(self, function, timeout=60):
         """Run function() on the database thread and return its result (or raise its error)."""
@@ -195,6 +207,9 @@ class AttemptChannel:
 
     def add_platform_line(self, message):
         # Platform lines quote the Function (its error in the REPORT line): redacted too.
+        # Never waits for room: the database thread itself adds some.
+        with self.backlog_room:
+            self.backlog += 1
         self.queue.put([self._entry(timezone.now(), Stream.PLATFORM, self.redact(message))])
 
     def close(self):
@@ -227,6 +242,9 @@ class AttemptChannel:
                     break
             if pending:
                 log_entries_write(run=self.run, attempt=self.attempt.number, rows=pending)
+                with self.backlog_room:
+                    self.backlog -= len(pending)
+                    self.backlog_room.notify_all()
             for work in calls:
                 work.run()
             if time.monotonic() - last_beat >= HEARTBEAT_EVERY_SECONDS:

@@ -256,3 +256,32 @@ def test_process_mode_says_runs_are_not_isolated(execute, settings):
     settings.FUNCTIONS_SANDBOX = "process"
     run = execute("def handler(event, context):\n    return 1\n", name="unsafe")
     assert run.attempt_rows.get().isolation.startswith("none: FUNCTIONS_SANDBOX=process")
+
+
+def test_output_waits_for_room_when_the_database_falls_behind(org, monkeypatch):
+    import threading
+    from datetime import datetime, timezone as tz
+
+    from runtime.sandbox import OutputLine
+
+    monkeypatch.setattr(services, "MAX_BACKLOG_LINES", 10)
+    run, attempt = _claimed(org, "flood")
+    channel = services.AttemptChannel(run, attempt, lambda text: text)
+    batch = [OutputLine(datetime.now(tz.utc), "stdout", f"line {i}") for i in range(10)]
+    delivered = []
+
+    def sandbox_thread():
+        channel(batch)
+        delivered.append(1)
+        channel(batch)  # no room until the database thread writes the first ten
+        delivered.append(2)
+        channel.close()
+
+    thread = threading.Thread(target=sandbox_thread)
+    thread.start()
+    thread.join(timeout=0.5)
+    assert delivered == [1] and thread.is_alive()
+    channel.serve_until_closed()
+    thread.join()
+    assert delivered == [1, 2] and channel.backlog == 0
+    assert LogEntry.objects.filter(run=run).count() == 20
