@@ -58,6 +58,8 @@ FUNCTION_NAME_MAX_LENGTH = 35
 IMPORT_NAME_MIN_LENGTH = 3
 MAX_PARAM_NAME_LENGTH = 128
 RESERVED_PARAM_PREFIX = "SamsaraFunction"
+# What the secrets vault accepts as a secret's name (the one rule, used by both).
+SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 METADATA_FILENAME = "import.metadata.json"
 MAX_TIME_SINCE_MIDNIGHT_MS = 24 * 60 * 60 * 1000 - 1
 
@@ -226,11 +228,16 @@ def validate_event_parameters(pairs: list[tuple[object, object]]) -> dict[str, s
 
 
 def validate_secret_names(names: Iterable[object]) -> tuple[str, ...]:
-    """Secret names: non-empty (stripped), unique, <= 128 chars. Raises BundleError(field="secrets")."""
+    """Secret names: non-empty (stripped), unique, <= 128 chars of SECRET_NAME_RE (the vault's rule).
+
+    Raises BundleError(field="secrets").
+    """
     result: list[str] = []
     errors: list[tuple[str, str]] = []
     for index, name in enumerate(names):
         key, problem = _check_key_name(name, "Secret", reserved_prefix=None)
+        if problem is None and not SECRET_NAME_RE.match(key):
+            problem = f"Secret {key!r} may only contain letters A-Z and a-z, digits, '_', '.' and '-'"
         if problem is None and key in result:
             problem = f"Secret {key!r} appears more than once; names must be unique"
         if problem:

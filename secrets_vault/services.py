@@ -20,12 +20,12 @@ Decisions where the contract is silent:
   caller warns (``secrets_missing_values`` names them).
 """
 
-import re
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
+from functions.bundles import MAX_PARAM_NAME_LENGTH, SECRET_NAME_RE
 from functions.models import Function
 from functions.services import audit_record
 
@@ -40,10 +40,11 @@ __all__ = [
     "secrets_replace", "validate_secret_name",
 ]
 
-MAX_NAME_LENGTH = 128
+MAX_NAME_LENGTH = MAX_PARAM_NAME_LENGTH
 MAX_VALUE_BYTES = 64 * 1024
 MAX_SECRETS_PER_FUNCTION = 100
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Shared with the bundle checks, so an import never names a secret the vault refuses.
+NAME_RE = SECRET_NAME_RE
 
 
 class Action:

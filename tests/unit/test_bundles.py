@@ -656,3 +656,13 @@ def test_concurrent_extractors_all_see_a_complete_tree(tmp_path):
     assert seen == [expected] * 6
     assert [p.name for p in tmp_path.iterdir()] == ["v1"]
 
+
+
+def test_import_metadata_refuses_secret_names_the_vault_would_refuse():
+    from functions.bundles import MetadataError, parse_import_metadata
+
+    with pytest.raises(MetadataError) as caught:
+        parse_import_metadata('{"name": "abc", "secretsKeys": ["GOOD_key.1-x", "has space", "slash/no"]}')
+    paths = [path for path, _ in caught.value.errors]
+    assert paths == ["secretsKeys[1]", "secretsKeys[2]"]
+    assert "may only contain letters" in caught.value.errors[0][1]
