@@ -321,6 +321,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-lost-runs": {"task": "runtime.tasks.reap_lost_runs", "schedule": 15.0},
     # Bytes of writes killed half-way (between storing and committing).
     "sweep-storage-blobs": {"task": "storage.tasks.sweep_orphaned_blobs", "schedule": 3600.0},
+    # Zips uploaded for an import review nobody finished.
+    "sweep-staged-uploads": {"task": "functions.tasks.sweep_staged_uploads", "schedule": 6 * 3600.0},
 }
 
 # --- Logs (see logs/) ---

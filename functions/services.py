@@ -15,6 +15,7 @@ one object, and every upload still gets its own immutable CodeVersion row.
 import importlib.util
 import re
 import zipfile
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -481,6 +482,27 @@ def staged_upload_open(*, organization, sha256):
 def staged_upload_delete(*, organization, sha256):
     if _SHA256_RE.fullmatch(sha256 or ""):
         default_storage.delete(staged_upload_key(organization, sha256))
+
+
+def staged_uploads_sweep(*, older_than=None):
+    """Delete zips kept for a review nobody finished (an import left open); the keys deleted.
+
+    A finished create or import deletes its own; only abandoned ones are
+    left, so anything older than `older_than` (default a day) goes.
+    """
+    cutoff = timezone.now() - (older_than or timedelta(days=1))
+    swept = []
+    if not default_storage.exists("uploads"):
+        return swept
+    folders, _ = default_storage.listdir("uploads")
+    for folder in folders:
+        _, names = default_storage.listdir(f"uploads/{folder}")
+        for name in names:
+            key = f"uploads/{folder}/{name}"
+            if default_storage.get_modified_time(key) < cutoff:
+                default_storage.delete(key)
+                swept.append(key)
+    return swept
 
 
 # --------------------------------------------------------------------------- update
