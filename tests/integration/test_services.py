@@ -5,7 +5,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 from django.db import connection
 
 from config.celery import app as celery_app

@@ -1,6 +1,5 @@
 """Triggering runs and the run pages, for every role. Execution itself: test_run_engine.py."""
 
-import json
 import uuid
 
 import pytest
