@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from . import services
 from .access import Area, may_read, require
+from .forms import apply_service_errors
 from .models import Access, BuiltinRole, CustomRole, Membership
 
 
@@ -56,15 +57,6 @@ class RoleForm(forms.Form):
     storage_access = forms.ChoiceField(label="Functions storage", choices=Access.choices, widget=forms.RadioSelect, initial=Access.NONE)
 
 
-def _apply_errors(form, error):
-    """Put a service's ValidationError on the form, field by field where it names fields."""
-    if hasattr(error, "error_dict"):
-        for field, errs in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errs)
-    else:
-        form.add_error(None, error)
-
-
 def _set_password_link(request, user):
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
@@ -88,7 +80,7 @@ def members(request, org_id):
                     role=invite_form.cleaned_data["role"],
                 )
             except ValidationError as error:
-                _apply_errors(invite_form, error)
+                apply_service_errors(invite_form, error)
             else:
                 email = new_membership.user.email
                 if created:
@@ -162,7 +154,7 @@ def roles(request, org_id):
             try:
                 role = services.custom_role_create(organization=organization, **form.cleaned_data)
             except ValidationError as error:
-                _apply_errors(form, error)
+                apply_service_errors(form, error)
             else:
                 messages.success(request, f"Created the role “{role.name}”.")
                 return redirect("accounts:roles", org_id=org_id)
@@ -194,7 +186,7 @@ def role_edit(request, org_id, pk):
             try:
                 services.custom_role_update(role=role, **form.cleaned_data)
             except ValidationError as error:
-                _apply_errors(form, error)
+                apply_service_errors(form, error)
             else:
                 messages.success(request, f"Saved the role “{role.name}”.")
                 return redirect("accounts:roles", org_id=org_id)

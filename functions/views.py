@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import Area, function_for, may_write, require
+from accounts.forms import apply_service_errors
 
 from . import bundles, queries, services
 from .forms import FunctionForm, ImportForm, ParameterRows, UploadForm
@@ -28,18 +29,15 @@ RUN_BADGES = {
 
 
 def _apply_errors(form, error):
-    """Put a service's ValidationError on the form, field by field where it names fields."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for field, errors in error.error_dict.items():
-        if field == "params" and hasattr(form, "parameters"):
-            if not form.parameters.has_errors:  # the rows already say it, next to the inputs
-                form.parameters.add_errors([m for e in errors for m in e.messages])
-        elif field in form.fields:
-            form.add_error(field, errors)
-        else:
-            form.add_error(None, errors)
+    """apply_service_errors, with the parameters' errors shown beside the parameter rows."""
+    if hasattr(error, "error_dict") and hasattr(form, "parameters") and "params" in error.error_dict:
+        rest = {field: errors for field, errors in error.error_dict.items() if field != "params"}
+        if not form.parameters.has_errors:  # the rows already say it, next to the inputs
+            form.parameters.add_errors([m for e in error.error_dict["params"] for m in e.messages])
+        if not rest:
+            return
+        error = ValidationError(rest)
+    apply_service_errors(form, error)
 
 
 def _has_errors(form):

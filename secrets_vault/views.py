@@ -8,19 +8,11 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import function_for
+from accounts.forms import apply_service_errors
 
 from . import services
 from .forms import SecretAddForm, SecretRenameForm, SecretValueForm
 from .models import Secret
-
-
-def _apply_errors(form, error):
-    """Put a service's ValidationError on the form, field by field where it names fields."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 def _secret_of(function, secret_id):
@@ -77,7 +69,7 @@ def secret_list(request, org_id, name):
                 function=function, name=form.cleaned_data["name"], value=form.cleaned_data["value"], actor=request.user
             )
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_service_errors(form, error)
         else:
             messages.success(request, f"Added the secret “{secret.name}”. Its value cannot be shown again.")
             return redirect("functions:secrets", org_id=function.organization_id, name=function.name)
@@ -104,7 +96,7 @@ def secret_value(request, org_id, name, secret_id):
             was_missing = secret.value_missing
             services.secret_set(function=function, name=secret.name, value=form.cleaned_data["value"], actor=request.user)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_service_errors(form, error)
         else:
             verb = "Set" if was_missing else "Replaced"
             messages.success(request, f"{verb} the value of “{secret.name}”. It cannot be shown again.")
@@ -123,7 +115,7 @@ def secret_rename(request, org_id, name, secret_id):
         try:
             services.secret_rename(secret=secret, new_name=form.cleaned_data["name"], actor=request.user)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_service_errors(form, error)
         else:
             if secret.name != old_name:
                 messages.success(request, f"Renamed “{old_name}” to “{secret.name}”.")
