@@ -191,13 +191,7 @@ class AttemptCgroup:
         return count or 0
 
     def oom_killed(self) -> bool:
-        if self.version == 2:
-            count = _keyed(self.dirs[""] / "memory.events", "oom_kill")
-        elif "memory" in self.dirs:
-            count = _keyed(self.dirs["memory"] / "memory.oom_control", "oom_kill")
-        else:
-            count = None
-        return bool(count)
+        return self.oom_kill_count() > 0
 
     def remove(self) -> None:
         """rmdir the group; retried in the background while it is still busy.
