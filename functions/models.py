@@ -128,9 +128,12 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     TIMED_OUT = "timed_out", "Timed out"
+    # Never executed: an occurrence the scheduler skipped (overlap, downtime);
+    # the reason says why, so the Runs tab shows the real cadence.
+    DROPPED = "dropped", "Dropped"
 
 
-FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT)
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.DROPPED)
 
 
 class TriggerSource(models.TextChoices):
@@ -176,6 +179,8 @@ class Run(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     # When the next attempt may start (retry backoff); None when not waiting.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # For scheduled runs: the occurrence (UTC instant) the run was for.
+    scheduled_for = models.DateTimeField(null=True, blank=True)
     logs_expired = models.BooleanField(default=False)
 
     objects = RunQuerySet.as_manager()
@@ -203,6 +208,11 @@ class AttemptOutcome(models.TextChoices):
     WORKER_LOST = "worker_lost", "Worker lost"
 
 
+class StartKind(models.TextChoices):
+    COLD = "cold", "Cold start"
+    WARM = "warm", "Warm start"
+
+
 class Attempt(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempt_rows")
     number = models.PositiveSmallIntegerField()
@@ -214,6 +224,10 @@ class Attempt(models.Model):
     # How the worker isolated this attempt, said plainly on the run page
     # (e.g. "bubblewrap; network: outbound, host loopback blocked").
     isolation = models.CharField(max_length=200, blank=True)
+    # Whether the attempt was forked from a warm environment, and how long the
+    # sandbox took from claim to the handler being called.
+    start_kind = models.CharField(max_length=4, choices=StartKind.choices, blank=True)
+    startup_ms = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     # Written by the worker while the attempt runs; a stale one means the worker is gone.
     heartbeat_at = models.DateTimeField(default=timezone.now)
