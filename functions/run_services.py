@@ -1,8 +1,8 @@
 """Starting runs: every trigger (page, API, schedule, alert, command) comes through run_trigger.
 
-The service writes the Run row and enqueues its id once the transaction
-commits, so a worker never looks for a row that is not there yet; the worker
-side (claim, execute, record) is runtime.services.
+The service writes the Run row and has runtime.tasks (the one module that
+talks to the broker) send its id once the transaction commits; the worker
+side (claim, execute, record) is runtime.services, which never calls back here.
 """
 
 import json
@@ -11,6 +11,8 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+
+from runtime.tasks import run_enqueue_on_commit
 
 from .bundles import MAX_PARAM_NAME_LENGTH
 from .models import Run, TriggerSource
@@ -91,8 +93,3 @@ def run_trigger(*, function, trigger, actor=None, overrides=None, alert_payload=
         run_enqueue_on_commit(run_id=run.id)
     return run
 
-
-def run_enqueue_on_commit(*, run_id, countdown=None):
-    from runtime.tasks import execute_run
-
-    transaction.on_commit(lambda: execute_run.apply_async((run_id,), countdown=countdown))

@@ -15,7 +15,8 @@ import shutil
 import socket
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -26,7 +27,6 @@ from django.utils import timezone
 
 from functions.bundles import extract_bundle
 from functions.models import Attempt, AttemptOutcome, Run, RunStatus
-from functions.run_services import run_enqueue_on_commit
 from logs.models import Stream
 from logs.services import log_entries_write
 from secrets_vault.services import secrets_redactor
@@ -45,6 +45,34 @@ MAX_BACKLOG_LINES = 1_000_000
 
 class PlatformError(Exception):
     """The platform, not the Function, could not run the attempt. Not retried."""
+
+
+# What the worker's services hand back to runtime.tasks, the one module that talks to the
+# broker: these services only say which runs must be sent again, and tasks send them.
+
+
+@dataclasses.dataclass(frozen=True)
+class Resend:
+    """A run whose id must go to a worker again, after countdown seconds (None: at once)."""
+
+    run_id: int
+    countdown: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """An attempt recorded: the run as it now stands, and the retry to send if one was queued."""
+
+    run: Run
+    resend: tuple[Resend, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Reaped:
+    """The reaper's pass: how many lost attempts it closed, and the runs to send again."""
+
+    lost: int
+    resend: tuple[Resend, ...] = ()
 
 
 # --- claiming -----------------------------------------------------------------------
@@ -310,7 +338,7 @@ def _execute_warm(run, channel, invocation, env, limits, runtime_python):
     return pool.execute(invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws)
 
 
-def run_execute(*, run_id):
+def run_execute(*, run_id: int) -> Recorded | None:
     """Claim the run, execute one attempt, record it. Safe to call twice for the same message.
 
     The sandbox runs in a helper thread while this thread writes the output
@@ -370,13 +398,16 @@ def _redacted_error(error, redact):
     return {key: redact(value) if isinstance(value, str) else value for key, value in error.items()}
 
 
-def run_record_attempt(*, run, attempt, result, redact, retryable=True):
-    """Close the attempt; then finish the run or queue its next attempt."""
+def run_record_attempt(
+    *, run: Run, attempt: Attempt, result: sandbox.AttemptResult, redact: Callable[[str], str], retryable: bool = True
+) -> Recorded:
+    """Close the attempt; then finish the run, or queue its next attempt and say so to the caller."""
     now = timezone.now()
     outcome = {"succeeded": AttemptOutcome.SUCCEEDED, "timed_out": AttemptOutcome.TIMED_OUT}.get(
         result.outcome, AttemptOutcome.FAILED
     )
     reason = redact(result.reason or "")[:500]
+    resend: tuple[Resend, ...] = ()
     with transaction.atomic():
         closed = Attempt.objects.filter(pk=attempt.pk, outcome=AttemptOutcome.RUNNING).update(
             outcome=outcome, reason=reason, exit_code=result.exit_code, peak_memory_mb=result.peak_memory_mb,
@@ -385,7 +416,7 @@ def run_record_attempt(*, run, attempt, result, redact, retryable=True):
         if not closed:
             # The reaper already declared this attempt lost and moved the run on.
             logger.warning("run %s: attempt %s finished after it was declared lost", run.correlation_id, attempt.number)
-            return Run.objects.get(pk=run.pk)
+            return Recorded(run=Run.objects.get(pk=run.pk))
         current = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=attempt.number)
         common = dict(
             reason=reason,
@@ -401,26 +432,27 @@ def run_record_attempt(*, run, attempt, result, redact, retryable=True):
         elif retryable and attempt.number < run.max_attempts:
             delay = settings.FUNCTIONS_RETRY_BACKOFF_SECONDS[min(attempt.number, len(settings.FUNCTIONS_RETRY_BACKOFF_SECONDS)) - 1]
             if current.update(status=RunStatus.QUEUED, next_attempt_at=now + timedelta(seconds=delay), **common):
-                run_enqueue_on_commit(run_id=run.pk, countdown=delay)
+                resend = (Resend(run_id=run.pk, countdown=delay),)
         else:
             final = RunStatus.TIMED_OUT if outcome == AttemptOutcome.TIMED_OUT else RunStatus.FAILED
             current.update(status=final, finished_at=now, **common)
-    return Run.objects.get(pk=run.pk)
+    return Recorded(run=Run.objects.get(pk=run.pk), resend=resend)
 
 
 # --- lost workers ---------------------------------------------------------------------------
 
 
-def runs_reap_lost(*, now=None):
-    """Attempts whose worker stopped writing heartbeats: retry their runs, or fail them as "worker lost".
+def runs_reap_lost(*, now: datetime | None = None) -> Reaped:
+    """Attempts whose worker stopped writing heartbeats: queue their runs again, or fail them as "worker lost".
 
-    Also re-sends runs that have waited in the queue far too long (a message
-    lost with a broker restart); a duplicate message is harmless, since the
-    claim is conditional.
+    Also names runs that have waited in the queue far too long (a message
+    lost with a broker restart) to be sent again; a duplicate message is
+    harmless, since the claim is conditional.
     """
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS)
     reaped = 0
+    resend = []
     for attempt in Attempt.objects.filter(outcome=AttemptOutcome.RUNNING, heartbeat_at__lt=stale).select_related("run"):
         with transaction.atomic():
             if not Attempt.objects.filter(pk=attempt.pk, outcome=AttemptOutcome.RUNNING, heartbeat_at__lt=stale).update(
@@ -432,7 +464,7 @@ def runs_reap_lost(*, now=None):
             reason = f"Worker lost during attempt {attempt.number} of {run.max_attempts}"
             if attempt.number < run.max_attempts:
                 if current.update(status=RunStatus.QUEUED, next_attempt_at=now, reason=reason):
-                    run_enqueue_on_commit(run_id=run.pk)
+                    resend.append(Resend(run_id=run.pk))
             else:
                 current.update(status=RunStatus.FAILED, finished_at=now, reason=reason)
             reaped += 1
@@ -440,6 +472,5 @@ def runs_reap_lost(*, now=None):
         Q(next_attempt_at__lt=now - timedelta(minutes=5))
         | Q(next_attempt_at__isnull=True, created_at__lt=now - timedelta(minutes=5))
     )
-    for run_id in forgotten.values_list("pk", flat=True)[:500]:
-        run_enqueue_on_commit(run_id=run_id)
-    return reaped
+    resend.extend(Resend(run_id=run_id) for run_id in forgotten.values_list("pk", flat=True)[:500])
+    return Reaped(lost=reaped, resend=tuple(resend))

@@ -1,15 +1,46 @@
-"""Celery tasks: thin, by id, idempotent. The work is in runtime.services."""
+"""Celery tasks, and the only module that talks to the broker.
+
+The loop flows one way: a trigger's service (functions.run_services) writes
+the Run row and calls run_enqueue_on_commit from here; the task imports the
+worker's services inside its body and sends on whatever they say must be
+sent again (a retry, a lost or forgotten run). The services never reach back
+for the broker, so runtime.services needs nothing from functions' triggers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
 
 from celery import shared_task
+from django.db import transaction
 
-from . import services
+
+def run_enqueue_on_commit(*, run_id: int, countdown: int | None = None) -> None:
+    """Send the run's id to a worker once the current transaction commits (at once outside one).
+
+    After the commit, so a worker never looks for a row that is not there yet.
+    """
+    transaction.on_commit(lambda: execute_run.apply_async((run_id,), countdown=countdown))
+
+
+def _send_again(resends: Iterable) -> None:
+    for resend in resends:
+        run_enqueue_on_commit(run_id=resend.run_id, countdown=resend.countdown)
 
 
 @shared_task(name="runtime.tasks.execute_run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def execute_run(run_id):
-    services.run_execute(run_id=run_id)
+def execute_run(run_id: int) -> None:
+    from runtime.services import run_execute
+
+    recorded = run_execute(run_id=run_id)
+    if recorded is not None:
+        _send_again(recorded.resend)
 
 
 @shared_task(name="runtime.tasks.reap_lost_runs", ignore_result=True)
-def reap_lost_runs():
-    return services.runs_reap_lost()
+def reap_lost_runs() -> int:
+    from runtime.services import runs_reap_lost
+
+    reaped = runs_reap_lost()
+    _send_again(reaped.resend)
+    return reaped.lost

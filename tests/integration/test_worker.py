@@ -16,7 +16,7 @@ from functions.models import AttemptOutcome, Run, RunStatus
 from functions.run_services import run_trigger
 from logs.models import LogEntry
 from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
-from runtime.services import runs_reap_lost
+from runtime.tasks import reap_lost_runs
 from tests.factories import make_function
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def test_a_killed_worker_does_not_lose_the_run_it_is_retried(org, start_worker):
 
     time.sleep(3.5)  # past the heartbeat timeout the worker was started with
     with settings_override(FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS=3):
-        assert runs_reap_lost() == 1
+        assert reap_lost_runs() == 1
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED and run.reason == "Worker lost during attempt 1 of 3"
     assert run.attempt_rows.get(number=1).outcome == AttemptOutcome.WORKER_LOST
@@ -149,7 +149,7 @@ def test_a_run_whose_last_attempt_loses_its_worker_fails_with_worker_lost(org, s
     _kill_worker_mid_run(start_worker, run, mark)
     time.sleep(3.5)
     with settings_override(FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS=3):
-        runs_reap_lost()
+        reap_lost_runs()
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.reason == "Worker lost during attempt 1 of 1" and run.finished_at
 

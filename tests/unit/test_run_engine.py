@@ -1,5 +1,5 @@
 """The engine end to end in one process: real sandbox, real database; the broker is bypassed
-by calling the task's service for each message the trigger would have sent."""
+by calling the task for each message the trigger would have sent."""
 
 import json
 from datetime import timedelta
@@ -10,7 +10,7 @@ from django.utils import timezone
 from functions.models import Attempt, AttemptOutcome, Run, RunStatus
 from functions.run_services import run_trigger
 from logs.models import LogEntry
-from runtime import services
+from runtime import services, tasks
 from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from tests.factories import make_function
 
@@ -31,7 +31,7 @@ def run_to_end(run, callbacks_fixture, limit=5):
     """Deliver the run's messages as a worker would, until it ends."""
     for _ in range(limit):
         with callbacks_fixture(execute=False) as callbacks:
-            services.run_execute(run_id=run.pk)
+            tasks.execute_run(run.pk)
         run.refresh_from_db()
         if run.is_finished:
             return run
@@ -155,11 +155,17 @@ def _claimed(org, name="lost"):
     return run, attempt
 
 
+def _stop_heartbeat(attempt, settings):
+    """As if the attempt's worker had died: its last heartbeat is past the timeout."""
+    stale = timezone.now() - timedelta(seconds=settings.FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS + 1)
+    Attempt.objects.filter(pk=attempt.pk).update(heartbeat_at=stale)
+
+
 def test_an_attempt_without_heartbeat_is_declared_lost_and_its_run_retried(org, django_capture_on_commit_callbacks, settings):
     run, attempt = _claimed(org)
-    later = timezone.now() + timedelta(seconds=settings.FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS + 1)
+    _stop_heartbeat(attempt, settings)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert services.runs_reap_lost(now=later) == 1
+        assert tasks.reap_lost_runs() == 1
     run.refresh_from_db()
     attempt.refresh_from_db()
     assert attempt.outcome == AttemptOutcome.WORKER_LOST and run.status == RunStatus.QUEUED
@@ -168,7 +174,7 @@ def test_an_attempt_without_heartbeat_is_declared_lost_and_its_run_retried(org, 
 
 def test_a_live_heartbeat_is_left_alone(org):
     run, attempt = _claimed(org)
-    assert services.runs_reap_lost() == 0
+    assert tasks.reap_lost_runs() == 0
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
 
@@ -198,7 +204,7 @@ def test_a_run_forgotten_in_the_queue_is_sent_again(org, django_capture_on_commi
     run = run_trigger(function=function, trigger="api")
     Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=10))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.runs_reap_lost()
+        tasks.reap_lost_runs()
     assert len(callbacks) == 1
 
 
