@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
 from .errors import AwsError
+from .messages import Response
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 PLATFORM_BUCKET_RE = re.compile(r"^samsara-functions-storage-\d+$")
@@ -61,8 +62,6 @@ def _headers(request, extra=None) -> dict:
 
 
 def _response(status, request, extra=None, body=b"", **kw):
-    from .server import Response
-
     return Response(status, _headers(request, extra), body, **kw)
 
 

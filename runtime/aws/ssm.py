@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timezone
 
 from .errors import AwsError
+from .messages import Response
 
 TARGET_PREFIX = "AmazonSSM."
 # What AWS returns for a SecureString read without decryption: ciphertext,
@@ -29,8 +30,6 @@ def _denied(endpoint, credential, action, resource):
 
 
 def handle(endpoint, request):
-    from .server import Response
-
     target = request.headers.get("X-Amz-Target") or ""
     if request.method != "POST" or not target.startswith(TARGET_PREFIX):
         raise AwsError("UnknownOperationException", "Send SSM operations as POST with X-Amz-Target AmazonSSM.*.")

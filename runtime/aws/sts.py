@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from .errors import AwsError
+from .messages import Response
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
@@ -20,8 +21,6 @@ def _iso(moment: datetime) -> str:
 
 
 def _answer(action: str, result: str):
-    from .server import Response
-
     request_id = str(uuid.uuid4())
     body = (f'<{action}Response xmlns="{NS}"><{action}Result>{result}</{action}Result>'
             f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>")
