@@ -47,12 +47,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from runtime.sandbox.contract import HANDLER_PATTERN as HANDLER_RE
+
 MAX_COMPRESSED_BYTES = 50 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 MAX_ENTRIES = 10_000
 MAX_HANDLER_SOURCE_BYTES = 10 * 1024 * 1024
 MAX_METADATA_BYTES = 1024 * 1024
-HANDLER_RE = re.compile(r"^[A-Za-z0-9_./-]+\.[A-Za-z_][A-Za-z0-9_]*$")
 MAX_HANDLER_LENGTH = 255
 FUNCTION_NAME_MAX_LENGTH = 35
 IMPORT_NAME_MIN_LENGTH = 3

@@ -5,7 +5,7 @@ attempt like ``sandbox.execute`` and returns the same ``AttemptResult``.
 
 An environment is a bwrap sandbox made exactly as a cold attempt's (same
 namespaces, binds, slirp4netns network, cgroup, uid 65534, empty
-environment: the very same ``_Attempt`` start-up code), running bootstrap.py
+environment: the very same ``SandboxLauncher``), running bootstrap.py
 in "zygote" mode: it sets the rlimits, imports the platform's heavy
 pre-installed packages (boto3, botocore, requests, urllib3, samsara; never
 the Function's code; none at all when the bundle ships its own copy of one
@@ -17,8 +17,9 @@ sends the payload, result, stdout and stderr pipes (SCM_RIGHTS); the zygote
 forks a child that runs the attempt exactly as a cold bootstrap does
 (imports the handler's module afresh, so module globals die with the run)
 and reports its exit status, its peak memory and anything it left behind.
-The worker side is ``_Attempt`` itself: same output handling, limits, caps
-and reasons.
+The worker side is the sandbox's ``Attempt`` itself (same output handling,
+limits, caps and reasons) with a ``WarmLauncher``: the sandbox package's
+public launcher seam, where the zygote's fork replaces bwrap.
 
 Never shared: the key is the caller's owner (organization, Function, code
 version), the bundle, the handler, the whole environment and the limits. One
@@ -61,19 +62,21 @@ from .sandbox import (
     BOOTSTRAP_PATH,
     DEFAULT_BLOCKED_NETWORKS,
     START_TIMEOUT_S,
+    Attempt,
     AttemptResult,
     AwsAccess,
+    ChildPipes,
+    Ending,
     Invocation,
     Limits,
     OutputLine,
+    SandboxLauncher,
     SandboxStartError,
-    _Attempt,
-    _close,
-    _interpreter,
-    _pipe,
-    _wait_readable,
+    Stopped,
     function_environment,
 )
+from .sandbox.fds import close_fds, pipe, wait_readable
+from .sandbox.launcher import first_child_pid
 
 log = logging.getLogger(__name__)
 
@@ -82,30 +85,23 @@ PLACEHOLDER_SOCKET = "none"
 PRELOAD_MIN_MEMORY_MB = 512
 
 
-class _NullSink:
-    def put(self, lines) -> None:
-        pass
-
-
 def _limits_argument(limits: Limits) -> str:
     return json.dumps({"memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
                        "max_open_files": limits.max_open_files, "max_file_size_mb": limits.max_file_size_mb})
 
 
-class _ZygoteLauncher(_Attempt):
-    """Starts (and later kills) an environment's sandbox with a cold attempt's own code."""
+def _zygote_argv(limits: Limits) -> Callable[[ChildPipes], list[str]]:
+    """Bootstrap as a zygote, its control socket on the payload fd."""
 
-    def __init__(self, invocation, limits, runtime_python, blocked_networks):
-        super().__init__(invocation, limits, None, "bwrap", runtime_python, blocked_networks)
-        self.sink = _NullSink()
-
-    def _bootstrap_argv(self, payload_r, result_w) -> list[str]:
-        argv = [BOOTSTRAP_PATH, "zygote", str(payload_r), _limits_argument(self.limits)]
-        if self.limits.memory_mb < PRELOAD_MIN_MEMORY_MB:
+    def argv(pipes: ChildPipes) -> list[str]:
+        args = [BOOTSTRAP_PATH, "zygote", str(pipes.payload_r), _limits_argument(limits)]
+        if limits.memory_mb < PRELOAD_MIN_MEMORY_MB:
             # The preloaded packages (~25 MB of data, inherited by every run) would eat a small
             # Function's memory limit: only the interpreter start is saved then.
-            argv.append("bare")
-        return argv
+            args.append("bare")
+        return args
+
+    return argv
 
 
 class WarmEnvironment:
@@ -124,8 +120,9 @@ class WarmEnvironment:
             invocation, temp_dir=self.temp_dir, event={}, request_id="",
             aws=AwsAccess(socket_path=self.aws_dir / PLACEHOLDER_SOCKET, credentials={}) if with_aws else None,
         )
-        self.launcher: _ZygoteLauncher | None = None
+        self.launcher: SandboxLauncher | None = None
         self.control: socket.socket | None = None
+        self.output_fds: list[int] = []     # the zygote's stdout and stderr, ours
         self.zygote_host_pid: int | None = None
         self.preloaded = False
         self.busy = True
@@ -139,37 +136,48 @@ class WarmEnvironment:
     def start(self) -> None:
         """Start the sandbox and wait until the zygote is ready (raises SandboxStartError)."""
         t = time.monotonic()
-        launcher = self.launcher = _ZygoteLauncher(self.invocation, self.limits, self.runtime_python,
-                                                   self.blocked_networks)
+        launcher = self.launcher = SandboxLauncher(
+            self.invocation, self.limits, mode="bwrap", runtime_python=self.runtime_python,
+            blocked_networks=self.blocked_networks, bootstrap_argv=_zygote_argv(self.limits),
+        )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.control = ours
-        out_r, out_w = _pipe()
-        err_r, err_w = _pipe()
-        launcher._own(out_r, err_r)
-        launcher.streams = {out_r: "stdout", err_r: "stderr", ours.fileno(): "result"}
-        try:
-            launcher.t0 = t
-            interp = _interpreter(str(self.runtime_python))
-            launcher._launch_bwrap(interp, ["-u", "-I", "-B"], theirs.fileno(), theirs.fileno(), out_w, err_w)
-        finally:
-            theirs.close()
-            _close(out_w, err_w)
-        messages = []
+        out_r, out_w = pipe()
+        err_r, err_w = pipe()
+        self.output_fds = [out_r, err_r]
+        messages: list[dict] = []
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not any(m.get("type") == "ready" for m in messages):
-            if not _wait_readable(ours.fileno(), deadline - time.monotonic()):
+
+        def next_message() -> bool:
+            if not wait_readable(ours.fileno(), deadline - time.monotonic()):
                 raise SandboxStartError("the warm environment did not get ready in time")
             data = ours.recv(65536)
             if not data:
-                raise SandboxStartError(launcher._bwrap_error())
+                return False
             messages.append(json.loads(data))
+            return True
+
+        def wait_started() -> bool:
+            while not any(m.get("type") == "started" for m in messages):
+                if not next_message():
+                    return False
+            return True
+
+        try:
+            launcher.start(ChildPipes(theirs.fileno(), theirs.fileno(), out_w, err_w, err_r), wait_started)
+        finally:
+            theirs.close()
+            close_fds(out_w, err_w)
+        while not any(m.get("type") == "ready" for m in messages):
+            if not next_message():
+                raise SandboxStartError(launcher._bwrap_error())
         self.preloaded = bool(messages[-1].get("preloaded"))
-        self.zygote_host_pid = launcher._main_pid()
+        self.zygote_host_pid = launcher.main_pid()
         log.debug("warm environment ready in %.1f ms (preloaded: %s)", (time.monotonic() - t) * 1000,
                   self.preloaded)
 
     def alive(self) -> bool:
-        if self.dead or self.control is None or self.launcher is None or self.launcher.init_pidfd is None:
+        if self.dead or self.control is None or self.launcher is None or not self.launcher.running():
             return False
         try:
             # Emptied host side before each run: it must still be the directory bound at /tmp.
@@ -178,22 +186,20 @@ class WarmEnvironment:
             return False
         if (stat.st_dev, stat.st_ino) != self.temp_identity:
             return False
-        # Idle, nothing may be waiting on the control socket, and the namespace lives.
-        return not _wait_readable(self.control.fileno(), 0) and not _wait_readable(self.launcher.init_pidfd, 0)
+        # Idle, nothing may be waiting on the control socket.
+        return not wait_readable(self.control.fileno(), 0)
 
     def destroy(self) -> None:
         with self.lock:
             if self.dead:
                 return
             self.dead = True
-        launcher = self.launcher
         try:
-            if launcher is not None:
-                launcher._stop_everything()
+            if self.launcher is not None:
+                self.launcher.stop()
         finally:
-            if launcher is not None:
-                _close(*launcher.fds)
-                launcher.fds.clear()
+            close_fds(*self.output_fds)
+            self.output_fds.clear()
             if self.control is not None:
                 self.control.close()
             shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -210,38 +216,46 @@ class WarmEnvironment:
     def run(self, invocation: Invocation, limits: Limits, on_output, open_aws: OpenAws | None):
         """-> (AttemptResult, whether the environment failed before the Function's code ran)."""
         invocation = dataclasses.replace(invocation, temp_dir=self.temp_dir)
+        launcher = WarmLauncher(self)
         with (open_aws(self.aws_dir) if open_aws else contextlib.nullcontext()) as aws:
-            attempt = _WarmAttempt(self, dataclasses.replace(invocation, aws=aws), limits, on_output)
-            result = attempt.run()
+            result = Attempt(dataclasses.replace(invocation, aws=aws), limits, on_output, launcher).run()
         self.runs += 1
-        return result, attempt.platform_failure
+        return result, launcher.platform_failure
 
 
-class _WarmAttempt(_Attempt):
-    """A cold attempt's machinery, with the command started by the zygote instead of bwrap."""
+class WarmLauncher:
+    """The sandbox's Launcher for one run in a warm environment: the zygote forks the command.
 
-    def __init__(self, env: WarmEnvironment, invocation, limits, on_output):
-        super().__init__(invocation, limits, on_output, "bwrap", env.runtime_python, env.blocked_networks)
+    The command's end is the zygote's report on the control socket (exit status, peak
+    memory, anything left behind); a run that did not end cleanly destroys the environment.
+    """
+
+    mode = "bwrap"
+    warm = True
+    measures_memory = False  # the forked child's VmHWM is sampled, and its maxrss reported
+
+    def __init__(self, env: WarmEnvironment):
         self.env = env
         self.report: dict | None = None
         self.report_eof = False
         self.platform_failure = False
         self.oom_before = env.oom_kills()
+        self.oom_killed = False
 
-    def _start_command(self, interp, payload_r, result_w, out_w, err_w) -> None:
+    def start(self, pipes: ChildPipes, wait_started: Callable[[], bool]) -> int:
         try:
-            socket.send_fds(self.env.control, [b"run"], [payload_r, result_w, out_w, err_w])
+            socket.send_fds(self.env.control, [b"run"], [pipes.payload_r, pipes.result_w, pipes.out_w, pipes.err_w])
         except OSError as exc:
             self.platform_failure = True
             raise SandboxStartError(f"the warm environment is gone: {exc}") from None
-        # Readable once the zygote reports the child's end (or dies): the "exit" of _pump.
-        self.proc_pidfd = self.env.control.fileno()
+        # Readable once the zygote reports the child's end (or dies).
+        return self.env.control.fileno()
 
     def _read_report(self, timeout: float) -> None:
         if self.report is not None or self.report_eof:
             return
         fd = self.env.control.fileno() if self.env.control.fileno() >= 0 else None
-        if fd is None or not _wait_readable(fd, timeout):
+        if fd is None or not wait_readable(fd, timeout):
             return
         try:
             data = self.env.control.recv(65536)
@@ -269,66 +283,37 @@ class _WarmAttempt(_Attempt):
 
     def _destroy_environment(self) -> None:
         # The cgroup's counters go with it: read them first.
-        self.cgroup_oom = self.cgroup_oom or self.env.oom_kills() > self.oom_before
+        self.oom_killed = self.oom_killed or self.env.oom_kills() > self.oom_before
         self.env.destroy()
 
-    def _kill_sandbox(self) -> None:
-        # Called by _pump when the zygote reports (or dies): end the environment at once when
-        # something is left that could hold the pipes; a clean child left nothing.
-        self._read_report(0)
-        if self._report_problem():
-            self._destroy_environment()
+    def main_pid(self) -> int | None:
+        return first_child_pid(self.env.zygote_host_pid)
 
-    def _stop_everything(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        self._sample_memory()
-        self._read_report(0)
-        if self.report and self.report.get("maxrss_kb"):
-            self.sampled_peak_kb = max(self.sampled_peak_kb, int(self.report["maxrss_kb"]))
-        if not self.env.dead:
-            self.cgroup_oom = self.cgroup_oom or self.env.oom_kills() > self.oom_before
-        problem = self._report_problem()
-        if problem is None:
-            if self.timed_out:
-                problem = "timed out"
-            elif self.output_exceeded:
-                problem = "output cap"
-            elif self.result_broken or not self.result_complete():
-                problem = "no result"
-            elif self.cgroup_oom:
-                problem = "OOM kill"
-        if problem is not None:
-            log.debug("warm environment destroyed: %s", problem)
-            if not self.started_ok and not self.timed_out:
-                self.platform_failure = True
-            self._destroy_environment()
-
-    def _main_pid(self) -> int | None:
-        zygote = self.env.zygote_host_pid
-        if zygote is None:
-            return None
-        try:
-            children = Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
-            return int(children[0]) if children else None
-        except (OSError, ValueError):
-            return None
-
-    def _exit_code(self) -> int | None:
+    def exit_code(self) -> int | None:
         if not self.report or self.report.get("status") is None:
             return None
         code = os.waitstatus_to_exitcode(self.report["status"])
         return 128 - code if code < 0 else code
 
-    def _result(self, outcome, reason, **kwargs) -> AttemptResult:
-        return dataclasses.replace(super()._result(outcome, reason, **kwargs), warm_start=True)
+    def kill(self) -> None:
+        # The zygote reported (or died): end the environment at once when something is left
+        # that could hold the pipes; a clean child left nothing.
+        self._read_report(0)
+        if self._report_problem():
+            self._destroy_environment()
 
-    def _conclude(self) -> AttemptResult:
-        result = super()._conclude()
-        if self._exit_code() is None and result.reason == "Process exited with code None":
-            return dataclasses.replace(result, reason="The execution environment ended during the run")
-        return result
+    def stop(self, ending: Ending) -> Stopped:
+        self._read_report(0)
+        maxrss = self.report.get("maxrss_kb") if self.report else None
+        if not self.env.dead:
+            self.oom_killed = self.oom_killed or self.env.oom_kills() > self.oom_before
+        problem = self._report_problem() or ending.problem or ("OOM kill" if self.oom_killed else None)
+        if problem is not None:
+            log.debug("warm environment destroyed: %s", problem)
+            if not ending.started and not ending.timed_out:
+                self.platform_failure = True
+            self._destroy_environment()
+        return Stopped(peak_memory_bytes=int(maxrss) * 1024 if maxrss else None, oom_killed=self.oom_killed)
 
 
 # --------------------------------------------------------------------------

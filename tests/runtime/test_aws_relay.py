@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.sandbox import AWS_CONFIG, AwsAccess, Invocation, Limits, _Attempt, execute
+from runtime.sandbox import (AWS_CONFIG, BOOTSTRAP_PATH, AwsAccess, Invocation, Limits, attempt_payload, bwrap_args,
+                             execute, interpreter)
 
 from .conftest import CONTRACT_ENV
 
@@ -146,22 +147,15 @@ def test_the_credentials_travel_in_the_payload_never_on_the_command_line(tmp_pat
     code.mkdir()
     invocation = Invocation(code_dir=code, handler="main.handler", event={}, function_name="f", request_id="r",
                             env=dict(CONTRACT_ENV), temp_dir=tmp_path / "tmp", aws=AwsAccess(echo.path, dict(CREDENTIALS)))
-    attempt = _Attempt(invocation, Limits(), None, "bwrap", runtime_python, ())
-    attempt.deadline_ms = 0
-    args = attempt._bwrap_args(attempt_interpreter(runtime_python), ["-u"], 3, 4, 5, 6, {})
+    args = bwrap_args(invocation, interpreter(str(runtime_python)), [BOOTSTRAP_PATH, "3", "4"], info_w=5, block_r=6,
+                      etc_fds={})
     text = "\0".join(args)
     for value in CREDENTIALS.values():
         assert value not in text
     assert ["--ro-bind", str(echo.directory), "/run/aws"] == args[args.index("/run/aws") - 2: args.index("/run/aws") + 1]
-    payload = attempt._payload().decode()
+    payload = attempt_payload(invocation, Limits(), mode="bwrap", deadline_ms=0).decode()
     assert all(value in payload for value in CREDENTIALS.values())
     assert "AwsAccess" not in repr(invocation) and CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in repr(invocation)
-
-
-def attempt_interpreter(runtime_python):
-    from runtime.sandbox import _interpreter
-
-    return _interpreter(str(runtime_python))
 
 
 def test_without_an_endpoint_nothing_is_relayed_or_mounted(run_function):

@@ -10,7 +10,6 @@ from functions.run_services import run_trigger
 from logs.models import LogEntry
 from logs.services import log_entries_write
 from runtime import services
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from tests.factories import make_function
 from tests.unit.test_logs_queries import make_run
 
@@ -53,8 +52,8 @@ def test_a_batch_larger_than_one_statement_is_split(run, monkeypatch):
 
 
 @pytest.mark.sandbox
+@pytest.mark.usefixtures("runtime_env")
 def test_a_function_printing_fast_has_every_line_stored_in_order(org, django_capture_on_commit_callbacks):
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
     function = make_function(org, "printer", files={
         "main.py": "def handler(event, context):\n    for i in range(50000):\n        print(f'line {i}')\n",
     })
@@ -71,11 +70,11 @@ def test_a_function_printing_fast_has_every_line_stored_in_order(org, django_cap
 
 
 def test_the_line_splitter_gives_the_same_lines_however_the_output_is_cut():
-    """runtime.sandbox._LineSplitter reads whole chunks at once when it can; the lines must be exactly
+    """runtime.sandbox.output.LineSplitter reads whole chunks at once when it can; the lines must be exactly
     those of reading line by line: UTF-8 split across reads, invalid bytes, \\r\\n, empty lines."""
     import random
 
-    from runtime.sandbox import _LineSplitter
+    from runtime.sandbox.output import LineSplitter
 
     rng = random.Random(8)
     pieces = [b"plain", "é😀 ü".encode(), b"\xff\xfe", "€".encode()[:2], b"\r", b"", b"tab\there", b"x" * 50]
@@ -85,7 +84,7 @@ def test_the_line_splitter_gives_the_same_lines_however_the_output_is_cut():
         text = raw.decode("utf-8", "replace")
         expected.append(text[:-1] if text.endswith("\r") else text)
     for trial in range(20):
-        splitter, got, position = _LineSplitter("stdout", 256 * 1024), [], 0
+        splitter, got, position = LineSplitter("stdout", 256 * 1024), [], 0
         while position < len(stream):
             size = rng.choice([1, 2, 3, 7, 64, 1000, 65536])
             got += splitter.feed(stream[position : position + size], None)
