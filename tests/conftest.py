@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from accounts.models import Access, BuiltinRole, CustomRole, Membership, Organization, User
+from runtime.environment import ensure_runtime_env
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -29,9 +30,21 @@ READERS = ["read_only_admin", "custom_functions_read"]
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).parts
-        for folder, marker in (("integration", "integration"), ("browser", "browser"), ("runtime", "sandbox")):
+        for folder, marker in (("integration", "integration"), ("browser", "browser"), ("runtime", "sandbox"),
+                               ("engine", "sandbox")):
             if folder in parts:
                 item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.fixture(scope="session")
+def runtime_env(django_test_environment):
+    """The Functions' runtime environment (the python the sandbox runs), built once if missing; its python.
+
+    Every test that runs real Function code asks for it (tests/engine uses it for all of its tests).
+    """
+    from django.conf import settings
+
+    return ensure_runtime_env(Path(settings.FUNCTIONS_RUNTIME_ENV))
 
 
 @pytest.fixture

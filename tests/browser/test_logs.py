@@ -15,7 +15,6 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from functions.models import Run
 from functions.run_services import run_trigger
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from tests.factories import make_function
 from tests.unit.test_logs_queries import add, make_run
 
@@ -187,11 +186,10 @@ def reads_without_table_locks():
 
 
 @pytest.mark.sandbox
-@pytest.mark.usefixtures("reads_without_table_locks")
+@pytest.mark.usefixtures("reads_without_table_locks", "runtime_env")
 def test_the_live_tail_shows_new_lines_within_a_second_and_stops_when_the_run_ends(
     sign_in, org, users, eager_celery, artifacts_dir
 ):
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
     fn = make_function(org, "ticker", files={"main.py": TICKER})
     page = sign_in("read_only_admin")
     seen = []

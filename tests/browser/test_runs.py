@@ -4,11 +4,10 @@ import pytest
 from playwright.sync_api import expect
 
 from functions.models import Run
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from runtime.services import run_execute
 from tests.factories import make_function
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox, pytest.mark.usefixtures("runtime_env")]
 
 SLOW_HELLO = """
 import time
@@ -21,10 +20,6 @@ def handler(event, context):
     return {"greeted": event["name"], "region": event["region"]}
 """
 
-
-@pytest.fixture(scope="module", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
 
 
 def test_an_admin_triggers_a_run_with_an_override_and_watches_it_finish(sign_in, org, users, artifacts_dir, django_capture_on_commit_callbacks):

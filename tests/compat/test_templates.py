@@ -51,11 +51,10 @@ from functions.run_services import run_trigger
 from functions.services import function_create
 from logs.models import LogEntry
 from runtime import services
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from secrets_vault.services import secret_set
 from storage.models import StoredObject
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.usefixtures("runtime_env")]
 
 SAMSARA_FN = Path(sys.executable).with_name("samsara-fn")
 TEMPLATES = ["just-secrets", "persistent-storage", "temporary-runtime-storage", "access-bundle-content",
@@ -75,10 +74,6 @@ def samsara_fn(*args, cwd, env=None):
     assert result.returncode == 0, f"samsara-fn {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
-
-@pytest.fixture(scope="session", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,11 @@ import json
 import pytest
 
 from accounts.models import Organization
-from functions.run_services import run_trigger
 from logs.models import LogEntry
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from secrets_vault.services import secret_set
 from storage.models import StoredObject, WriterKind
 from tests.factories import make_function
 
-from .test_run_engine import run_to_end
-
-pytestmark = pytest.mark.sandbox
 
 ROLE_CREDENTIALS = """
 import os, boto3
@@ -28,29 +23,11 @@ def role():
 """
 
 
-@pytest.fixture(scope="session", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
-
-
-@pytest.fixture
-def execute(django_capture_on_commit_callbacks, settings):
-    settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
-
-    def execute(function, overrides=None):
-        run = run_trigger(function=function, trigger="manual", overrides=overrides)
-        run = run_to_end(run, django_capture_on_commit_callbacks, limit=1)
-        assert run.status == "succeeded", (run.reason, run.error and run.error.get("traceback"))
-        return json.loads(run.return_value)
-
-    return execute
-
-
 def fn(organization, name, code):
     return make_function(organization, name, files={"main.py": code, "awshelp.py": ROLE_CREDENTIALS})
 
 
-def test_the_samsara_sdk_loads_the_functions_secrets(org, execute):
+def test_the_samsara_sdk_loads_the_functions_secrets(org, run_value):
     # samsara-api 14.10.0 (the pinned runtime's) has the helper in samsara.function, not at the top level.
     # The run's return value is redacted like its logs, so the Function returns digests of the values.
     function = fn(org, "sdk", "import hashlib\nfrom samsara.function import Function\n\n"
@@ -61,16 +38,16 @@ def test_the_samsara_sdk_loads_the_functions_secrets(org, execute):
     def digest(value):
         return hashlib.sha256(value.encode()).hexdigest()
 
-    assert execute(function) == {}
+    assert run_value(function) == {}
     secret_set(function=function, name="API_TOKEN", value="tok-1", actor=None)
     secret_set(function=function, name="REGION", value="eu", actor=None)
-    assert execute(function) == {"API_TOKEN": digest("tok-1"), "REGION": digest("eu")}
+    assert run_value(function) == {"API_TOKEN": digest("tok-1"), "REGION": digest("eu")}
     # Changed in the dashboard: the next run sees it.
     secret_set(function=function, name="API_TOKEN", value="tok-2", actor=None)
-    assert execute(function)["API_TOKEN"] == digest("tok-2")
+    assert run_value(function)["API_TOKEN"] == digest("tok-2")
 
 
-def test_the_function_gets_endpoint_urls_config_and_its_own_credentials(org, execute):
+def test_the_function_gets_endpoint_urls_config_and_its_own_credentials(org, run_value):
     function = fn(org, "env", """
 import os
 def handler(event, context):
@@ -90,7 +67,7 @@ def handler(event, context):
     return {"env": env, "config": open(os.environ["AWS_CONFIG_FILE"]).read(), "run_aws": os.listdir("/run/aws"),
             "run": os.listdir("/run"), "in_cmdlines": seen_in_cmdlines}
 """)
-    first, second = execute(function), execute(function)
+    first, second = run_value(function), run_value(function)
     env = first["env"]
     assert env["AWS_ENDPOINT_URL_STS"] == env["AWS_ENDPOINT_URL_SSM"] == env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:9000"
     assert env["AWS_CONFIG_FILE"] == "/opt/aws/config" and "addressing_style = path" in first["config"]
@@ -103,13 +80,13 @@ def handler(event, context):
     assert second["env"]["AWS_ACCESS_KEY_ID"] != env["AWS_ACCESS_KEY_ID"]
 
 
-def test_the_base_credentials_are_never_logged(org, execute):
+def test_the_base_credentials_are_never_logged(org, run_value):
     function = fn(org, "quiet", "import os\ndef handler(event, context):\n    return os.environ['AWS_SECRET_ACCESS_KEY']\n")
-    secret = execute(function)
+    secret = run_value(function)
     assert not LogEntry.objects.filter(message__contains=secret).exists()
 
 
-def test_storage_writes_show_the_function_as_writer(org, execute, admin_client):
+def test_storage_writes_show_the_function_as_writer(org, run_value, admin_client):
     function = fn(org, "writer", """
 import os, boto3
 from awshelp import role
@@ -119,7 +96,7 @@ def handler(event, context):
     s3.put_object(Bucket=bucket, Key="reports/out.json", Body=b'{"ok": true}')
     return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="reports/")["Contents"]]
 """)
-    assert execute(function) == ["reports/out.json"]
+    assert run_value(function) == ["reports/out.json"]
     stored = StoredObject.objects.get(organization=org, key="reports/out.json")
     assert stored.writer_kind == WriterKind.FUNCTION and stored.written_by_function == function
     page = admin_client.get(f"/o/{org.id}/settings/developer/functions/storage/?prefix=reports/")
@@ -127,7 +104,7 @@ def handler(event, context):
 
 
 @pytest.mark.parametrize("region, aws_region", [("eu", "eu-west-1"), ("ca", "ca-central-1")])
-def test_organizations_in_other_regions_sign_for_their_region(db, execute, region, aws_region):
+def test_organizations_in_other_regions_sign_for_their_region(db, run_value, region, aws_region):
     organization = Organization.objects.create(name=f"Fleet {region}", region=region, timezone="UTC")
     function = fn(organization, "regional", """
 import os, boto3
@@ -138,10 +115,10 @@ def handler(event, context):
     return [os.environ["AWS_REGION"], value, ssm.meta.region_name]
 """)
     secret_set(function=function, name="K", value="v", actor=None)
-    assert execute(function) == [aws_region, '{"K": "v"}', aws_region]
+    assert run_value(function) == [aws_region, '{"K": "v"}', aws_region]
 
 
-def test_credentials_of_an_ended_attempt_are_refused_in_the_next(org, execute):
+def test_credentials_of_an_ended_attempt_are_refused_in_the_next(org, run_value):
     function = fn(org, "replay", """
 import os, boto3, botocore
 from awshelp import role
@@ -167,11 +144,11 @@ def handler(event, context):
         outcome["sts"] = error.response["Error"]["Code"]
     return outcome
 """)
-    leaked = execute(function)
-    assert execute(function, overrides={"old": json.dumps(leaked)}) == {"s3": "ExpiredToken", "sts": "ExpiredToken"}
+    leaked = run_value(function)
+    assert run_value(function, overrides={"old": json.dumps(leaked)}) == {"s3": "ExpiredToken", "sts": "ExpiredToken"}
 
 
-def test_process_mode_relays_on_a_free_port(org, execute, settings):
+def test_process_mode_relays_on_a_free_port(org, run_value, settings):
     settings.FUNCTIONS_SANDBOX = "process"
     function = fn(org, "proc", """
 import os, boto3
@@ -181,17 +158,17 @@ def handler(event, context):
     s3.put_object(Bucket=os.environ["SamsaraFunctionStorageName"], Key="p.txt", Body=b"process")
     return os.environ["AWS_ENDPOINT_URL_S3"]
 """)
-    url = execute(function)
+    url = run_value(function)
     assert url.startswith("http://127.0.0.1:") and not url.endswith(":9000")
     assert StoredObject.objects.filter(organization=org, key="p.txt").exists()
 
 
-def test_a_function_that_never_uses_aws_is_unaffected(org, execute):
+def test_a_function_that_never_uses_aws_is_unaffected(org, run_value):
     function = fn(org, "plain", "def handler(event, context):\n    return 'fine'\n")
-    assert execute(function) == "fine"
+    assert run_value(function) == "fine"
 
 
-def test_inside_the_sandbox_forged_foreign_and_escaping_requests_are_refused(org, other_org, execute):
+def test_inside_the_sandbox_forged_foreign_and_escaping_requests_are_refused(org, other_org, run_value):
     function = fn(org, "prober", """
 import os, boto3, botocore
 from awshelp import role
@@ -219,7 +196,7 @@ def handler(event, context):
     from storage import services as storage
 
     storage.object_put(organization=other_org, key="theirs.txt", fileobj_or_bytes=b"private")
-    outcome = execute(function, overrides={"other": f"samsara-functions-storage-{other_org.id}"})
+    outcome = run_value(function, overrides={"other": f"samsara-functions-storage-{other_org.id}"})
     assert outcome == {"forged": ["SignatureDoesNotMatch", 403], "other_org": ["AccessDenied", 403],
                        "traversal": ["InvalidArgument", 400], "other_role": ["AccessDenied", 403],
                        "other_secrets": ["AccessDeniedException", 400]}

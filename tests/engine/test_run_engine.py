@@ -1,5 +1,5 @@
 """The engine end to end in one process: real sandbox, real database; the broker is bypassed
-by calling the task for each message the trigger would have sent."""
+by calling the task for each message the trigger would have sent (tests/engine/conftest.py)."""
 
 import json
 from datetime import timedelta
@@ -11,15 +11,7 @@ from functions.models import Attempt, AttemptOutcome, Run, RunStatus
 from functions.run_services import run_trigger
 from logs.models import LogEntry
 from runtime import services, tasks
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from tests.factories import make_function
-
-pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(scope="session", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
 
 
 @pytest.fixture(autouse=True)
@@ -27,25 +19,12 @@ def fast_retries(settings):
     settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
 
 
-def run_to_end(run, callbacks_fixture, limit=5):
-    """Deliver the run's messages as a worker would, until it ends."""
-    for _ in range(limit):
-        with callbacks_fixture(execute=False) as callbacks:
-            tasks.execute_run(run.pk)
-        run.refresh_from_db()
-        if run.is_finished:
-            return run
-        assert callbacks, "a retried run must enqueue its next attempt"
-        Run.objects.filter(pk=run.pk).update(next_attempt_at=None)
-    return run
-
-
 @pytest.fixture
-def execute(org, django_capture_on_commit_callbacks):
+def execute(org, run_to_end):
     def execute(code, *, name="fn", params=None, overrides=None, handler="main.handler", files=None, **fields):
         function = make_function(org, name, files={"main.py": code, **(files or {})}, handler=handler, params=params, **fields)
         run = run_trigger(function=function, trigger="manual", overrides=overrides)
-        return run_to_end(run, django_capture_on_commit_callbacks)
+        return run_to_end(run)
 
     return execute
 
@@ -116,17 +95,17 @@ def test_a_redelivered_message_does_not_run_a_finished_run_again(execute):
     assert lines(run, "stdout") == ["once"] and Attempt.objects.filter(run=run).count() == 1
 
 
-def test_a_missing_code_package_fails_without_retries_and_says_why(org, django_capture_on_commit_callbacks):
+def test_a_missing_code_package_fails_without_retries_and_says_why(org, run_to_end):
     from django.core.files.storage import default_storage
 
     function = make_function(org, "gone", files={"main.py": "def handler(e, c):\n    return 1\n"})
     default_storage.delete(function.deployed_version.storage_key)
-    run = run_to_end(run_trigger(function=function, trigger="api"), django_capture_on_commit_callbacks)
+    run = run_to_end(run_trigger(function=function, trigger="api"))
     assert run.status == RunStatus.FAILED and run.attempts == 1
     assert "missing from storage" in run.reason
 
 
-def test_a_tampered_code_package_is_refused(org, django_capture_on_commit_callbacks, settings, tmp_path):
+def test_a_tampered_code_package_is_refused(org, run_to_end, settings, tmp_path):
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
@@ -135,7 +114,7 @@ def test_a_tampered_code_package_is_refused(org, django_capture_on_commit_callba
     key = function.deployed_version.storage_key
     default_storage.delete(key)
     default_storage.save(key, ContentFile(b"not the zip that was uploaded"))
-    run = run_to_end(run_trigger(function=function, trigger="api"), django_capture_on_commit_callbacks)
+    run = run_to_end(run_trigger(function=function, trigger="api"))
     assert run.status == RunStatus.FAILED and "does not match its hash" in run.reason
 
 
@@ -230,7 +209,7 @@ def test_the_attempt_channel_runs_other_threads_database_calls_on_its_own_thread
     assert answers == {"count": 1, "error": "raised in the caller"}
 
 
-def test_secret_values_are_masked_in_output_return_value_and_traceback(org, django_capture_on_commit_callbacks):
+def test_secret_values_are_masked_in_output_return_value_and_traceback(org, run_to_end):
     from secrets_vault.services import secret_set
 
     code = (
@@ -241,7 +220,7 @@ def test_secret_values_are_masked_in_output_return_value_and_traceback(org, djan
     )
     function = make_function(org, "leaky", files={"main.py": code})
     secret_set(function=function, name="TOKEN", value="hunter2-secret", actor=None)
-    run = run_to_end(run_trigger(function=function, trigger="api"), django_capture_on_commit_callbacks)
+    run = run_to_end(run_trigger(function=function, trigger="api"))
     stored = " ".join(lines(run)) + run.reason + json.dumps(run.error)
     assert "hunter2-secret" not in stored, stored
     assert lines(run, "stdout")[:2] == ["token is ****, twice: ****", "split ****"]

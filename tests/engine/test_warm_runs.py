@@ -3,17 +3,10 @@ and reach secrets and storage there with fresh credentials each time."""
 
 import json
 
-import pytest
-
 from accounts.models import Organization
-from functions.run_services import run_trigger
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from secrets_vault.services import secret_set
 from tests.factories import make_function
 
-from .test_run_engine import run_to_end
-
-pytestmark = pytest.mark.sandbox
 
 # The zygote is the handler's parent (pid 2 in the namespace; a cold bootstrap's parent is bwrap's
 # init, pid 1); its start time tells environments apart.
@@ -42,47 +35,30 @@ def handler(event, context):
 """
 
 
-@pytest.fixture(scope="session", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
 
-
-@pytest.fixture
-def execute(django_capture_on_commit_callbacks, settings):
-    settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
-
-    def execute(function, overrides=None):
-        run = run_trigger(function=function, trigger="manual", overrides=overrides)
-        run = run_to_end(run, django_capture_on_commit_callbacks, limit=1)
-        assert run.status == "succeeded", (run.reason, run.error and run.error.get("traceback"))
-        return json.loads(run.return_value)
-
-    return execute
-
-
-def test_consecutive_runs_share_the_environment_and_reach_aws_with_their_own_credentials(org, execute):
+def test_consecutive_runs_share_the_environment_and_reach_aws_with_their_own_credentials(org, run_value):
     function = make_function(org, "warm-aws", files={"main.py": CODE})
     secret_set(function=function, name="TOKEN", value="t-1", actor=None)
-    first = execute(function, overrides={"aws": "1"})
-    second = execute(function, overrides={"aws": "1"})
+    first = run_value(function, overrides={"aws": "1"})
+    second = run_value(function, overrides={"aws": "1"})
     assert first["where"][0] == 2 and first["where"] == second["where"]
     assert first["key"] != second["key"]
     assert json.loads(first["secrets"]) == json.loads(second["secrets"]) == {"TOKEN": "t-1"}
     assert len(first["objects"]) == 1 and len(second["objects"]) == 2
 
 
-def test_functions_of_other_organizations_never_share_an_environment(org, execute):
+def test_functions_of_other_organizations_never_share_an_environment(org, run_value):
     other = Organization.objects.create(name="Other fleet", region="us", timezone="UTC")
     mine = make_function(org, "same-code", files={"main.py": CODE})
     theirs = make_function(other, "same-code", files={"main.py": CODE})
-    where_mine = execute(mine)["where"]
-    where_theirs = execute(theirs)["where"]
+    where_mine = run_value(mine)["where"]
+    where_theirs = run_value(theirs)["where"]
     assert where_mine[0] == where_theirs[0] == 2
     assert where_mine != where_theirs
-    assert execute(mine)["where"] == where_mine
+    assert run_value(mine)["where"] == where_mine
 
 
-def test_runs_are_cold_when_warm_environments_are_off(org, execute, settings):
+def test_runs_are_cold_when_warm_environments_are_off(org, run_value, settings):
     settings.FUNCTIONS_WARM_ENVIRONMENTS = False
     function = make_function(org, "cold-only", files={"main.py": CODE})
-    assert execute(function)["where"][0] == 1
+    assert run_value(function)["where"][0] == 1

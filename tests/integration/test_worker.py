@@ -15,18 +15,13 @@ from django.db import connection, transaction
 from functions.models import AttemptOutcome, Run, RunStatus
 from functions.run_services import run_trigger
 from logs.models import LogEntry
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from runtime.tasks import reap_lost_runs
 from tests.factories import make_function
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox, pytest.mark.usefixtures("runtime_env")]
 
-
-@pytest.fixture(scope="session", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
 
 
 @pytest.fixture

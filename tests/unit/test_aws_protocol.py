@@ -23,7 +23,7 @@ from secrets_vault.services import secret_set
 from storage import services as storage
 from storage.models import StoredObject, WriterKind
 
-from .test_aws_harness import Attempt
+from .aws_harness import Attempt
 
 
 @pytest.fixture

@@ -133,8 +133,12 @@ def test_a_function_holds_at_most_100_secrets(fn, admin):
 def test_the_limit_is_per_function(org, fn, admin):
     for i in range(100):
         services.secret_set(function=fn, name=f"S{i}", value=f"value-{i}", actor=admin)
+    with pytest.raises(ValidationError, match="at most 100 secrets"):
+        services.secret_set(function=fn, name="S100", value=VALUE, actor=admin)
     other = make_function(org, "other")
     services.secret_set(function=other, name="S1", value=VALUE, actor=admin)
+    assert services.secrets_for_run(function=other) == {"S1": VALUE}
+    assert len(services.secrets_for_run(function=fn)) == 100
 
 
 def test_rename_keeps_the_value_and_refuses_bad_or_taken_names(fn, admin):
