@@ -9,18 +9,20 @@ import json
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from runtime.tasks import run_enqueue_on_commit
 
 from .bundles import MAX_PARAM_NAME_LENGTH
-from .models import Run, TriggerSource
+from .models import Function, Run, TriggerSource
 
 MAX_OVERRIDES_BYTES = 256 * 1024
 
 
-def validate_overrides(overrides):
+def validate_overrides(overrides: object) -> dict[str, str]:
     """Per-run parameter overrides: a flat object of string to string.
 
     As in Samsara's simulator, an override may name any key, even one the
@@ -47,7 +49,10 @@ def validate_overrides(overrides):
     return clean
 
 
-def build_event(*, function, trigger, correlation_id, overrides=None, alert_payload=None):
+def build_event(
+    *, function: Function, trigger: str, correlation_id: uuid.UUID, overrides: dict[str, str] | None = None,
+    alert_payload: dict | None = None,
+) -> dict:
     """The event in CONTRACT.md's order, later keys winning: parameters, alert payload,
     trigger source, overrides (manual and API runs only), correlation id."""
     event = dict(function.parameters_dict)
@@ -60,12 +65,15 @@ def build_event(*, function, trigger, correlation_id, overrides=None, alert_payl
     return event
 
 
-def run_timeout_seconds(function):
+def run_timeout_seconds(function: Function) -> int:
     ceiling = settings.FUNCTIONS_MAX_TIMEOUT_SECONDS
     return min(function.timeout_seconds or ceiling, ceiling)
 
 
-def run_trigger(*, function, trigger, actor=None, overrides=None, alert_payload=None):
+def run_trigger(
+    *, function: Function, trigger: str, actor: AbstractBaseUser | AnonymousUser | None = None,
+    overrides: dict[str, str] | None = None, alert_payload: dict | None = None,
+) -> Run:
     """Create a queued Run of the deployed version and hand it to a worker on commit."""
     if trigger not in TriggerSource.values:
         raise ValueError(f"unknown trigger {trigger!r}")

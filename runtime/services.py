@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, ContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from functions.bundles import extract_bundle
-from functions.models import Attempt, AttemptOutcome, Run, RunStatus
+from functions.models import Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus
 from logs.models import Stream
 from logs.services import log_entries_write
 from secrets_vault.services import secrets_redactor
@@ -78,7 +79,7 @@ class Reaped:
 # --- claiming -----------------------------------------------------------------------
 
 
-def run_claim(*, run_id):
+def run_claim(*, run_id: int) -> tuple[Run, Attempt] | tuple[None, None]:
     """Take a queued run and open its next attempt; None when another worker has it or it is done."""
     now = timezone.now()
     with transaction.atomic():
@@ -99,7 +100,7 @@ def run_claim(*, run_id):
     return run, attempt
 
 
-def isolation_summary():
+def isolation_summary() -> str:
     """What this worker's sandbox gives a run, for the run page: never claim more than is true."""
     if settings.FUNCTIONS_SANDBOX == "process":
         return "none: FUNCTIONS_SANDBOX=process (rlimits only)"
@@ -111,7 +112,7 @@ def isolation_summary():
 # --- preparing the attempt -----------------------------------------------------------
 
 
-def bundle_directory(version):
+def bundle_directory(version: CodeVersion) -> Path:
     """The unpacked code of a version in this worker's cache, fetched through the storage API.
 
     Keyed by the package's hash, so versions never mix and a second run of
@@ -143,7 +144,7 @@ def bundle_directory(version):
     return destination
 
 
-def attempt_environment(run):
+def attempt_environment(run: Run) -> dict[str, str]:
     """The contract's environment variables (CONTRACT.md, "Environment") except the paths the sandbox sets."""
     function = run.function
     organization = function.organization
@@ -162,7 +163,7 @@ def attempt_environment(run):
     }
 
 
-def redactor_for(function):
+def redactor_for(function: Function) -> Callable[[str], str]:
     """Masks the Function's secret values in its output, return value and error text."""
     return secrets_redactor(function=function).redact
 
@@ -173,11 +174,11 @@ def redactor_for(function):
 class _Call:
     """Work another thread hands to the attempt's database thread, with its answer."""
 
-    def __init__(self, function):
+    def __init__(self, function: Callable[[], Any]):
         self.function, self.done = function, threading.Event()
         self.result = self.error = None
 
-    def run(self):
+    def run(self) -> None:
         try:
             self.result = self.function()
         except BaseException as error:  # handed back to the caller's thread
@@ -196,7 +197,7 @@ class AttemptChannel:
     pipes and all of an attempt's queries share the worker's one connection.
     """
 
-    def __init__(self, run, attempt, redact):
+    def __init__(self, run: Run, attempt: Attempt, redact: Callable[[str], str]):
         self.run, self.attempt, self.redact = run, attempt, redact
         self.queue = queue.SimpleQueue()
         # Lines queued and not yet written. The sandbox's delivery waits while
@@ -206,7 +207,7 @@ class AttemptChannel:
         self.backlog = 0
         self.backlog_room = threading.Condition()
 
-    def __call__(self, lines):
+    def __call__(self, lines: list[sandbox.OutputLine]) -> None:
         """The sandbox's on_output: redact, and queue for writing.
 
         Plain tuples, not model instances: this runs once per line on the
@@ -220,7 +221,7 @@ class AttemptChannel:
             self.backlog += len(rows)
         self.queue.put(rows)
 
-    def call(self, function, timeout=60):
+    def call(self, function: Callable[[], Any], timeout: float = 60) -> Any:
         """Run function() on the database thread and return its result (or raise its error)."""
         work = _Call(function)
         self.queue.put(work)
@@ -230,21 +231,21 @@ class AttemptChannel:
             raise work.error
         return work.result
 
-    def _entry(self, timestamp, stream, message):
+    def _entry(self, timestamp: datetime, stream: str, message: str) -> tuple[datetime, str, str]:
         return (timestamp, stream, message)
 
-    def add_platform_line(self, message):
+    def add_platform_line(self, message: str) -> None:
         # Platform lines quote the Function (its error in the REPORT line): redacted too.
         # Never waits for room: the database thread itself adds some.
         with self.backlog_room:
             self.backlog += 1
         self.queue.put([self._entry(timezone.now(), Stream.PLATFORM, self.redact(message))])
 
-    def close(self):
+    def close(self) -> None:
         """No more output: let serve_until_closed return once it has written everything."""
         self.queue.put(None)
 
-    def serve_until_closed(self):
+    def serve_until_closed(self) -> None:
         """Write batches and run calls as they come, and keep the heartbeat, until close()."""
         last_beat = time.monotonic()
         done = False
@@ -283,11 +284,11 @@ class AttemptChannel:
 # --- executing ---------------------------------------------------------------------------
 
 
-def _sandbox_limits(run):
+def _sandbox_limits(run: Run) -> sandbox.Limits:
     return sandbox.Limits(timeout_s=float(run.timeout_seconds), memory_mb=run.memory_mb)
 
 
-def _execute_attempt(run, attempt, channel):
+def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> sandbox.AttemptResult:
     mode = settings.FUNCTIONS_SANDBOX
     if mode == "bwrap":
         available, why = sandbox.sandbox_available()
@@ -323,7 +324,10 @@ def _execute_attempt(run, attempt, channel):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _execute_warm(run, channel, invocation, env, limits, runtime_python):
+def _execute_warm(
+    run: Run, channel: AttemptChannel, invocation: sandbox.Invocation, env: dict[str, str], limits: sandbox.Limits,
+    runtime_python: Path,
+) -> sandbox.AttemptResult:
     """The attempt in the warm execution environment of its organization, Function and code version."""
     pool = warm.pool(
         size=settings.FUNCTIONS_WARM_POOL_SIZE,
@@ -331,7 +335,7 @@ def _execute_warm(run, channel, invocation, env, limits, runtime_python):
         temp_root=Path(settings.FUNCTIONS_CACHE_DIR) / "tmp",
     )
 
-    def open_aws(directory):
+    def open_aws(directory: Path | None) -> ContextManager[sandbox.AwsAccess]:
         return attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s, directory=directory)
 
     owner = (run.function.organization_id, run.function_id, run.code_version.sha256)
@@ -351,7 +355,7 @@ def run_execute(*, run_id: int) -> Recorded | None:
     channel = AttemptChannel(run, attempt, redact)
     outcome = {}
 
-    def execute_in_sandbox():
+    def execute_in_sandbox() -> None:
         try:
             outcome["result"] = _execute_attempt(run, attempt, channel)
         except PlatformError as error:
@@ -376,13 +380,13 @@ def run_execute(*, run_id: int) -> Recorded | None:
     )
 
 
-def _platform_failure(reason):
+def _platform_failure(reason: str) -> sandbox.AttemptResult:
     return sandbox.AttemptResult(
         outcome="failed", reason=reason, return_value=None, error=None, exit_code=None, duration_ms=0, peak_memory_mb=None
     )
 
 
-def report_line(run, attempt, result):
+def report_line(run: Run, attempt: Attempt, result: sandbox.AttemptResult) -> str:
     """Lambda's REPORT line, with the attempt and the outcome."""
     memory = f"{result.peak_memory_mb:.0f} MB" if result.peak_memory_mb is not None else "unknown"
     return (
@@ -392,7 +396,7 @@ def report_line(run, attempt, result):
     )
 
 
-def _redacted_error(error, redact):
+def _redacted_error(error: dict | None, redact: Callable[[str], str]) -> dict | None:
     if not error:
         return None
     return {key: redact(value) if isinstance(value, str) else value for key, value in error.items()}

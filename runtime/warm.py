@@ -170,7 +170,7 @@ class WarmEnvironment:
             close_fds(out_w, err_w)
         while not any(m.get("type") == "ready" for m in messages):
             if not next_message():
-                raise SandboxStartError(launcher._bwrap_error())
+                raise SandboxStartError(launcher.start_error())
         self.preloaded = bool(messages[-1].get("preloaded"))
         self.zygote_host_pid = launcher.main_pid()
         log.debug("warm environment ready in %.1f ms (preloaded: %s)", (time.monotonic() - t) * 1000,

@@ -225,7 +225,7 @@ class SandboxLauncher:
             self.init_pid = int(json.loads(raw)["child-pid"])
             self.init_pidfd = os.pidfd_open(self.init_pid)
         except (ValueError, KeyError, TypeError, OSError):
-            raise SandboxStartError(self._bwrap_error()) from None
+            raise SandboxStartError(self.start_error()) from None
         self._own(self.init_pidfd)
         if self.cgroup:
             # The namespace's init is blocked on --block-fd and has not
@@ -236,7 +236,7 @@ class SandboxLauncher:
             os.write(block_w, b"1")
         except BrokenPipeError:
             # bwrap died while setting up the mounts (before it reads --block-fd).
-            raise SandboxStartError(self._bwrap_error()) from None
+            raise SandboxStartError(self.start_error()) from None
         close_fds(block_w)
         self.fds.remove(block_w)
         if self.network == "slirp4netns":
@@ -247,10 +247,11 @@ class SandboxLauncher:
             # of the Function's before it gets the payload, which is written
             # after the network is ready.
             if not wait_started():
-                raise SandboxStartError(self._bwrap_error())
+                raise SandboxStartError(self.start_error())
             self._start_network()
 
-    def _bwrap_error(self) -> str:
+    def start_error(self) -> str:
+        """Why the sandbox did not start: bwrap's last line on stderr, or its exit code."""
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
