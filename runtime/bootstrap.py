@@ -1,6 +1,6 @@
 """In-sandbox entrypoint: runs one attempt of a Function's handler.
 
-Started by runtime/sandbox.py as
+Started by runtime/sandbox/ (launcher.py) as
 
     <runtime python> -u -I -B bootstrap.py PAYLOAD_FD RESULT_FD
 

@@ -1,6 +1,6 @@
 """Warm execution environments: one long-lived sandbox per Function version, a fork per run.
 
-Pure Python, no Django, like runtime/sandbox.py. ``WarmPool.execute`` runs an
+Pure Python, no Django, like runtime/sandbox/. ``WarmPool.execute`` runs an
 attempt like ``sandbox.execute`` and returns the same ``AttemptResult``.
 
 An environment is a bwrap sandbox made exactly as a cold attempt's (same
