@@ -146,9 +146,8 @@ class WarmEnvironment:
         err_r, err_w = pipe()
         self.output_fds = [out_r, err_r]
         messages: list[dict] = []
-        deadline = time.monotonic() + START_TIMEOUT_S
 
-        def next_message() -> bool:
+        def next_message(deadline: float) -> bool:
             if not wait_readable(ours.fileno(), deadline - time.monotonic()):
                 raise SandboxStartError("the warm environment did not get ready in time")
             data = ours.recv(65536)
@@ -158,8 +157,9 @@ class WarmEnvironment:
             return True
 
         def wait_started() -> bool:
+            deadline = time.monotonic() + START_TIMEOUT_S
             while not any(m.get("type") == "started" for m in messages):
-                if not next_message():
+                if not next_message(deadline):
                     return False
             return True
 
@@ -168,8 +168,9 @@ class WarmEnvironment:
         finally:
             theirs.close()
             close_fds(out_w, err_w)
+        deadline = time.monotonic() + START_TIMEOUT_S
         while not any(m.get("type") == "ready" for m in messages):
-            if not next_message():
+            if not next_message(deadline):
                 raise SandboxStartError(launcher.start_error())
         self.preloaded = bool(messages[-1].get("preloaded"))
         self.zygote_host_pid = launcher.main_pid()
