@@ -10,7 +10,7 @@ from django.utils import timezone
 from functions.models import Attempt, AttemptOutcome, Run, RunStatus
 from functions.run_services import run_trigger
 from logs.models import LogEntry
-from runtime import services, tasks
+from runtime import sandbox, services, tasks
 from tests.factories import make_function
 
 
@@ -168,8 +168,6 @@ def test_the_last_attempt_lost_fails_the_run_with_worker_lost(org, settings):
 
 
 def test_a_result_arriving_after_the_attempt_was_declared_lost_is_discarded(org, settings):
-    from runtime import sandbox
-
     run, attempt = _claimed(org)
     services.runs_reap_lost(now=timezone.now() + timedelta(seconds=settings.FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS + 1))
     late = sandbox.AttemptResult(outcome="succeeded", reason="", return_value="1", error=None, exit_code=0, duration_ms=5, peak_memory_mb=1.0)
@@ -185,6 +183,26 @@ def test_a_run_forgotten_in_the_queue_is_sent_again(org, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         tasks.reap_lost_runs()
     assert len(callbacks) == 1
+
+
+def test_the_worker_s_services_say_what_to_send_again_and_never_enqueue_it_themselves(
+    org, django_capture_on_commit_callbacks, settings
+):
+    """Only runtime.tasks talks to the broker: a retry and a lost run come back as Resend values."""
+    settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (7, 9)
+    run, attempt = _claimed(org, "retried")
+    failed = sandbox.AttemptResult(outcome="failed", reason="boom", return_value=None, error=None, exit_code=1,
+                                   duration_ms=5, peak_memory_mb=1.0)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        recorded = services.run_record_attempt(run=run, attempt=attempt, result=failed, redact=lambda t: t)
+    assert recorded.run.status == RunStatus.QUEUED and recorded.resend == (services.Resend(run_id=run.pk, countdown=7),)
+
+    lost_run, lost_attempt = _claimed(org, "lost")
+    _stop_heartbeat(lost_attempt, settings)
+    with django_capture_on_commit_callbacks(execute=False) as more_callbacks:
+        reaped = services.runs_reap_lost()
+    assert reaped.lost == 1 and services.Resend(run_id=lost_run.pk) in reaped.resend
+    assert callbacks == [] and more_callbacks == []
 
 
 def test_the_attempt_channel_runs_other_threads_database_calls_on_its_own_thread(org):
