@@ -5,10 +5,17 @@ organization gets 404 for all of its addresses (its existence is not
 revealed); a member whose role lacks the permission gets 403.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
-from .models import Access, Membership
+from functions.models import Function, Run
+
+from .models import Access, Membership, Organization
 
 
 class Area:
@@ -21,7 +28,7 @@ class Area:
 AREA_LABELS = {Area.FUNCTIONS: "Functions", Area.STORAGE: "Functions storage", Area.ADMINISTRATION: "Members and roles"}
 
 
-def membership_for(user, org_id):
+def membership_for(user: Any, org_id: Any) -> Membership | None:
     """The user's membership in the organization, or None."""
     if not user.is_authenticated:
         return None
@@ -36,7 +43,7 @@ def membership_for(user, org_id):
     )
 
 
-def access_level(membership, area):
+def access_level(membership: Membership | None, area: str) -> str:
     if membership is None:
         return Access.NONE
     if area == Area.FUNCTIONS:
@@ -48,15 +55,15 @@ def access_level(membership, area):
     raise ValueError(f"unknown area {area!r}")
 
 
-def may_read(membership, area):
+def may_read(membership: Membership | None, area: str) -> bool:
     return access_level(membership, area) in (Access.READ, Access.WRITE)
 
 
-def may_write(membership, area):
+def may_write(membership: Membership | None, area: str) -> bool:
     return access_level(membership, area) == Access.WRITE
 
 
-def require(user, org_id, area, *, write=False):
+def require(user: Any, org_id: Any, area: str, *, write: bool = False) -> Membership:
     """The membership if the user may read (or write) `area`; 404 or 403 otherwise."""
     membership = membership_for(user, org_id)
     if membership is None:
@@ -74,12 +81,14 @@ def require(user, org_id, area, *, write=False):
 # --- object helpers: the object, scoped to the organization, and whether the user may change it ---
 
 
-def function_for(user, org_id, name, *, write=False):
+def storage_for(user: Any, org_id: Any, *, write: bool = False) -> tuple[Organization, bool]:
+    """(organization, can_write) for the organization's storage."""
+    membership = require(user, org_id, Area.STORAGE, write=write)
+    return membership.organization, may_write(membership, Area.STORAGE)
+
+
+def function_for(user: Any, org_id: Any, name: str, *, write: bool = False) -> tuple[Function, bool]:
     """(function, can_write) for a Function of the organization; 404 for any other organization's."""
-    from django.shortcuts import get_object_or_404
-
-    from functions.models import Function
-
     membership = require(user, org_id, Area.FUNCTIONS, write=write)
     function = get_object_or_404(
         Function.objects.select_related("organization", "deployed_version"),
@@ -89,12 +98,8 @@ def function_for(user, org_id, name, *, write=False):
     return function, may_write(membership, Area.FUNCTIONS)
 
 
-def run_for(user, org_id, name, correlation_id, *, write=False):
+def run_for(user: Any, org_id: Any, name: str, correlation_id: Any, *, write: bool = False) -> tuple[Run, bool]:
     """(run, can_write) for a run of the named Function of the organization."""
-    from django.shortcuts import get_object_or_404
-
-    from functions.models import Run
-
     function, can_write = function_for(user, org_id, name, write=write)
     run = get_object_or_404(
         Run.objects.select_related("function", "code_version", "triggered_by"),

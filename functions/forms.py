@@ -1,15 +1,16 @@
 """Forms of the catalogue's pages.
 
 They only parse what the browser sent: every rule lives in services.py (and
-functions/bundles.py), so the pages, the API and the command refuse the same
-things with the same words. The one exception is the event parameters editor,
-which asks bundles.validate_event_parameters which rows are wrong so it can
+functions/bundles/), so the pages and the command refuse the same things with
+the same words. The one exception is the event parameters editor,
+which asks validate_event_parameters which rows are wrong so it can
 mark them.
 """
 
 from django import forms
 
-from . import bundles
+from .bundles.errors import BundleError
+from .bundles.names import validate_event_parameters
 
 BLANK_PARAMETER_ROWS = 2
 
@@ -94,8 +95,8 @@ class ParameterRows:
             row["errors"] = []
         self.errors = []
         try:
-            bundles.validate_event_parameters(self.pairs())
-        except bundles.BundleError as exc:
+            validate_event_parameters(self.pairs())
+        except BundleError as exc:
             for path, message in exc.errors:
                 index = _row_index(path)
                 if index is not None and index < len(self.rows):

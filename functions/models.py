@@ -91,17 +91,6 @@ class CodeVersion(models.Model):
         return f"{self.function.name} v{self.number}"
 
 
-class AuditAction(models.TextChoices):
-    """The History tab's verbs the catalogue records; other areas may record their own."""
-
-    CREATED = "created", "Created"
-    IMPORTED = "imported", "Imported"
-    UPDATED = "updated", "Updated"
-    VERSION_UPLOADED = "version_uploaded", "Uploaded code"
-    VERSION_DEPLOYED = "version_deployed", "Deployed code"
-    DELETED = "deleted", "Deleted"
-
-
 class AuditEntry(models.Model):
     """The Function's History tab: who changed what, when. Never a secret's value."""
 
@@ -111,7 +100,7 @@ class AuditEntry(models.Model):
     function_name = models.CharField(max_length=35)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     actor_label = models.CharField(max_length=254, blank=True, help_text="e-mail, or the command / API token that acted")
-    action = models.CharField(max_length=40)
+    action = models.CharField(max_length=40)  # an audit.AuditAction
     summary = models.CharField(max_length=500)
     # {"field": {"from": ..., "to": ...}} or other structured details.
     changes = models.JSONField(default=dict, blank=True)

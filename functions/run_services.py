@@ -16,7 +16,8 @@ from django.db import transaction
 
 from runtime.tasks import run_enqueue_on_commit
 
-from .bundles import MAX_PARAM_NAME_LENGTH
+from .audit import actor_user
+from .bundles.names import MAX_PARAM_NAME_LENGTH
 from .models import Function, Run, TriggerSource
 
 MAX_OVERRIDES_BYTES = 256 * 1024
@@ -88,7 +89,7 @@ def run_trigger(
             function=function,
             code_version_id=function.deployed_version_id,
             trigger=trigger,
-            triggered_by=actor if actor is not None and actor.is_authenticated else None,
+            triggered_by=actor_user(actor),
             event=build_event(
                 function=function, trigger=trigger, correlation_id=correlation_id,
                 overrides=overrides, alert_payload=alert_payload,

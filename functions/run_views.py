@@ -11,21 +11,14 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from accounts.access import function_for, run_for
-from logs.models import LogEntry
+from logs.queries import run_log_entries
+from secrets_vault.services import secrets_missing_values
 
 from .models import RunStatus, TriggerSource
 from .run_services import run_trigger
 
 RUN_PAGE_LINES = 2000
 LIVE_BATCH_LINES = 500
-
-
-def _missing_secret_values(function):
-    try:
-        from secrets_vault.services import secrets_missing_values
-    except ImportError:
-        return []
-    return secrets_missing_values(function=function)
 
 
 def _overrides_from_post(post, stored):
@@ -73,7 +66,7 @@ def trigger(request, org_id, name):
         "functions/run_trigger.html",
         {
             "function": function, "can_write": True, "tab": "runs", "rows": rows, "error": error,
-            "missing_secrets": _missing_secret_values(function),
+            "missing_secrets": secrets_missing_values(function=function),
         },
         status=400 if error else 200,
     )
@@ -107,7 +100,7 @@ def _status_context(run):
 @login_required
 def run_detail(request, org_id, name, correlation_id):
     run, can_write = run_for(request.user, org_id, name, correlation_id)
-    entries = list(LogEntry.objects.filter(run=run).order_by("id")[:RUN_PAGE_LINES])
+    entries = list(run_log_entries(run)[:RUN_PAGE_LINES])
     return_value = None
     if run.return_value is not None:
         try:
@@ -137,7 +130,7 @@ def run_live(request, org_id, name, correlation_id):
         after = max(int(request.GET.get("after", "0")), 0)
     except ValueError:
         return JsonResponse({"error": "after must be a log entry id (a whole number)."}, status=400)
-    entries = list(LogEntry.objects.filter(run=run, id__gt=after).order_by("id")[:LIVE_BATCH_LINES])
+    entries = list(run_log_entries(run, after_id=after)[:LIVE_BATCH_LINES])
     more = len(entries) == LIVE_BATCH_LINES
     return JsonResponse(
         {

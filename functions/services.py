@@ -1,7 +1,7 @@
 """The Functions catalogue: every change to a Function or its code goes through here.
 
-The dashboard pages, the REST API and ``manage.py deploy_function`` call these
-functions, so a rule holds wherever a change comes from. Each validates fully
+The dashboard pages and ``manage.py deploy_function`` call these functions,
+so a rule holds wherever a change comes from. Each validates fully
 before it writes, so a refused change leaves nothing behind; a ValidationError
 says what to fix, keyed by the form field it concerns (``name``,
 ``description``, ``handler``, ``bundle``, ``params``, ``timeout_seconds``,
@@ -12,7 +12,6 @@ Code packages are stored through Django's default storage under their sha256
 one object, and every upload still gets its own immutable CodeVersion row.
 """
 
-import importlib.util
 import re
 import zipfile
 from datetime import timedelta
@@ -24,8 +23,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from . import bundles
-from .models import AuditAction, AuditEntry, CodeVersion, Function, Run
+from secrets_vault.services import secret_create_missing
+
+from .audit import AuditAction, actor_name, actor_user, audit_record
+from .bundles.archive import inspect_bundle
+from .bundles.errors import BundleError
+from .bundles.handler import handler_path, validate_handler
+from .bundles.metadata import METADATA_FILENAME, MetadataError, read_import_metadata
+from .bundles.names import validate_event_parameters, validate_function_name
+from .models import CodeVersion, Function, Run
 
 # Names that would collide with fixed addresses under /functions/ (the Storage
 # tab and the create page); compared without regard to case.
@@ -103,10 +109,10 @@ def metadata_error_messages(exc):
     """``import.metadata.json`` problems as one readable line each, field path first."""
     messages = []
     for path, message in exc.errors:
-        if path == bundles.METADATA_FILENAME:
-            messages.append(f"{bundles.METADATA_FILENAME} {message}.")
+        if path == METADATA_FILENAME:
+            messages.append(f"{METADATA_FILENAME} {message}.")
         else:
-            messages.append(f"{bundles.METADATA_FILENAME}, {path}: {message}.")
+            messages.append(f"{METADATA_FILENAME}, {path}: {message}.")
     return messages
 
 
@@ -115,8 +121,8 @@ def metadata_error_messages(exc):
 
 def _clean_name(name, organization, errors):
     try:
-        name = bundles.validate_function_name(name)
-    except bundles.BundleError as exc:
+        name = validate_function_name(name)
+    except BundleError as exc:
         errors.add("name", exc.message)
         return None
     if name.lower() in RESERVED_NAMES:
@@ -185,8 +191,8 @@ def _clean_timeout(timeout_seconds, errors):
 def _clean_handler_format(handler, errors):
     handler = handler.strip() if isinstance(handler, str) else handler
     try:
-        bundles.handler_path(handler)
-    except bundles.BundleError as exc:
+        handler_path(handler)
+    except BundleError as exc:
         errors.add("handler", exc.message)
         return None
     return handler
@@ -211,12 +217,12 @@ def _clean_parameters(event_parameters, errors):
     """The stored form: [{"name", "value"}] in the admin's order."""
     try:
         pairs = parameter_pairs(event_parameters)
-        clean = bundles.validate_event_parameters(pairs)
+        clean = validate_event_parameters(pairs)
     except ValidationError as error:
         for message in error.message_dict["params"]:
             errors.add("params", message)
         return []
-    except bundles.BundleError as exc:
+    except BundleError as exc:
         for _, message in exc.errors:
             errors.add("params", message.rstrip(".") + ".")
         return []
@@ -229,49 +235,17 @@ def _check_bundle(bundle, handler, errors):
         errors.add("bundle", "Choose the code package (.zip) to upload.")
         return None
     try:
-        info = bundles.inspect_bundle(bundle)
-    except bundles.BundleError as exc:
+        info = inspect_bundle(bundle)
+    except BundleError as exc:
         errors.add("bundle", exc.message)
         return None
     if handler is not None and "handler" not in errors:
         try:
-            bundles.validate_handler(bundle, handler)
-        except bundles.BundleError as exc:
+            validate_handler(bundle, handler)
+        except BundleError as exc:
             _add_bundle_error(errors, exc, "handler")
             return None
     return info
-
-
-def _actor_user(actor):
-    return actor if getattr(actor, "is_authenticated", False) else None
-
-
-def _actor_label(actor, actor_label):
-    if actor_label:
-        return actor_label[:254]
-    user = _actor_user(actor)
-    return user.email if user is not None else ""
-
-
-# --------------------------------------------------------------------------- audit
-
-
-def audit_record(*, function, actor, action, summary, changes=None, actor_label=None):
-    """One History entry of the Function: who did what, when.
-
-    Callers pass names and non-secret values only: a secret's value must never
-    reach ``summary`` or ``changes`` (the History tab shows both to every reader).
-    """
-    return AuditEntry.objects.create(
-        function=function,
-        organization_id=function.organization_id,
-        function_name=function.name,
-        actor=_actor_user(actor),
-        actor_label=_actor_label(actor, actor_label),
-        action=action,
-        summary=summary[:500],
-        changes=changes or {},
-    )
 
 
 # --------------------------------------------------------------------------- create
@@ -289,8 +263,8 @@ def _version_create(*, function, actor, info, key, handler, message, actor_label
         storage_key=key,
         handler=handler,
         message=message,
-        uploaded_by=_actor_user(actor),
-        uploaded_by_label=_actor_label(actor, actor_label),
+        uploaded_by=actor_user(actor),
+        uploaded_by_label=actor_name(actor, actor_label),
     )
 
 
@@ -342,7 +316,7 @@ def _function_create(
                 event_parameters=parameters,
                 visible_to_customers=bool(visible_to_customers),
                 timeout_seconds=timeout_seconds,
-                created_by=_actor_user(actor),
+                created_by=actor_user(actor),
                 imported_schedule=imported_schedule,
             )
             version = _version_create(
@@ -394,15 +368,15 @@ def function_import(
 
     The admin's reviewed name, description, handler and parameters win; the
     secret names and schedule come from the bundle's metadata. Secret names are
-    handed to the secrets vault (as secrets whose value is missing) when that
-    service exists; schedule entries are kept on ``Function.imported_schedule``
-    until schedules exist. Returns (function, secret_names, secrets_created).
+    handed to the secrets vault (as secrets whose value is missing); schedule
+    entries are kept on ``Function.imported_schedule``. Returns (function,
+    secret_names, secrets_created).
     """
     try:
-        metadata = bundles.read_import_metadata(bundle) if bundle is not None else None
-    except bundles.MetadataError as exc:
+        metadata = read_import_metadata(bundle) if bundle is not None else None
+    except MetadataError as exc:
         raise ValidationError({"bundle": metadata_error_messages(exc)}) from None
-    except bundles.BundleError as exc:
+    except BundleError as exc:
         raise ValidationError({"bundle": [exc.message]}) from None
     secret_names = tuple(metadata.secret_names) if metadata else ()
     schedule = imported_schedule_of(metadata) if metadata else None
@@ -411,7 +385,6 @@ def function_import(
         extra["secret_names"] = {"from": None, "to": list(secret_names)}
     if schedule:
         extra["imported_schedule"] = {"from": None, "to": schedule}
-    secret_create_missing = _secret_create_missing()
     with transaction.atomic():
         function = _function_create(
             organization=organization, actor=actor, name=name, description=description, handler=handler,
@@ -419,24 +392,9 @@ def function_import(
             message=message, timeout_seconds=timeout_seconds, actor_label=actor_label,
             action=AuditAction.IMPORTED, audit_extra=extra, imported_schedule=schedule,
         )
-        created = False
-        if secret_names and secret_create_missing is not None:
+        if secret_names:
             secret_create_missing(function=function, names=list(secret_names), actor=actor)
-            created = True
-    return function, secret_names, created
-
-
-def _secret_create_missing():
-    """The secrets vault's "create secrets whose value is missing" service, once it exists.
-
-    Looked up at call time so the catalogue works before the vault is built;
-    a real import error inside the vault still surfaces.
-    """
-    if importlib.util.find_spec("secrets_vault.services") is None:
-        return None
-    from secrets_vault import services as vault
-
-    return getattr(vault, "secret_create_missing", None)
+    return function, secret_names, bool(secret_names)
 
 
 def imported_schedule_of(metadata):
@@ -461,8 +419,8 @@ def staged_upload_save(*, organization, bundle):
     Returns the BundleInfo; a bad zip raises ValidationError({"bundle": ...}).
     """
     try:
-        info = bundles.inspect_bundle(bundle)
-    except bundles.BundleError as exc:
+        info = inspect_bundle(bundle)
+    except BundleError as exc:
         raise ValidationError({"bundle": [exc.message]}) from None
     _store(staged_upload_key(organization, info.sha256), bundle)
     return info
@@ -573,8 +531,8 @@ def function_update(
     if handler != current.handler and current.deployed_version is not None:
         with code_version_open(current.deployed_version) as package:
             try:
-                bundles.validate_handler(package, handler)
-            except bundles.BundleError as exc:
+                validate_handler(package, handler)
+            except BundleError as exc:
                 raise ValidationError(
                     {"handler": [f"{exc.message} (checked against the deployed version {current.deployed_version.number})"]}
                 ) from None
@@ -698,8 +656,8 @@ def code_version_deploy(*, function, version, actor, actor_label=None):
     if handler != version.handler:
         with code_version_open(version) as package:
             try:
-                bundles.validate_handler(package, handler)
-            except bundles.BundleError:
+                validate_handler(package, handler)
+            except BundleError:
                 handler = version.handler
 
     previous = current.deployed_version.number if current.deployed_version_id else None
@@ -774,27 +732,12 @@ def code_version_read_file(version, path, *, limit=MAX_VIEW_BYTES):
 # --------------------------------------------------------------------------- delete
 
 
-def function_alert_action_count(function):
-    """How many alerts run this Function as their action.
-
-    Alerts do not exist yet: the alerts issue fills this in, and from then on
-    function_delete (and the API's DELETE) refuse while it is not zero.
-    """
-    return 0
-
-
 def function_delete(*, function, actor, actor_label=None):
     """Delete the Function, its versions, runs and logs; its History stays (under its name).
 
-    Refused while the Function is an alert's action. Stored packages no other
-    version of the organization uses are removed once the deletion commits.
+    Stored packages no other version of the organization uses are removed
+    once the deletion commits.
     """
-    count = function_alert_action_count(function)
-    if count:
-        alerts = "an alert" if count == 1 else f"{count} alerts"
-        raise ValidationError(
-            f"{function.name} is the action of {alerts}: remove it from the alert's actions first, then delete it."
-        )
     organization = function.organization
     with transaction.atomic():
         keys = set(CodeVersion.objects.filter(function=function).values_list("storage_key", flat=True))

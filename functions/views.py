@@ -15,7 +15,9 @@ from django.views.decorators.http import require_POST
 from accounts.access import Area, function_for, may_write, require
 from accounts.forms import apply_service_errors
 
-from . import bundles, queries, services
+from . import queries, services
+from .bundles.errors import BundleError
+from .bundles.metadata import METADATA_FILENAME, MetadataError, read_import_metadata
 from .forms import FunctionForm, ImportForm, ParameterRows, UploadForm
 from .models import CodeVersion, Function, RunStatus
 
@@ -112,8 +114,8 @@ def _import_preview(organization, sha256):
     """What the review page shows of the parts of the metadata the form does not carry."""
     try:
         with services.staged_upload_open(organization=organization, sha256=sha256) as bundle:
-            metadata = bundles.read_import_metadata(bundle)
-    except (ValidationError, bundles.BundleError, OSError):
+            metadata = read_import_metadata(bundle)
+    except (ValidationError, BundleError, OSError):
         return None
     if metadata is None:
         return None
@@ -204,16 +206,16 @@ def _import_upload(request, organization):
             form.add_error("bundle", "Choose the bundle (.zip) to import.")
         else:
             try:
-                metadata = bundles.read_import_metadata(uploaded)
-            except bundles.MetadataError as exc:
+                metadata = read_import_metadata(uploaded)
+            except MetadataError as exc:
                 form.add_error("bundle", services.metadata_error_messages(exc))
-            except bundles.BundleError as exc:
+            except BundleError as exc:
                 form.add_error("bundle", exc.message)
             else:
                 if metadata is None:
                     form.add_error(
                         "bundle",
-                        f"This zip has no {bundles.METADATA_FILENAME} at its root. To create a Function from "
+                        f"This zip has no {METADATA_FILENAME} at its root. To create a Function from "
                         "plain code, use Create Function instead.",
                     )
         if metadata is not None:

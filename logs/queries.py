@@ -1,7 +1,7 @@
 """The one query over log entries.
 
 The Logs tab of a Function, the organization-wide Logs page, the JSON
-download and the REST API's `GET /functions/{name}/logs` all go through here:
+download and the run pages all go through here:
 
     query = parse_log_query(request.GET, organization=org, function=fn)   # or log_query_build(...)
     entries, next_cursor = log_page(query)                                # one page, at most query.limit
@@ -194,7 +194,7 @@ def _local(value, tz):
 
 
 def cursor_encode(cursor):
-    """A Cursor as an opaque, signed string for addresses and the API's endCursor."""
+    """A Cursor as an opaque, signed string for addresses."""
     payload = {"s": str(cursor.sort), "i": cursor.id}
     if cursor.sort != LogSort.MESSAGE:
         payload["t"] = cursor.timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
@@ -247,7 +247,7 @@ def log_query_build(
 
     Raises ValidationError({field: [message]}) naming every bad field at once;
     `names` maps this module's field names (start, end, q, sort, run, after,
-    limit) to the caller's, so the REST API reports `startTime`, not `start`.
+    limit) to the caller's (a caller with its own names, such as `startTime`, gets them in errors).
     """
     names = {**{k: k for k in ("start", "end", "q", "sort", "run", "after", "limit")}, **(names or {})}
     now = now or datetime.now(UTC)
@@ -503,6 +503,15 @@ def log_page(query):
         next_cursor=cursor_encode(after) if after else None,
         searched_until=boundary.timestamp if boundary else None,
     )
+
+
+def run_log_entries(run, *, after_id=0):
+    """One run's entries in the order they were written (by id), those after `after_id`.
+
+    The run page, its live updates and `run_function --wait` read a run's lines
+    here; slice the QuerySet for a page, or iterate it for all of them.
+    """
+    return LogEntry.objects.filter(run=run, id__gt=after_id).order_by("id")
 
 
 def log_stream_chunks(query, *, chunk_size=STREAM_CHUNK):

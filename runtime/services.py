@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from functions.bundles import extract_bundle
+from functions.bundles.archive import extract_bundle
 from functions.models import Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus
 from logs.models import Stream
 from logs.services import log_entries_write

@@ -25,9 +25,9 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
-from functions.bundles import MAX_PARAM_NAME_LENGTH, SECRET_NAME_RE
+from functions.bundles.names import MAX_PARAM_NAME_LENGTH, SECRET_NAME_RE
 from functions.models import Function
-from functions.services import audit_record
+from functions.audit import AuditAction, actor_user, audit_record
 
 from .crypto import BindingMismatch, SecretDecryptionError, UnknownKey, keyring
 from .models import Secret
@@ -45,18 +45,6 @@ MAX_VALUE_BYTES = 64 * 1024
 MAX_SECRETS_PER_FUNCTION = 100
 # Shared with the bundle checks, so an import never names a secret the vault refuses.
 NAME_RE = SECRET_NAME_RE
-
-
-class Action:
-    """The History verbs of the vault (AuditEntry.action)."""
-
-    ADDED = "secret_added"
-    VALUE_SET = "secret_value_set"
-    VALUE_REPLACED = "secret_value_replaced"
-    RENAMED = "secret_renamed"
-    DELETED = "secret_deleted"
-    IMPORTED = "secrets_imported"
-    REPLACED = "secrets_replaced"
 
 
 # --- validation --------------------------------------------------------------------------
@@ -121,14 +109,13 @@ def _lock_function(function):
     list(Function.objects.select_for_update().filter(pk=function.pk).values_list("pk", flat=True))
 
 
-def _audit(*, function, actor, action, summary, changes, actor_label=None):
-    # Names only: the callers never pass a value, a part of one or its length. `changes` has the
-    # History tab's {"field": {"from", "to"}} shape, so the tab shows the names that changed.
-    audit_record(function=function, actor=actor, action=action, summary=summary, changes=changes, actor_label=actor_label)
+# History entries name secrets only: the callers never pass a value, a part of one or its length.
+# `changes` has the History tab's {"field": {"from", "to"}} shape, so the tab shows the names that changed.
 
 
-def _user(actor):
-    return actor if getattr(actor, "is_authenticated", False) else None
+def _updated_by_label(actor, actor_label):
+    # A user is shown through updated_by; the label names the other actors (a command, an API token).
+    return "" if actor_user(actor) else (actor_label or "")[:254]
 
 
 # --- changes ----------------------------------------------------------------------------
@@ -147,26 +134,26 @@ def _write(*, function, name, value, actor, actor_label, replace):
             if created:
                 if Secret.objects.of(function).count() >= MAX_SECRETS_PER_FUNCTION:
                     raise _too_many()
-                secret = Secret.objects.create(function=function, name=name, created_by=_user(actor))
+                secret = Secret.objects.create(function=function, name=name, created_by=actor_user(actor))
             elif not replace:
                 raise _duplicate(name)
             was_missing = secret.value_missing
             # The id exists now, so the value can be bound to this row.
             secret.ciphertext, secret.key_id = ring.encrypt(data, binding=secret.binding)
-            secret.updated_by = _user(actor)
-            secret.updated_by_label = "" if _user(actor) else (actor_label or "")[:254]
+            secret.updated_by = actor_user(actor)
+            secret.updated_by_label = _updated_by_label(actor, actor_label)
             secret.save(update_fields=["ciphertext", "key_id", "updated_by", "updated_by_label", "updated_at"])
             if created:
-                action, summary, changes = Action.ADDED, f"Added secret “{name}”", {"secret": {"from": None, "to": name}}
+                action, summary, changes = AuditAction.SECRET_ADDED, f"Added secret “{name}”", {"secret": {"from": None, "to": name}}
             elif was_missing:
                 action, summary, changes = (
-                    Action.VALUE_SET, f"Set the missing value of secret “{name}”", {"secret": {"to": name}}
+                    AuditAction.SECRET_VALUE_SET, f"Set the missing value of secret “{name}”", {"secret": {"to": name}}
                 )
             else:
                 action, summary, changes = (
-                    Action.VALUE_REPLACED, f"Replaced the value of secret “{name}”", {"secret": {"to": name}}
+                    AuditAction.SECRET_VALUE_REPLACED, f"Replaced the value of secret “{name}”", {"secret": {"to": name}}
                 )
-            _audit(function=function, actor=actor, action=action, summary=summary, changes=changes, actor_label=actor_label)
+            audit_record(function=function, actor=actor, action=action, summary=summary, changes=changes, actor_label=actor_label)
     except IntegrityError:  # a concurrent add of the same name won
         raise _duplicate(name) from None
     return secret, created
@@ -198,12 +185,12 @@ def secret_rename(*, secret, new_name, actor, actor_label=None):
             if Secret.objects.of(function).filter(name=new_name).exists():
                 raise _duplicate(new_name)
             updated = Secret.objects.filter(pk=secret.pk, function=function).update(
-                name=new_name, updated_by=_user(actor), updated_by_label="" if _user(actor) else (actor_label or "")[:254]
+                name=new_name, updated_by=actor_user(actor), updated_by_label=_updated_by_label(actor, actor_label)
             )
             if not updated:
                 raise ValidationError(f"The secret “{old_name}” no longer exists.")
-            _audit(
-                function=function, actor=actor, action=Action.RENAMED,
+            audit_record(
+                function=function, actor=actor, action=AuditAction.SECRET_RENAMED,
                 summary=f"Renamed secret “{old_name}” to “{new_name}”",
                 changes={"secret": {"from": old_name, "to": new_name}}, actor_label=actor_label,
             )
@@ -218,8 +205,8 @@ def secret_delete(*, secret, actor, actor_label=None):
     with transaction.atomic():
         deleted, _ = Secret.objects.filter(pk=secret.pk, function=function).delete()
         if deleted:
-            _audit(
-                function=function, actor=actor, action=Action.DELETED, summary=f"Deleted secret “{secret.name}”",
+            audit_record(
+                function=function, actor=actor, action=AuditAction.SECRET_DELETED, summary=f"Deleted secret “{secret.name}”",
                 changes={"secret": {"from": secret.name, "to": None}}, actor_label=actor_label,
             )
 
@@ -250,11 +237,11 @@ def secret_create_missing(*, function, names, actor, actor_label=None):
                 f"Importing {len(new)} more secrets would exceed the limit of {MAX_SECRETS_PER_FUNCTION} per Function."
             )
         Secret.objects.bulk_create(
-            [Secret(function=function, name=name, created_by=_user(actor), updated_by=_user(actor),
-                    updated_by_label="" if _user(actor) else (actor_label or "")[:254]) for name in new]
+            [Secret(function=function, name=name, created_by=actor_user(actor), updated_by=actor_user(actor),
+                    updated_by_label=_updated_by_label(actor, actor_label)) for name in new]
         )
-        _audit(
-            function=function, actor=actor, action=Action.IMPORTED,
+        audit_record(
+            function=function, actor=actor, action=AuditAction.SECRETS_IMPORTED,
             summary=f"Added secrets without values from import.metadata.json: {', '.join(new)}"[:500],
             changes={"secret_names": {"from": None, "to": new}}, actor_label=actor_label,
         )
@@ -263,8 +250,8 @@ def secret_create_missing(*, function, names, actor, actor_label=None):
 
 @sensitive_variables("secrets", "pairs", "data", "value", "encoded")
 def secrets_replace(*, function, secrets, actor, actor_label=None):
-    """Make the Function's secrets exactly `secrets` (a dict, or (name, value) pairs): the public API's
-    ``config.secrets``, which replaces the whole set.
+    """Make the Function's secrets exactly `secrets` (a dict, or (name, value) pairs), the way
+    CONTRACT.md's ``config.secrets`` replaces the whole set.
 
     An empty (or None) value keeps the current value of an existing secret,
     because the API returns every value empty and a client sends back what it
@@ -308,7 +295,7 @@ def secrets_replace(*, function, secrets, actor, actor_label=None):
         for name, data in encoded.items():
             secret = current.get(name)
             if secret is None:
-                secret = Secret.objects.create(function=function, name=name, created_by=_user(actor))
+                secret = Secret.objects.create(function=function, name=name, created_by=actor_user(actor))
                 added.append(name)
             elif data is None:
                 continue
@@ -316,8 +303,8 @@ def secrets_replace(*, function, secrets, actor, actor_label=None):
                 replaced.append(name)
             if data is not None:
                 secret.ciphertext, secret.key_id = ring.encrypt(data, binding=secret.binding)
-            secret.updated_by = _user(actor)
-            secret.updated_by_label = "" if _user(actor) else (actor_label or "")[:254]
+            secret.updated_by = actor_user(actor)
+            secret.updated_by_label = _updated_by_label(actor, actor_label)
             secret.save(update_fields=["ciphertext", "key_id", "updated_by", "updated_by_label", "updated_at"])
         if added or replaced or deleted:
             parts = [
@@ -328,8 +315,8 @@ def secrets_replace(*, function, secrets, actor, actor_label=None):
             changes = {}
             if added or deleted:
                 changes["secret_names"] = {"from": sorted(current), "to": sorted(encoded)}
-            _audit(
-                function=function, actor=actor, action=Action.REPLACED,
+            audit_record(
+                function=function, actor=actor, action=AuditAction.SECRETS_REPLACED,
                 summary=("Secrets: " + "; ".join(parts))[:500], changes=changes, actor_label=actor_label,
             )
     return {"added": added, "replaced": replaced, "deleted": deleted}

@@ -45,6 +45,7 @@ from .errors import (  # noqa: F401 - re-exported: callers catch them from here
     QuotaExceeded,
 )
 from .models import StoredObject, WriterKind, key_successor
+from .sizes import format_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -79,21 +80,6 @@ def max_object_bytes():
 
 def usage_bytes(*, organization):
     return StoredObject.objects.of(organization).aggregate(total=Sum("size"))["total"] or 0
-
-
-def format_bytes(count):
-    """1 byte, 512 bytes, 3.4 KB, 1.2 GB, 5 GB: binary multiples, the way storage quotas are read."""
-    if count == 1:
-        return "1 byte"
-    if count < 1024:
-        return f"{count:,} bytes"
-    value = float(count)
-    for unit in ("KB", "MB", "GB", "TB", "PB"):
-        value /= 1024
-        if value < 1024 or unit == "PB":
-            text = f"{value:.1f}".removesuffix(".0")
-            return f"{text} {unit}"
-    raise AssertionError("unreachable")
 
 
 # --- keys ---
@@ -201,6 +187,18 @@ def _quota_refusal(organization, *, incoming, replaced, usage=None):
         f"over its quota of {format_bytes(quota)} ({format_bytes(free)} free). Nothing was stored; "
         "delete files to make room."
     )
+
+
+def quota_check(*, organization, key, size):
+    """Refuse (QuotaExceeded) storing `size` bytes at `key` when that would take the organization over its quota.
+
+    Replacing a file gives its bytes back first. For callers that know an
+    upload's size before reading it (the in-run S3 endpoint); object_put
+    applies the same rule again as it stores.
+    """
+    replaced = StoredObject.objects.of(organization).filter(key=key).values_list("size", flat=True).first() or 0
+    if refusal := _quota_refusal(organization, incoming=size, replaced=replaced):
+        raise refusal
 
 
 def _too_large(key, size):
@@ -324,10 +322,8 @@ class _RangeReader:
 
 def _s3_storage():
     """default_storage when it is django-storages' S3 backend, else None."""
-    try:
-        from storages.backends.s3 import S3Storage
-    except ImportError:  # pragma: no cover - django-storages is a requirement
-        return None
+    from storages.backends.s3 import S3Storage  # here: it imports boto3, which only S3 deployments need
+
     return default_storage if isinstance(default_storage, S3Storage) else None
 
 

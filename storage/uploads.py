@@ -11,6 +11,7 @@ free quota plus everything that could be replaced.
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from . import services
+from .sizes import format_bytes
 
 
 class UploadLimitHandler(FileUploadHandler):
@@ -33,13 +34,13 @@ class UploadLimitHandler(FileUploadHandler):
         self.total_bytes += len(raw_data)
         if self.file_bytes > self.max_file_bytes:
             self.refusal = services.ObjectTooLarge(
-                f"“{services.shown(self.file_name or '')}” is larger than {services.format_bytes(self.max_file_bytes)}, "
+                f"“{services.shown(self.file_name or '')}” is larger than {format_bytes(self.max_file_bytes)}, "
                 "the most one file may be. Nothing was stored."
             )
         elif self.total_bytes > self.max_total_bytes:
             self.refusal = services.QuotaExceeded(
                 f"These files are larger than the organization's whole storage quota "
-                f"({services.format_bytes(self.max_total_bytes)}). Nothing was stored."
+                f"({format_bytes(self.max_total_bytes)}). Nothing was stored."
             )
         if self.refusal is not None:
             # Read and drop the rest of the request so the browser gets the answer.

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import Area, may_write, require
+from accounts.access import storage_for
 
 from . import services
 from .errors import StorageError
@@ -30,12 +30,6 @@ PAGE_SIZE = 100
 # Served as a download, these could still run script if a browser ever
 # rendered them; they go out as opaque bytes.
 _ACTIVE_TYPES = ("html", "xhtml", "svg", "xml", "javascript", "ecmascript", "xsl", "pdf")
-
-
-def storage_for(user, org_id, *, write=False):
-    """(organization, can_write) for the organization's storage; 404 or 403 as accounts.access decides."""
-    membership = require(user, org_id, Area.STORAGE, write=write)
-    return membership.organization, may_write(membership, Area.STORAGE)
 
 
 def folder_url(org_id, prefix="", **params):

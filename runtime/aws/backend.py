@@ -82,22 +82,7 @@ class AttemptBackend:
 
     def check_room(self, key, size):
         """Refuse an upload over the quota before reading its body (object_put checks again)."""
-
-        def check():
-            quota = storage.quota_bytes(organization=self.organization)
-            used = storage.usage_bytes(organization=self.organization)
-            try:
-                replaced = storage.object_get(organization=self.organization, key=key).size
-            except StorageError:
-                replaced = 0
-            if used - replaced + size > quota:
-                free = max(quota - used + replaced, 0)
-                raise AwsError("QuotaExceeded", f"Storing {storage.format_bytes(size)} would take the "
-                                                f"organization's storage over its quota of "
-                                                f"{storage.format_bytes(quota)} ({storage.format_bytes(free)} free). "
-                                                "Nothing was stored.", 403)
-
-        self._call(check, key)
+        self._call(lambda: storage.quota_check(organization=self.organization, key=key, size=size), key)
 
     def head(self, key):
         return self._call(lambda: storage.object_get(organization=self.organization, key=key), key)

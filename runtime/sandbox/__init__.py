@@ -6,7 +6,7 @@ streams the Function's output lines to ``on_output`` and returns an
 
 The package, by idea:
   * contract.py  - Invocation, Limits, OutputLine, AttemptResult, the handler
-    pattern: what goes in and comes out (functions/bundles.py uses the pattern);
+    pattern: what goes in and comes out (functions/bundles/handler.py uses the pattern);
   * output.py    - stdout/stderr as lines, and their bounded delivery;
   * bwrap.py     - the bwrap command line and what the host offers for it;
   * launcher.py  - the Launcher seam (start, main pid, exit code, kill, stop)

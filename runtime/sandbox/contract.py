@@ -1,6 +1,6 @@
 """The contract between the worker and the sandbox: what an attempt is given and what it gives back.
 
-Pure Python, no Django, nothing of the run machinery: functions/bundles.py
+Pure Python, no Django, nothing of the run machinery: functions/bundles/handler.py
 checks a handler name at upload with the very pattern the sandbox enforces
 at run time, and the worker's services build Invocations and read
 AttemptResults without knowing how the sandbox runs them.

@@ -1,6 +1,6 @@
 from django import template
 
-from storage.services import format_bytes
+from storage.sizes import format_bytes
 
 register = template.Library()
 

@@ -10,22 +10,12 @@ import zipfile
 
 import pytest
 
-from functions import bundles
-from functions.bundles import (
-    BundleError,
-    Limits,
-    MetadataError,
-    ScheduleEntry,
-    extract_bundle,
-    handler_path,
-    inspect_bundle,
-    parse_import_metadata,
-    read_import_metadata,
-    validate_event_parameters,
-    validate_function_name,
-    validate_handler,
-    validate_secret_names,
-)
+from functions.bundles import archive
+from functions.bundles.archive import Limits, extract_bundle, inspect_bundle
+from functions.bundles.errors import BundleError
+from functions.bundles.handler import handler_path, validate_handler
+from functions.bundles.metadata import MetadataError, ScheduleEntry, parse_import_metadata, read_import_metadata
+from functions.bundles.names import validate_event_parameters, validate_function_name, validate_secret_names
 
 HANDLER = "def main(event, context):\n    return {'ok': True}\n"
 
@@ -619,14 +609,14 @@ def test_extraction_enforces_the_real_uncompressed_size(tmp_path):
 
 def test_a_concurrent_extractor_that_loses_the_race_keeps_the_winners_tree(tmp_path, monkeypatch):
     dest = tmp_path / "v1"
-    real_populate = bundles._populate
+    real_populate = archive._populate
 
     def populate_while_another_finishes(zf, members, root, limits):
         real_populate(zf, members, root, limits)
-        monkeypatch.setattr(bundles, "_populate", real_populate)
+        monkeypatch.setattr(archive, "_populate", real_populate)
         extract_bundle(make_zip({"winner.py": HANDLER}), dest)  # the other extractor renames first
 
-    monkeypatch.setattr(bundles, "_populate", populate_while_another_finishes)
+    monkeypatch.setattr(archive, "_populate", populate_while_another_finishes)
     extract_bundle(make_zip(BUNDLE), dest)
     assert [p.name for p in dest.iterdir()] == ["winner.py"]
     assert [p.name for p in tmp_path.iterdir()] == ["v1"]
@@ -659,8 +649,6 @@ def test_concurrent_extractors_all_see_a_complete_tree(tmp_path):
 
 
 def test_import_metadata_refuses_secret_names_the_vault_would_refuse():
-    from functions.bundles import MetadataError, parse_import_metadata
-
     with pytest.raises(MetadataError) as caught:
         parse_import_metadata('{"name": "abc", "secretsKeys": ["GOOD_key.1-x", "has space", "slash/no"]}')
     paths = [path for path, _ in caught.value.errors]

@@ -12,7 +12,9 @@ from django.core.files.storage import default_storage
 from django.db import connection
 
 from functions import services
-from functions.models import AuditAction, AuditEntry, CodeVersion, Function, Run, TriggerSource
+from functions.audit import AuditAction
+from functions.models import AuditEntry, CodeVersion, Function, Run, TriggerSource
+from secrets_vault.services import secret_names
 from tests.factories import make_zip
 
 HELLO = "def handler(event, context):\n    return {'ok': True}\n"
@@ -481,16 +483,6 @@ def test_deleting_keeps_a_package_another_function_still_uses(org, django_captur
     assert default_storage.exists(services.package_key(org, a.deployed_version.sha256))
 
 
-def test_deleting_is_refused_while_the_function_is_an_alert_action(org, monkeypatch):
-    function = create(org)
-    # The alerts issue fills this hook in; until then it always answers 0.
-    assert services.function_alert_action_count(function) == 0
-    monkeypatch.setattr(services, "function_alert_action_count", lambda function: 2)
-    error = refusal(services.function_delete, function=function, actor=None)
-    assert "hello is the action of 2 alerts: remove it from the alert's actions first" in error.messages[0]
-    assert Function.objects.filter(pk=function.pk).exists()
-
-
 # --- audit ------------------------------------------------------------------------------------
 
 
@@ -536,12 +528,7 @@ def test_an_import_keeps_the_schedule_and_hands_secret_names_to_the_vault(org, u
     }
     entry = AuditEntry.objects.filter(function=function, action=AuditAction.IMPORTED).get()
     assert entry.changes["secret_names"] == {"from": None, "to": ["API_TOKEN", "SMTP_PASSWORD"]}
-    if services._secret_create_missing() is not None:
-        from secrets_vault.services import secret_names
-
-        assert created and sorted(secret_names(function=function)) == ["API_TOKEN", "SMTP_PASSWORD"]
-    else:
-        assert not created
+    assert created and sorted(secret_names(function=function)) == ["API_TOKEN", "SMTP_PASSWORD"]
 
 
 def test_an_import_with_broken_metadata_is_refused_field_by_field(org):

@@ -389,17 +389,6 @@ def test_edit_shows_what_to_fix_and_saves_nothing(admin_client, org, fn, fields,
     assert snapshot(org) == before
 
 
-# --- delete ----------------------------------------------------------------------------------------
-
-
-def test_delete_is_refused_while_the_function_is_an_alert_action(admin_client, org, fn, monkeypatch):
-    monkeypatch.setattr(services, "function_alert_action_count", lambda function: 1)
-    response = admin_client.post(url("delete", org, fn))
-    assert response.status_code == 400
-    assert "hello is the action of an alert" in response.content.decode()
-    assert Function.objects.filter(pk=fn.pk).exists()
-
-
 # --- versions ------------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.commands import function_named, organization_named
 from functions.models import Run, TriggerSource
 from functions.run_services import run_trigger
-from logs.models import LogEntry
+from logs.queries import run_log_entries
 
 
 def parse_params(pairs):
@@ -68,6 +68,6 @@ def run_summary(run: Run):
         "returnValue": return_value,
         "logs": [
             {"timestamp": e.timestamp.isoformat(), "attempt": e.attempt, "stream": e.stream, "message": e.message}
-            for e in LogEntry.objects.filter(run=run).order_by("id").iterator()
+            for e in run_log_entries(run).iterator()
         ],
     }
