@@ -11,6 +11,7 @@ import pytest
 
 from accounts.models import Access, BuiltinRole, CustomRole, Membership, Organization, User
 from runtime.environment import ensure_runtime_env
+from tests.factories import make_function, make_run
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -25,6 +26,12 @@ ROLES = {
 }
 WRITERS = ["full_admin", "standard_admin"]
 READERS = ["read_only_admin", "custom_functions_read"]
+# What each role gets from a Functions page: readers see it, a role without Functions is refused, and
+# the outsider does not learn that the organization exists.
+READ_STATUS = {"full_admin": 200, "standard_admin": 200, "read_only_admin": 200, "custom_functions_read": 200,
+               "custom_none": 403, "outsider": 404}
+# What a role that may not write gets from a Functions write (writers' answers depend on the request).
+WRITE_STATUS = {"read_only_admin": 403, "custom_functions_read": 403, "custom_none": 403, "outsider": 404}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -95,6 +102,18 @@ def member(users, client):
 @pytest.fixture
 def admin_client(member):
     return member("full_admin")
+
+
+@pytest.fixture
+def function(org):
+    """A Function "hello" of `org` with one deployed version (tests/factories.make_function)."""
+    return make_function(org, "hello")
+
+
+@pytest.fixture
+def run(function):
+    """A finished run of `function` (tests/factories.make_run)."""
+    return make_run(function)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Builders for test data that many test files need: zips and Functions with code."""
+"""Builders for test data that many test files need: zips, Functions with code, runs and their log lines."""
 
 import hashlib
 import io
@@ -7,7 +7,9 @@ import zipfile
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from functions.models import CodeVersion, Function
+from functions.models import CodeVersion, Function, Run, RunStatus
+from functions.services import package_key
+from logs.models import LogEntry
 
 HELLO = """
 def handler(event, context):
@@ -23,10 +25,6 @@ def make_zip(files):
         for path, content in files.items():
             archive.writestr(path, content)
     return buffer.getvalue()
-
-
-def package_key(organization, sha256):
-    return f"packages/{organization.id}/{sha256}.zip"
 
 
 def make_function(organization, name="hello", *, files=None, handler="main.handler", params=None, user=None, **fields):
@@ -54,3 +52,20 @@ def make_function(organization, name="hello", *, files=None, handler="main.handl
     function.deployed_version = version
     function.save(update_fields=["deployed_version"])
     return function
+
+
+def make_run(function, **fields):
+    """A finished (succeeded) manual run of the Function's deployed version; `fields` override any column."""
+    return Run.objects.create(**{
+        "organization": function.organization, "function": function, "code_version": function.deployed_version,
+        "trigger": "manual", "timeout_seconds": 900, "memory_mb": 1769, "status": RunStatus.SUCCEEDED, **fields,
+    })
+
+
+def add_log_lines(run, *lines, attempt=1, stream="stdout"):
+    """lines: (timestamp, message) pairs written as the run's; returns the created entries in order."""
+    return LogEntry.objects.bulk_create([
+        LogEntry(organization_id=run.organization_id, function_id=run.function_id, run=run, attempt=attempt,
+                 timestamp=ts, stream=stream, message=message)
+        for ts, message in lines
+    ])

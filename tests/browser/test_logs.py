@@ -16,7 +16,7 @@ from config.celery import app as celery_app
 from functions.models import Run
 from functions.run_services import run_trigger
 from tests.factories import make_function
-from tests.unit.test_logs_queries import add, make_run
+from tests.factories import add_log_lines, make_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,14 +31,14 @@ def fleet(org):
     now = timezone.now()
     fn = make_function(org, "fleet-sync")
     run = make_run(fn, finished_at=now - timedelta(minutes=5))
-    add(run, *[
+    add_log_lines(run, *[
         (now - timedelta(minutes=50) + timedelta(seconds=i * 2),
          f"ERROR Quota exceeded for bucket b{i:04d}" if i % 50 == 0 else f"INFO synced vehicle v{i:04d} in {i % 90} ms")
         for i in range(1200)
     ])
     billing = make_function(org, "billing")
     other = make_run(billing, finished_at=now - timedelta(minutes=3))
-    add(other, (now - timedelta(minutes=4), "INFO invoice batch started"),
+    add_log_lines(other, (now - timedelta(minutes=4), "INFO invoice batch started"),
         (now - timedelta(minutes=3), "ERROR quota exceeded while sending invoices"), stream="stderr")
     return fn, run, billing, other
 

@@ -111,9 +111,15 @@ class Simulator:
         result = samsara_fn("run", "manual", self.name, cwd=self.workdir, env=self.env)
         return result.stdout.splitlines(), result.stderr.splitlines()
 
+    @property
+    def storage(self):
+        return self.workdir / ".samsara-functions" / "storage"
+
     def stored_keys(self):
-        storage = self.workdir / ".samsara-functions" / "storage"
-        return sorted(str(p.relative_to(storage)) for p in storage.rglob("*") if p.is_file())
+        return sorted(str(p.relative_to(self.storage)) for p in self.storage.rglob("*") if p.is_file())
+
+    def stored_bytes(self, key):
+        return (self.storage / key).read_bytes()
 
 
 class Platform:
@@ -239,35 +245,27 @@ def check_template(name, bundles, organization, tmp_path, capture, *, secrets=No
     return simulator, ours
 
 
-def test_just_secrets(bundles, org, tmp_path, django_capture_on_commit_callbacks):
-    check_template("just-secrets", bundles, org, tmp_path, django_capture_on_commit_callbacks, secrets=SECRETS)
+# (template, the organization's region, run options): persistent-storage runs three times, so its files
+# accumulate and are deleted as in the simulator; resolve-samsara-region runs in every region.
+CASES = [
+    pytest.param("just-secrets", "us", {"secrets": SECRETS}, id="just-secrets"),
+    pytest.param("persistent-storage", "us", {"runs": 3}, id="persistent-storage-three-runs"),
+    pytest.param("temporary-runtime-storage", "us", {}, id="temporary-runtime-storage"),
+    pytest.param("access-bundle-content", "us", {}, id="access-bundle-content"),
+    *[pytest.param("resolve-samsara-region", region, {}, id=f"resolve-samsara-region-{region}") for region in REGIONS],
+    pytest.param("correlation-logging", "us", {}, id="correlation-logging"),
+]
 
 
-def test_persistent_storage_three_runs_accumulate_and_delete_like_the_simulator(
-        bundles, org, tmp_path, django_capture_on_commit_callbacks):
-    simulator, ours = check_template("persistent-storage", bundles, org, tmp_path, django_capture_on_commit_callbacks,
-                                     runs=3)
-    stored = list(StoredObject.objects.filter(organization=org).order_by("key"))
+@pytest.mark.parametrize("template, region, options", CASES)
+def test_a_template_prints_and_stores_what_the_simulator_does(
+        bundles, db, tmp_path, django_capture_on_commit_callbacks, template, region, options):
+    organization = Organization.objects.create(name=f"Fleet {region}", region=region, timezone="UTC")
+    simulator, ours = check_template(template, bundles, organization, tmp_path, django_capture_on_commit_callbacks,
+                                     region=REGIONS[region], **options)
+    # The files left in storage are the simulator's, with the same bytes, written by the Function.
+    stored = list(StoredObject.objects.filter(organization=organization).order_by("key"))
     assert [o.key for o in stored] == simulator.stored_keys()
     assert all(o.written_by_function == ours.function for o in stored)
-    csv = next(o for o in stored if o.key.endswith(".csv"))
-    assert csv.etag == hashlib.md5(b"col1,col2\nvalue1,value2").hexdigest()
-
-
-def test_temporary_runtime_storage(bundles, org, tmp_path, django_capture_on_commit_callbacks):
-    check_template("temporary-runtime-storage", bundles, org, tmp_path, django_capture_on_commit_callbacks)
-
-
-def test_access_bundle_content(bundles, org, tmp_path, django_capture_on_commit_callbacks):
-    check_template("access-bundle-content", bundles, org, tmp_path, django_capture_on_commit_callbacks)
-
-
-@pytest.mark.parametrize("region", ["us", "eu", "ca"])
-def test_resolve_samsara_region(bundles, db, tmp_path, django_capture_on_commit_callbacks, region):
-    organization = Organization.objects.create(name=f"Fleet {region}", region=region, timezone="UTC")
-    check_template("resolve-samsara-region", bundles, organization, tmp_path, django_capture_on_commit_callbacks,
-                   region=REGIONS[region])
-
-
-def test_correlation_logging(bundles, org, tmp_path, django_capture_on_commit_callbacks):
-    check_template("correlation-logging", bundles, org, tmp_path, django_capture_on_commit_callbacks)
+    assert {o.key: o.etag for o in stored} == {key: hashlib.md5(simulator.stored_bytes(key)).hexdigest()
+                                               for key in simulator.stored_keys()}

@@ -14,20 +14,9 @@ from logs.models import LogEntry
 from logs.queries import _ORDER, _PAGE_FIELDS, _in_range, _matching, log_page, log_query_build, log_stream, parse_log_query
 from logs.search import MessageContains
 from logs.services import log_entries_write, logs_prune
-from tests.factories import make_function
-from tests.unit.test_logs_queries import add, make_run
+from tests.factories import add_log_lines, make_run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def function(org):
-    return make_function(org, "hello")
-
-
-@pytest.fixture
-def run(function):
-    return make_run(function)
 
 
 def test_the_migrations_made_a_trigram_index_and_no_foreign_keys():
@@ -63,7 +52,7 @@ def test_a_rare_search_over_the_organization_uses_the_trigram_index(org, functio
 
 def test_search_is_ilike_with_wildcards_taken_literally(function, run):
     now = timezone.now()
-    add(run, *[(now - timedelta(seconds=1 + i), m) for i, m in enumerate(
+    add_log_lines(run, *[(now - timedelta(seconds=1 + i), m) for i, m in enumerate(
         ["ÜBER Straße", "über straße", "100% done", "1000 done", "a_b", "axb", "back\\slash", "plain"])])
     query = lambda text: parse_log_query({"q": text}, organization=function.organization, function=function)  # noqa: E731
     assert {e["message"] for e in log_page(query("über")).entries} == {"ÜBER Straße", "über straße"}
@@ -76,7 +65,7 @@ def test_search_is_ilike_with_wildcards_taken_literally(function, run):
 def test_cursors_continue_without_duplicates_or_gaps(function, run, sort):
     base = timezone.now() - timedelta(minutes=30)
     # Microsecond ties: PostgreSQL keeps them exactly, as SQLite does.
-    add(run, *[(base + timedelta(microseconds=i // 4), f"m{i % 9}") for i in range(250)])
+    add_log_lines(run, *[(base + timedelta(microseconds=i // 4), f"m{i % 9}") for i in range(250)])
     query = log_query_build(organization=function.organization, function=function, start=base - timedelta(minutes=1),
                             end=base + timedelta(minutes=1), sort=sort, limit=17)
     seen, cursor = [], None
@@ -97,7 +86,7 @@ def test_cursors_continue_without_duplicates_or_gaps(function, run, sort):
 
 def test_the_download_streams_every_entry_of_the_query(admin_client, function, run):
     now = timezone.now()
-    add(run, *[(now - timedelta(minutes=50) + timedelta(milliseconds=i), f"line {i} {'hit' if i % 3 == 0 else ''}")
+    add_log_lines(run, *[(now - timedelta(minutes=50) + timedelta(milliseconds=i), f"line {i} {'hit' if i % 3 == 0 else ''}")
                for i in range(7000)])
     url = reverse("functions:logs_json", kwargs={"org_id": function.organization_id, "name": "hello"})
     response = admin_client.get(url, {"q": "HIT", "sort": "time"})
@@ -120,8 +109,8 @@ def test_retention_deletes_in_batches_and_marks_runs(function):
     now = timezone.now()
     old = make_run(function, finished_at=now - timedelta(days=8))
     new = make_run(function, finished_at=now)
-    add(old, *[(now - timedelta(days=8, seconds=i), "old") for i in range(25)])
-    add(new, (now - timedelta(minutes=1), "new"))
+    add_log_lines(old, *[(now - timedelta(days=8, seconds=i), "old") for i in range(25)])
+    add_log_lines(new, (now - timedelta(minutes=1), "new"))
     result = logs_prune(now=now, batch_size=10, pause=0)
     assert (result.deleted, result.batches, result.runs_marked) == (25, 3, 1)
     assert list(LogEntry.objects.values_list("message", flat=True)) == ["new"]

@@ -5,7 +5,7 @@ from django.urls import reverse
 from accounts import services
 from accounts.access import Area, access_level
 from accounts.models import Access, BuiltinRole, CustomRole, Membership, Organization
-from tests.conftest import ROLES
+from tests.conftest import READ_STATUS, ROLES
 
 
 def url(name, org, **kwargs):
@@ -33,11 +33,8 @@ def test_only_full_admins_may_administer(users, org):
 
 # --- pages, for every role ------------------------------------------------------
 
-FUNCTIONS_PAGE = {
-    "full_admin": 200, "standard_admin": 200, "read_only_admin": 200,
-    "custom_functions_read": 200, "custom_none": 403, "outsider": 404,
-}
-STORAGE_PAGE = {**FUNCTIONS_PAGE, "custom_functions_read": 403}
+FUNCTIONS_PAGE = READ_STATUS
+STORAGE_PAGE = {**READ_STATUS, "custom_functions_read": 403}
 ADMIN_PAGES = {role: (404 if role == "outsider" else 200) for role in ROLES}
 
 

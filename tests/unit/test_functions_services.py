@@ -13,9 +13,9 @@ from django.db import connection
 
 from functions import services
 from functions.audit import AuditAction
-from functions.models import AuditEntry, CodeVersion, Function, Run, TriggerSource
+from functions.models import AuditEntry, CodeVersion, Function, Run, RunStatus
 from secrets_vault.services import secret_names
-from tests.factories import make_zip
+from tests.factories import make_run, make_zip
 
 HELLO = "def handler(event, context):\n    return {'ok': True}\n"
 
@@ -462,10 +462,7 @@ def test_an_update_without_changes_records_no_history(org):
 def test_deleting_removes_the_function_its_runs_and_unused_packages_but_keeps_history(org, django_capture_on_commit_callbacks):
     function = create(org)
     key = function.deployed_version.storage_key
-    Run.objects.create(
-        organization=org, function=function, code_version=function.deployed_version, trigger=TriggerSource.MANUAL,
-        timeout_seconds=60, memory_mb=128,
-    )
+    make_run(function, status=RunStatus.QUEUED)
     with django_capture_on_commit_callbacks(execute=True):
         services.function_delete(function=function, actor=None, actor_label="test")
     assert not Function.objects.filter(pk=function.pk).exists() and not Run.objects.exists()

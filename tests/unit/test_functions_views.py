@@ -10,9 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from functions import services
-from functions.models import AuditEntry, CodeVersion, Function, Run, RunStatus, TriggerSource
-from tests.conftest import READERS, ROLES, WRITERS
-from tests.factories import make_zip
+from functions.models import AuditEntry, CodeVersion, Function, RunStatus, TriggerSource
+from tests.conftest import READ_STATUS, READERS, ROLES, WRITE_STATUS, WRITERS
+from tests.factories import make_run, make_zip
 
 HELLO = "def handler(event, context):\n    return {'ok': True}\n"
 NON_WRITERS = [r for r in ROLES if r not in WRITERS]
@@ -92,8 +92,6 @@ READ_PAGES = [
     ("version_file", {"number": 1, "path": "main.py"}),
     ("version_download", {"number": 1}),
 ]
-READ_STATUS = {"full_admin": 200, "standard_admin": 200, "read_only_admin": 200, "custom_functions_read": 200,
-               "custom_none": 403, "outsider": 404}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -133,9 +131,6 @@ def test_write_roles_see_the_write_controls(admin_client, org, fn):
 
 
 # --- writes: every write URL, every role --------------------------------------------------------
-
-WRITE_STATUS = {"read_only_admin": 403, "custom_functions_read": 403, "custom_none": 403, "outsider": 404}
-
 
 def write_requests(org, fn):
     return [
@@ -236,8 +231,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, org, fn):
 
 
 def test_the_list_shows_each_function_with_its_last_run(admin_client, org, fn):
-    Run.objects.create(organization=org, function=fn, code_version=fn.deployed_version, trigger=TriggerSource.MANUAL,
-                       timeout_seconds=60, memory_mb=128, status=RunStatus.FAILED)
+    make_run(fn, status=RunStatus.FAILED)
     services.function_create(organization=org, actor=None, name="never-run", handler="main.handler",
                              bundle=io.BytesIO(zip_bytes()))
     body = admin_client.get(url("list", org)).content.decode()
@@ -254,8 +248,7 @@ def test_the_list_costs_the_same_queries_for_one_or_many_functions(admin_client,
     for i in range(8):
         function = services.function_create(organization=org, actor=None, name=f"fn-{i}", handler="main.handler",
                                             bundle=io.BytesIO(zip_bytes()))
-        Run.objects.create(organization=org, function=function, code_version=function.deployed_version,
-                           trigger=TriggerSource.API, timeout_seconds=60, memory_mb=128)
+        make_run(function, trigger=TriggerSource.API, status=RunStatus.QUEUED)
     with django_assert_max_num_queries(len(one.captured_queries)):
         body = admin_client.get(url("list", org)).content.decode()
     assert body.count('class="fn-name"') == 9

@@ -11,12 +11,6 @@ from logs.models import LogEntry
 from logs.services import log_entries_write
 from runtime import services
 from tests.factories import make_function
-from tests.unit.test_logs_queries import make_run
-
-
-@pytest.fixture
-def run(org):
-    return make_run(make_function(org, "hello"))
 
 
 def test_rows_are_stored_exactly_with_their_run_attempt_and_time(run):

@@ -8,39 +8,12 @@ from django.core.exceptions import ValidationError
 from django.test.utils import CaptureQueriesContext
 from django.db import connection
 
-from functions.models import Run, RunStatus
 from logs import queries
 from logs.models import LogEntry
 from logs.queries import LogSort, log_page, log_query_build, log_stream, parse_log_query
-from tests.factories import make_function
+from tests.factories import add_log_lines, make_function, make_run
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-def make_run(function, **fields):
-    return Run.objects.create(**{
-        "organization": function.organization, "function": function, "code_version": function.deployed_version,
-        "trigger": "manual", "timeout_seconds": 900, "memory_mb": 1769, "status": RunStatus.SUCCEEDED, **fields,
-    })
-
-
-def add(run, *lines, attempt=1, stream="stdout"):
-    """lines: (timestamp, message) pairs; returns the created entries in order."""
-    return LogEntry.objects.bulk_create([
-        LogEntry(organization_id=run.organization_id, function_id=run.function_id, run=run, attempt=attempt,
-                 timestamp=ts, stream=stream, message=message)
-        for ts, message in lines
-    ])
-
-
-@pytest.fixture
-def function(org):
-    return make_function(org, "hello")
-
-
-@pytest.fixture
-def run(function):
-    return make_run(function)
 
 
 def q(function, now=NOW, **params):
@@ -197,7 +170,7 @@ def test_the_api_gets_its_own_field_names_and_required_times(function):
 
 
 def test_a_tampered_cursor_is_refused(function, run):
-    add(run, *[(NOW - timedelta(seconds=1 + i), f"line {i}") for i in range(3)])
+    add_log_lines(run, *[(NOW - timedelta(seconds=1 + i), f"line {i}") for i in range(3)])
     _, cursor = log_page(log_query_build(
         organization=function.organization, function=function, start=NOW - timedelta(hours=1), end=NOW, limit=1, now=NOW
     ))
@@ -209,7 +182,7 @@ def test_a_tampered_cursor_is_refused(function, run):
 
 
 def test_a_cursor_of_another_sort_is_refused(function, run):
-    add(run, *[(NOW - timedelta(seconds=1 + i), f"line {i}") for i in range(3)])
+    add_log_lines(run, *[(NOW - timedelta(seconds=1 + i), f"line {i}") for i in range(3)])
     query = log_query_build(organization=function.organization, function=function, start=NOW - timedelta(hours=1),
                             end=NOW, limit=1, now=NOW)
     _, cursor = log_page(query)
@@ -218,7 +191,7 @@ def test_a_cursor_of_another_sort_is_refused(function, run):
 
 
 def test_a_message_cursor_whose_entry_was_deleted_says_so(function, run):
-    add(run, *[(NOW - timedelta(seconds=1 + i), f"line {i}") for i in range(3)])
+    add_log_lines(run, *[(NOW - timedelta(seconds=1 + i), f"line {i}") for i in range(3)])
     query = log_query_build(organization=function.organization, function=function, start=NOW - timedelta(hours=1),
                             end=NOW, sort="message", limit=1, now=NOW)
     entries, cursor = log_page(query)
@@ -230,10 +203,10 @@ def test_a_message_cursor_whose_entry_was_deleted_says_so(function, run):
 def test_a_message_cursor_cannot_reach_another_organizations_entry(function, run, other_org):
     other_fn = make_function(other_org, "theirs")
     other_run = make_run(other_fn)
-    add(other_run, (NOW - timedelta(minutes=1), "secret line"))
+    add_log_lines(other_run, (NOW - timedelta(minutes=1), "secret line"))
     query = log_query_build(organization=other_org, function=other_fn, start=NOW - timedelta(hours=1), end=NOW,
                             sort="message", limit=1, now=NOW)
-    add(other_run, (NOW - timedelta(minutes=1), "another"))
+    add_log_lines(other_run, (NOW - timedelta(minutes=1), "another"))
     _, cursor = log_page(query)
     assert cursor
     errors = errors_of(lambda: q(function, after=cursor, sort="message"))
@@ -245,14 +218,14 @@ def test_a_message_cursor_cannot_reach_another_organizations_entry(function, run
 
 def test_only_the_range_is_returned_start_inclusive_end_exclusive(function, run):
     start, end = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
-    add(run, (start - timedelta(microseconds=1), "before"), (start, "first"), (end - timedelta(microseconds=1), "last"),
+    add_log_lines(run, (start - timedelta(microseconds=1), "before"), (start, "first"), (end - timedelta(microseconds=1), "last"),
         (end, "at end"))
     query = log_query_build(organization=function.organization, function=function, start=start, end=end, now=NOW)
     assert [e["message"] for e in log_page(query).entries] == ["last", "first"]
 
 
 def test_sorting_by_time_both_ways_and_by_message(function, run):
-    add(run, (NOW - timedelta(minutes=3), "banana"), (NOW - timedelta(minutes=2), "apple"),
+    add_log_lines(run, (NOW - timedelta(minutes=3), "banana"), (NOW - timedelta(minutes=2), "apple"),
         (NOW - timedelta(minutes=1), "cherry"))
     assert [e["message"] for e in log_page(q(function)).entries] == ["cherry", "apple", "banana"]
     assert [e["message"] for e in log_page(q(function, sort="time")).entries] == ["banana", "apple", "cherry"]
@@ -260,7 +233,7 @@ def test_sorting_by_time_both_ways_and_by_message(function, run):
 
 
 def test_search_is_case_insensitive_and_takes_wildcards_literally(function, run):
-    add(run, *[(NOW - timedelta(seconds=1 + i), m) for i, m in enumerate([
+    add_log_lines(run, *[(NOW - timedelta(seconds=1 + i), m) for i, m in enumerate([
         "Quota EXCEEDED for bucket", "quota exceeded again", "all fine", "100% done", "1000 done", "a_b", "axb",
         "back\\slash",
     ])])
@@ -273,8 +246,8 @@ def test_search_is_case_insensitive_and_takes_wildcards_literally(function, run)
 
 def test_the_correlation_id_filter_keeps_one_runs_entries(function, run):
     other = make_run(function)
-    add(run, (NOW - timedelta(minutes=2), "mine"))
-    add(other, (NOW - timedelta(minutes=1), "theirs"))
+    add_log_lines(run, (NOW - timedelta(minutes=2), "mine"))
+    add_log_lines(other, (NOW - timedelta(minutes=1), "theirs"))
     entries = log_page(q(function, run=str(run.correlation_id))).entries
     assert [(e["message"], e["correlation_id"]) for e in entries] == [("mine", run.correlation_id)]
     assert log_page(q(function, run=str(uuid.uuid4()))).entries == []
@@ -283,9 +256,9 @@ def test_the_correlation_id_filter_keeps_one_runs_entries(function, run):
 def test_a_functions_query_never_returns_another_functions_or_organizations_entries(function, run, org, other_org):
     sibling = make_run(make_function(org, "sibling"))
     stranger = make_run(make_function(other_org, "hello"))
-    add(run, (NOW - timedelta(minutes=1), "mine"))
-    add(sibling, (NOW - timedelta(minutes=1), "sibling's"))
-    add(stranger, (NOW - timedelta(minutes=1), "stranger's"))
+    add_log_lines(run, (NOW - timedelta(minutes=1), "mine"))
+    add_log_lines(sibling, (NOW - timedelta(minutes=1), "sibling's"))
+    add_log_lines(stranger, (NOW - timedelta(minutes=1), "stranger's"))
     assert [e["message"] for e in log_page(q(function)).entries] == ["mine"]
     # A correlation id of another organization's run finds nothing here.
     assert log_page(q(function, run=str(stranger.correlation_id))).entries == []
@@ -295,7 +268,7 @@ def test_a_functions_query_never_returns_another_functions_or_organizations_entr
 
 
 def test_an_entry_carries_what_the_page_and_download_need(function, run):
-    add(run, (NOW - timedelta(minutes=1), "hi"), attempt=2, stream="stderr")
+    add_log_lines(run, (NOW - timedelta(minutes=1), "hi"), attempt=2, stream="stderr")
     (entry,) = log_page(q(function)).entries
     assert entry["message"] == "hi" and entry["attempt"] == 2 and entry["stream"] == "stderr"
     assert entry["correlation_id"] == run.correlation_id and entry["function"] == "hello"
@@ -312,7 +285,7 @@ def crowded(function, run):
     for i in range(60):
         ts = NOW - timedelta(minutes=30) + timedelta(seconds=i // 3)
         lines.append((ts, f"message {i % 7}"))
-    return add(run, *lines)
+    return add_log_lines(run, *lines)
 
 
 @pytest.mark.parametrize("sort", ["-time", "time", "message"])
@@ -339,7 +312,7 @@ def test_a_page_ends_with_no_cursor_when_nothing_follows(function, crowded):
 
 
 def test_the_page_limit_is_1000(function, run):
-    add(run, *[(NOW - timedelta(seconds=1 + i // 10), f"l{i}") for i in range(1005)])
+    add_log_lines(run, *[(NOW - timedelta(seconds=1 + i // 10), f"l{i}") for i in range(1005)])
     page = log_page(q(function))
     assert len(page.entries) == 1000 and page.next_cursor
     rest = log_page(q(function, after=page.next_cursor))
@@ -351,7 +324,7 @@ def test_entries_arriving_after_the_first_page_do_not_shift_the_next(function, c
     query = log_query_build(organization=function.organization, function=function, start=NOW - timedelta(hours=1),
                             end=NOW, sort="time", limit=10, now=NOW)
     first, cursor = log_page(query)
-    add(run, (NOW - timedelta(minutes=45), "late but old"))  # sorts before the cursor: must not appear
+    add_log_lines(run, (NOW - timedelta(minutes=45), "late but old"))  # sorts before the cursor: must not appear
     second = log_page(q(function, sort="time", after=cursor, start=query.start.isoformat(), end=query.end.isoformat()))
     assert second.entries[0]["id"] not in {e["id"] for e in first}
     assert "late but old" not in [e["message"] for e in second.entries]
@@ -362,7 +335,7 @@ def test_a_bounded_search_stops_early_and_its_cursor_continues_the_scan(function
     """SQLite reads at most SQLITE_SCAN_BUDGET entries per search; pages may come up short, never wrong."""
     assert connection.vendor == "sqlite"
     monkeypatch.setattr(queries, "SQLITE_SCAN_BUDGET", 10)
-    add(run, *[(NOW - timedelta(minutes=50) + timedelta(seconds=i // 2), "needle" if i % 9 == 0 else "hay")
+    add_log_lines(run, *[(NOW - timedelta(minutes=50) + timedelta(seconds=i // 2), "needle" if i % 9 == 0 else "hay")
                for i in range(100)])
     for sort in ("-time", "time"):
         query = log_query_build(organization=function.organization, function=function,
@@ -376,7 +349,7 @@ def test_a_bounded_search_stops_early_and_its_cursor_continues_the_scan(function
 
 
 def test_the_default_query_uses_the_functions_time_index(function, run):
-    add(run, (NOW - timedelta(minutes=1), "x"))
+    add_log_lines(run, (NOW - timedelta(minutes=1), "x"))
     with CaptureQueriesContext(connection) as captured:
         log_page(q(function))
     sql = captured.captured_queries[-1]["sql"]
@@ -416,7 +389,7 @@ def test_timestamps_in_the_download_are_rfc3339_utc_with_milliseconds():
 
 def test_entries_of_a_run_deleted_while_it_wrote_are_left_out_of_pages_and_downloads(function, run):
     # Nothing in the database stops a write racing a deletion (no foreign key on this table, see logs/models.py).
-    add(run, (NOW - timedelta(minutes=2), "kept"))
+    add_log_lines(run, (NOW - timedelta(minutes=2), "kept"))
     LogEntry.objects.create(organization_id=function.organization_id, function_id=function.id, run_id=run.id + 999,
                             attempt=1, timestamp=NOW - timedelta(minutes=1), stream="stdout", message="orphan")
     assert [e["message"] for e in log_page(q(function)).entries] == ["kept"]
@@ -424,7 +397,7 @@ def test_entries_of_a_run_deleted_while_it_wrote_are_left_out_of_pages_and_downl
 
 
 def test_the_stream_continues_across_chunks_with_equal_timestamps(function, run):
-    add(run, *[(NOW - timedelta(minutes=5), f"same time {i:03d}") for i in range(23)])
+    add_log_lines(run, *[(NOW - timedelta(minutes=5), f"same time {i:03d}") for i in range(23)])
     for sort in ("-time", "time", "message"):
         streamed = [e["message"] for e in log_stream(q(function, sort=sort), chunk_size=5)]
         assert sorted(streamed) == [f"same time {i:03d}" for i in range(23)]

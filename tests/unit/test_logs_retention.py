@@ -16,13 +16,7 @@ from functions.models import Run, RunStatus
 from logs import tasks
 from logs.models import LogEntry
 from logs.services import logs_prune
-from tests.factories import make_function
-from tests.unit.test_logs_queries import add, make_run
-
-
-@pytest.fixture
-def function(org):
-    return make_function(org, "hello")
+from tests.factories import add_log_lines, make_run
 
 
 @pytest.fixture
@@ -33,8 +27,8 @@ def now():
 def test_entries_older_than_the_window_are_deleted_and_newer_ones_kept(function, now):
     old_run = make_run(function, finished_at=now - timedelta(days=8))
     new_run = make_run(function, finished_at=now - timedelta(hours=1))
-    add(old_run, *[(now - timedelta(days=8, seconds=i), f"old {i}") for i in range(25)])
-    add(new_run, (now - timedelta(days=6, hours=23), "almost old"), (now - timedelta(hours=1), "new"))
+    add_log_lines(old_run, *[(now - timedelta(days=8, seconds=i), f"old {i}") for i in range(25)])
+    add_log_lines(new_run, (now - timedelta(days=6, hours=23), "almost old"), (now - timedelta(hours=1), "new"))
     result = logs_prune(now=now, batch_size=10, pause=0)
     assert result.deleted == 25 and result.batches == 3 and result.finished
     assert sorted(LogEntry.objects.values_list("message", flat=True)) == ["almost old", "new"]
@@ -44,9 +38,9 @@ def test_runs_left_without_entries_are_marked_and_kept(function, now):
     expired = make_run(function, finished_at=now - timedelta(days=8))
     straddling = make_run(function, finished_at=now - timedelta(days=6))  # finished inside the window
     running = make_run(function, status=RunStatus.RUNNING)
-    add(expired, (now - timedelta(days=8), "gone"))
-    add(straddling, (now - timedelta(days=7, hours=1), "first line, past the window"), (now - timedelta(days=6), "last"))
-    add(running, (now - timedelta(days=8), "a very long run's first line"))
+    add_log_lines(expired, (now - timedelta(days=8), "gone"))
+    add_log_lines(straddling, (now - timedelta(days=7, hours=1), "first line, past the window"), (now - timedelta(days=6), "last"))
+    add_log_lines(running, (now - timedelta(days=8), "a very long run's first line"))
     result = logs_prune(now=now, pause=0)
     assert result.deleted == 3 and result.runs_marked == 1
     assert set(Run.objects.filter(logs_expired=True)) == {expired}
@@ -59,14 +53,14 @@ def test_runs_left_without_entries_are_marked_and_kept(function, now):
 def test_the_window_follows_the_setting(function, now, settings):
     settings.LOGS_RETENTION_DAYS = 2
     run = make_run(function, finished_at=now - timedelta(days=3))
-    add(run, (now - timedelta(days=3), "three days old"))
+    add_log_lines(run, (now - timedelta(days=3), "three days old"))
     assert logs_prune(now=now, pause=0).deleted == 1
     assert Run.objects.get(pk=run.pk).logs_expired
 
 
 def test_each_batch_is_its_own_short_delete(function, now):
     run = make_run(function, finished_at=now - timedelta(days=9))
-    add(run, *[(now - timedelta(days=9, seconds=i), "x") for i in range(30)])
+    add_log_lines(run, *[(now - timedelta(days=9, seconds=i), "x") for i in range(30)])
     with CaptureQueriesContext(connection) as captured:
         logs_prune(now=now, batch_size=10, pause=0)
     deletes = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("DELETE")]
@@ -79,7 +73,7 @@ def test_each_batch_is_its_own_short_delete(function, now):
 
 def test_a_time_bound_prune_stops_between_batches_and_the_next_continues(function, now):
     run = make_run(function, finished_at=now - timedelta(days=9))
-    add(run, *[(now - timedelta(days=9, seconds=i), "x") for i in range(30)])
+    add_log_lines(run, *[(now - timedelta(days=9, seconds=i), "x") for i in range(30)])
     first = logs_prune(now=now, batch_size=10, pause=0, max_seconds=0)
     assert (first.deleted, first.finished, first.runs_marked) == (10, False, 0)
     rest = logs_prune(now=now, batch_size=10, pause=0)
@@ -88,7 +82,7 @@ def test_a_time_bound_prune_stops_between_batches_and_the_next_continues(functio
 
 def test_the_command_prints_what_it_did(function, now):
     run = make_run(function, finished_at=now - timedelta(days=9))
-    add(run, (now - timedelta(days=9), "x"))
+    add_log_lines(run, (now - timedelta(days=9), "x"))
     out = StringIO()
     call_command("prune_logs", stdout=out)
     printed = json.loads(out.getvalue())
@@ -99,7 +93,7 @@ def test_the_command_prints_what_it_did(function, now):
 
 def test_the_task_prunes_and_is_scheduled_hourly(function, now):
     run = make_run(function, finished_at=now - timedelta(days=9))
-    add(run, (now - timedelta(days=9), "x"))
+    add_log_lines(run, (now - timedelta(days=9), "x"))
     assert tasks.prune_logs() == {"deleted": 1, "runsMarked": 1, "finished": True}
     entry = settings.CELERY_BEAT_SCHEDULE["prune-expired-logs"]
     assert entry == {"task": "logs.tasks.prune_logs", "schedule": 3600.0}
@@ -110,7 +104,7 @@ def test_the_run_page_says_when_its_logs_expired(admin_client, function, now):
     from django.urls import reverse
 
     run = make_run(function, finished_at=now - timedelta(days=9))
-    add(run, (now - timedelta(days=9), "x"))
+    add_log_lines(run, (now - timedelta(days=9), "x"))
     logs_prune(now=now, pause=0)
     page = admin_client.get(reverse("functions:run_detail", kwargs={
         "org_id": function.organization_id, "name": "hello", "correlation_id": run.correlation_id})).content.decode()

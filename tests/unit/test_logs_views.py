@@ -12,23 +12,8 @@ from django.utils import timezone
 
 from logs.models import LogEntry
 from logs.queries import log_stream, parse_log_query
-from tests.conftest import READERS, ROLES, WRITERS
-from tests.factories import make_function
-from tests.unit.test_logs_queries import add, make_run
-
-EXPECTED = {"full_admin": 200, "standard_admin": 200, "read_only_admin": 200, "custom_functions_read": 200,
-            "custom_none": 403, "outsider": 404}
-
-
-@pytest.fixture
-def function(org):
-    return make_function(org, "hello")
-
-
-@pytest.fixture
-def run(function):
-    return make_run(function)
-
+from tests.conftest import READ_STATUS, READERS, ROLES, WRITERS
+from tests.factories import add_log_lines, make_function, make_run
 
 @pytest.fixture
 def now():
@@ -54,9 +39,9 @@ def download(response):
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("view", ["logs", "logs_json"])
 def test_function_logs_are_for_readers_of_functions_only(member, function, run, now, role, view):
-    add(run, (now - timedelta(minutes=1), "the line"))
+    add_log_lines(run, (now - timedelta(minutes=1), "the line"))
     response = member(role).get(fn_url(view, function))
-    assert response.status_code == EXPECTED[role]
+    assert response.status_code == READ_STATUS[role]
     if response.status_code == 200 and view == "logs":
         assert "the line" in response.content.decode()
     elif response.status_code == 200:
@@ -68,9 +53,9 @@ def test_function_logs_are_for_readers_of_functions_only(member, function, run, 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("view", ["org", "org_json"])
 def test_organization_logs_are_for_readers_of_functions_only(member, org, function, run, now, role, view):
-    add(run, (now - timedelta(minutes=1), "the line"))
+    add_log_lines(run, (now - timedelta(minutes=1), "the line"))
     response = member(role).get(org_url(view, org))
-    assert response.status_code == EXPECTED[role]
+    assert response.status_code == READ_STATUS[role]
     if response.status_code != 200:
         assert b"the line" not in response.content
 
@@ -78,7 +63,7 @@ def test_organization_logs_are_for_readers_of_functions_only(member, org, functi
 @pytest.mark.parametrize("role", ROLES)
 def test_another_organizations_logs_are_a_404_for_its_non_members(member, other_org, role):
     theirs = make_function(other_org, "theirs")
-    add(make_run(theirs), (timezone.now() - timedelta(minutes=1), "their secret"))
+    add_log_lines(make_run(theirs), (timezone.now() - timedelta(minutes=1), "their secret"))
     for url in (fn_url("logs", theirs), fn_url("logs_json", theirs), org_url("org", other_org), org_url("org_json", other_org)):
         response = member(role).get(url)
         # Only the outsider is a member (a Full Admin) of other_org.
@@ -102,7 +87,7 @@ def test_the_logs_pages_only_answer_get(admin_client, function, org):
 
 
 def test_the_logs_tab_shows_the_last_24_hours_newest_first_in_the_organizations_zone(admin_client, function, run, now):
-    add(run, (now - timedelta(hours=25), "line-too-old"), (now - timedelta(hours=2), "line-two-hours-ago"),
+    add_log_lines(run, (now - timedelta(hours=25), "line-too-old"), (now - timedelta(hours=2), "line-two-hours-ago"),
         (now - timedelta(minutes=5), "line-five-minutes-ago"))
     page = admin_client.get(fn_url("logs", function)).content.decode()
     assert "line-too-old" not in page
@@ -117,7 +102,7 @@ def test_the_logs_tab_shows_the_last_24_hours_newest_first_in_the_organizations_
 
 
 def test_the_form_shows_the_query_from_the_address(admin_client, function, run, now):
-    add(run, (now - timedelta(minutes=5), "Timeout talking to upstream"))
+    add_log_lines(run, (now - timedelta(minutes=5), "Timeout talking to upstream"))
     response = admin_client.get(fn_url("logs", function), {"range": "1h", "q": "timeout", "sort": "message",
                                                             "run": str(run.correlation_id)})
     page = response.content.decode()
@@ -130,7 +115,7 @@ def test_the_form_shows_the_query_from_the_address(admin_client, function, run, 
 
 
 def test_every_entry_offers_its_run_and_a_filter_on_it(admin_client, function, run, now):
-    add(run, (now - timedelta(minutes=5), "line"))
+    add_log_lines(run, (now - timedelta(minutes=5), "line"))
     page = admin_client.get(fn_url("logs", function)).content.decode()
     filter_url = re.search(r'href="([^"]+)"[^>]*>filter<', page).group(1).replace("&amp;", "&")
     params = parse_qs(urlsplit(filter_url).query)
@@ -152,7 +137,7 @@ def test_every_entry_offers_its_run_and_a_filter_on_it(admin_client, function, r
     ],
 )
 def test_bad_input_gets_a_clear_message_and_the_page_keeps_the_input(admin_client, function, run, now, params, field, message):
-    add(run, (now - timedelta(minutes=5), "never shown on an error"))
+    add_log_lines(run, (now - timedelta(minutes=5), "never shown on an error"))
     response = admin_client.get(fn_url("logs", function), params)
     page = response.content.decode()
     assert response.status_code == 400
@@ -184,7 +169,7 @@ def test_a_bad_cursor_on_the_download_is_a_400_with_the_reason(admin_client, fun
 
 def test_load_more_continues_where_the_page_ended(admin_client, function, run, now):
     # 1,500 entries, many sharing a timestamp.
-    add(run, *[(now - timedelta(minutes=30) + timedelta(milliseconds=i // 4), f"line {i:04d}") for i in range(1500)])
+    add_log_lines(run, *[(now - timedelta(minutes=30) + timedelta(milliseconds=i // 4), f"line {i:04d}") for i in range(1500)])
     first = admin_client.get(fn_url("logs", function))
     assert len(first.context["entries"]) == 1000
     next_url = first.context["next_url"]
@@ -216,7 +201,7 @@ def test_a_run_whose_logs_expired_says_so(admin_client, function, run):
 
 
 def test_a_run_outside_the_range_offers_its_whole_output(admin_client, function, run, now):
-    add(run, (now - timedelta(days=3), "old output"))
+    add_log_lines(run, (now - timedelta(days=3), "old output"))
     response = admin_client.get(fn_url("logs", function), {"run": str(run.correlation_id)})
     notice = response.context["run_notice"]
     assert "outside this range" in notice["text"]
@@ -225,8 +210,8 @@ def test_a_run_outside_the_range_offers_its_whole_output(admin_client, function,
 
 def test_the_organization_page_adds_the_function_column(admin_client, org, function, run, now):
     sibling = make_run(make_function(org, "sibling"))
-    add(run, (now - timedelta(minutes=2), "from hello"))
-    add(sibling, (now - timedelta(minutes=1), "from sibling"))
+    add_log_lines(run, (now - timedelta(minutes=2), "from hello"))
+    add_log_lines(sibling, (now - timedelta(minutes=1), "from sibling"))
     response = admin_client.get(org_url("org", org))
     page = response.content.decode()
     assert "<th>Function</th>" in page
@@ -239,8 +224,8 @@ def test_the_organization_page_adds_the_function_column(admin_client, org, funct
 
 def test_the_organization_page_follows_one_correlation_id_across_functions(admin_client, org, function, run, now):
     other = make_run(make_function(org, "sibling"))
-    add(run, (now - timedelta(minutes=2), "mine"))
-    add(other, (now - timedelta(minutes=1), "other"))
+    add_log_lines(run, (now - timedelta(minutes=2), "mine"))
+    add_log_lines(other, (now - timedelta(minutes=1), "other"))
     response = admin_client.get(org_url("org", org), {"run": str(other.correlation_id)})
     assert [e["message"] for e in response.context["entries"]] == ["other"]
 
@@ -249,9 +234,9 @@ def test_the_organization_page_follows_one_correlation_id_across_functions(admin
 
 
 def test_the_download_is_every_entry_of_the_query_not_just_the_first_page(admin_client, function, run, now):
-    add(run, *[(now - timedelta(hours=2) + timedelta(milliseconds=i // 3), f"entry {i} {'match' if i % 2 else ''}")
+    add_log_lines(run, *[(now - timedelta(hours=2) + timedelta(milliseconds=i // 3), f"entry {i} {'match' if i % 2 else ''}")
                for i in range(2600)])
-    add(make_run(function), (now - timedelta(minutes=1), "match in another run"))
+    add_log_lines(make_run(function), (now - timedelta(minutes=1), "match in another run"))
     params = {"q": "MATCH", "sort": "time"}
     response = admin_client.get(fn_url("logs_json", function), params)
     assert response.streaming
@@ -278,7 +263,7 @@ def test_the_download_names_the_function_and_the_range(admin_client, function):
 
 
 def test_the_page_links_to_the_download_of_the_same_query(admin_client, function, run, now):
-    add(run, *[(now - timedelta(minutes=10) + timedelta(seconds=i), f"l {i}") for i in range(5)])
+    add_log_lines(run, *[(now - timedelta(minutes=10) + timedelta(seconds=i), f"l {i}") for i in range(5)])
     response = admin_client.get(fn_url("logs", function), {"q": "l", "sort": "time"})
     download_url = response.context["download_url"]
     params = parse_qs(urlsplit(download_url).query)
@@ -287,29 +272,29 @@ def test_the_page_links_to_the_download_of_the_same_query(admin_client, function
 
 
 def test_the_organization_download_covers_every_function(admin_client, org, function, run, now):
-    add(run, (now - timedelta(minutes=2), "a"))
-    add(make_run(make_function(org, "sibling")), (now - timedelta(minutes=1), "b"))
+    add_log_lines(run, (now - timedelta(minutes=2), "a"))
+    add_log_lines(make_run(make_function(org, "sibling")), (now - timedelta(minutes=1), "b"))
     response = admin_client.get(org_url("org_json", org))
     assert 'filename="acme-fleet-all-functions-logs-' in response["Content-Disposition"]
     assert [(e["function"], e["message"]) for e in download(response)] == [("sibling", "b"), ("hello", "a")]
 
 
 def test_a_very_long_line_is_cut_on_the_page_but_whole_in_the_download(admin_client, function, run, now):
-    add(run, (now - timedelta(minutes=1), "x" * 5000))
+    add_log_lines(run, (now - timedelta(minutes=1), "x" * 5000))
     page = admin_client.get(fn_url("logs", function)).content.decode()
     assert "x" * 2000 in page and "x" * 2001 not in page and "3,000 more characters" in page
     assert download(admin_client.get(fn_url("logs_json", function)))[0]["message"] == "x" * 5000
 
 
 def test_messages_are_escaped(admin_client, function, run, now):
-    add(run, (now - timedelta(minutes=1), "<script>alert(1)</script>"))
+    add_log_lines(run, (now - timedelta(minutes=1), "<script>alert(1)</script>"))
     page = admin_client.get(fn_url("logs", function), {"q": "script"}).content.decode()
     assert "<script>alert(1)" not in page
     assert "&lt;<mark>script</mark>&gt;alert(1)" in page
 
 
 def test_entries_stay_after_a_page_is_read(admin_client, function, run, now):
-    add(run, (now - timedelta(minutes=1), "stay"))
+    add_log_lines(run, (now - timedelta(minutes=1), "stay"))
     admin_client.get(fn_url("logs", function))
     download(admin_client.get(fn_url("logs_json", function)))
     assert LogEntry.objects.count() == 1

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from functions.models import Run, RunStatus
 from functions.run_services import build_event, run_trigger, validate_overrides
-from tests.conftest import ROLES, WRITERS
+from tests.conftest import READ_STATUS, ROLES, WRITERS
 from tests.factories import make_function
 
 
@@ -159,15 +159,12 @@ def runs(function):
     return made
 
 
-EXPECTED_READ = {role: 200 for role in ROLES} | {"custom_none": 403, "outsider": 404}
-
-
 @pytest.mark.parametrize("role", ROLES)
 def test_runs_pages_answer_each_role(member, function, runs, role):
     client = member(role)
     cid = runs[1].correlation_id
     for url in (fn_url("runs", function), fn_url("run_detail", function, correlation_id=cid), fn_url("run_live", function, correlation_id=cid)):
-        assert client.get(url).status_code == EXPECTED_READ[role], url
+        assert client.get(url).status_code == READ_STATUS[role], url
 
 
 def test_read_roles_see_runs_without_the_trigger_button(member, function, runs):
