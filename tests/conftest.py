@@ -37,10 +37,12 @@ WRITE_STATUS = {"read_only_admin": 403, "custom_functions_read": 403, "custom_no
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).parts
-        for folder, marker in (("integration", "integration"), ("browser", "browser"), ("runtime", "sandbox"),
-                               ("engine", "sandbox")):
+        # A browser test starts Chromium and waits on pages: always more than a few seconds.
+        for folder, markers in (("integration", ["integration"]), ("browser", ["browser", "slow"]),
+                                ("runtime", ["sandbox"]), ("engine", ["sandbox"])):
             if folder in parts:
-                item.add_marker(getattr(pytest.mark, marker))
+                for marker in markers:
+                    item.add_marker(getattr(pytest.mark, marker))
 
 
 @pytest.fixture(scope="session")

@@ -104,6 +104,7 @@ def handler(event, context):
 
 
 @pytest.mark.parametrize("region, aws_region", [("eu", "eu-west-1"), ("ca", "ca-central-1")])
+@pytest.mark.slow
 def test_organizations_in_other_regions_sign_for_their_region(db, run_value, region, aws_region):
     organization = Organization.objects.create(name=f"Fleet {region}", region=region, timezone="UTC")
     function = fn(organization, "regional", """

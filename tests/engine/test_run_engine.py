@@ -84,6 +84,7 @@ def test_a_raising_handler_is_tried_three_times_then_fails_with_its_traceback(ex
     assert lines(run, "stdout") == ["trying"] * 3
 
 
+@pytest.mark.slow
 def test_a_timeout_ends_the_run_as_timed_out(execute):
     run = execute("def handler(event, context):\n    while True:\n        pass\n", timeout_seconds=1)
     assert run.status == RunStatus.TIMED_OUT and run.attempts == 3 and "Timed out" in run.reason

@@ -253,6 +253,7 @@ def test_a_setsid_grandchild_does_not_outlive_the_attempt(run_function):
     assert processes_with(run.marker) == []
 
 
+@pytest.mark.slow
 def test_it_stops_a_flood_of_lines_at_the_output_cap(run_function):
     run = run_function("""
         def handler(event, context):
@@ -266,6 +267,7 @@ def test_it_stops_a_flood_of_lines_at_the_output_cap(run_function):
     assert run.result.duration_ms < 20_000
 
 
+@pytest.mark.slow
 def test_it_delivers_every_line_in_order(run_function):
     run = run_function("""
         def handler(event, context):

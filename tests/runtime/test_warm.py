@@ -136,6 +136,7 @@ def test_module_globals_and_the_environment_are_not_shared_between_runs(invoke, 
     assert result.warm_start and value == expected
 
 
+@pytest.mark.slow
 def test_a_function_never_runs_in_another_functions_environment(invoke, bundle, pool):
     source = """
         from where import where

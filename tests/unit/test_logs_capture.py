@@ -46,6 +46,7 @@ def test_a_batch_larger_than_one_statement_is_split(run, monkeypatch):
 
 
 @pytest.mark.sandbox
+@pytest.mark.slow
 @pytest.mark.usefixtures("runtime_env")
 def test_a_function_printing_fast_has_every_line_stored_in_order(org, django_capture_on_commit_callbacks):
     function = make_function(org, "printer", files={

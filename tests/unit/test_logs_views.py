@@ -167,6 +167,7 @@ def test_a_bad_cursor_on_the_download_is_a_400_with_the_reason(admin_client, fun
     ]}}
 
 
+@pytest.mark.slow
 def test_load_more_continues_where_the_page_ended(admin_client, function, run, now):
     # 1,500 entries, many sharing a timestamp.
     add_log_lines(run, *[(now - timedelta(minutes=30) + timedelta(milliseconds=i // 4), f"line {i:04d}") for i in range(1500)])

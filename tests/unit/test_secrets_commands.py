@@ -173,6 +173,7 @@ def test_a_dump_of_the_database_holds_no_secret_value(fn, users, tmp_path, capsy
         assert base64.b64encode(value.encode()) not in raw
 
 
+@pytest.mark.slow
 def test_the_database_file_on_disk_holds_no_secret_value(tmp_path):
     """End to end on a real SQLite file (with its write-ahead log): migrate, set secrets with the command, dump."""
     env = {**os.environ, "DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"}

@@ -95,6 +95,7 @@ PRODUCTION = dict(
 )
 
 
+@pytest.mark.slow
 def test_production_refuses_to_start_without_a_key_and_says_how_to_make_one(tmp_path):
     result = load_settings(tmp_path, **PRODUCTION)
     assert result.returncode != 0
@@ -102,6 +103,7 @@ def test_production_refuses_to_start_without_a_key_and_says_how_to_make_one(tmp_
     assert "Fernet.generate_key().decode()" in result.stderr
 
 
+@pytest.mark.slow
 def test_production_starts_with_keys(tmp_path):
     result = load_settings(tmp_path, SECRETS_ENCRYPTION_KEYS=f" {KEY_A}, {KEY_B} ", **PRODUCTION)
     assert result.returncode == 0, result.stderr

@@ -142,6 +142,7 @@ def test_long_values_and_many_secrets_are_cheap_to_prepare_and_still_exact():
     assert redactor.redact(f"x {values[42]} y") == "x **** y"
 
 
+@pytest.mark.slow
 def test_redacting_a_million_short_lines_with_twenty_secrets_adds_well_under_a_second():
     rng = random.Random(7)
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-_"

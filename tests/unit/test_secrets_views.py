@@ -121,6 +121,7 @@ def test_a_value_that_is_not_utf8_is_refused(member, fn):
     assert state(fn) == before
 
 
+@pytest.mark.slow
 def test_the_101st_secret_is_refused_on_the_page(member, fn, users):
     for i in range(100 - Secret.objects.of(fn).count()):
         services.secret_set(function=fn, name=f"FILL_{i}", value=f"fill-value-{i}", actor=users["full_admin"])

@@ -19,11 +19,13 @@ def load_settings(tmp_path, **env):
     )
 
 
+@pytest.mark.slow
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     result = load_settings(tmp_path, DEPLOYMENT="production", ALLOWED_HOSTS="x", DATABASE_URL="sqlite:///x", CELERY_BROKER_URL="redis://x")
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
+@pytest.mark.slow
 def test_production_refuses_a_placeholder_secret_key(tmp_path):
     result = load_settings(
         tmp_path, DEPLOYMENT="production", SECRET_KEY="django-insecure-" + "a" * 50,
@@ -33,6 +35,7 @@ def test_production_refuses_a_placeholder_secret_key(tmp_path):
 
 
 @pytest.mark.parametrize("missing", ["DATABASE_URL", "CELERY_BROKER_URL", "ALLOWED_HOSTS"])
+@pytest.mark.slow
 def test_production_requires_its_services(tmp_path, missing):
     env = dict(DEPLOYMENT="production", SECRET_KEY="k" * 30 + "abcdefghijklmnopqrstuvwxyz", ALLOWED_HOSTS="x",
                DATABASE_URL="sqlite:///x", CELERY_BROKER_URL="redis://x")
@@ -41,22 +44,26 @@ def test_production_requires_its_services(tmp_path, missing):
     assert result.returncode != 0 and missing in result.stderr
 
 
+@pytest.mark.slow
 def test_a_misspelt_boolean_is_an_error(tmp_path):
     result = load_settings(tmp_path, DEBUG="ture")
     assert result.returncode != 0 and "DEBUG='ture' is not a boolean" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_embedded_default_creates_its_key_once_under_the_data_dir(tmp_path):
     first, second = load_settings(tmp_path), load_settings(tmp_path)
     assert first.returncode == 0 and first.stdout == second.stdout
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_two_data_dirs_get_two_keys(tmp_path):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     assert load_settings(tmp_path / "a").stdout != load_settings(tmp_path / "b").stdout
 
 
+@pytest.mark.slow
 def test_an_unknown_storage_backend_is_an_error(tmp_path):
     result = load_settings(tmp_path, STORAGE_BACKEND="ftp")
     assert result.returncode != 0 and "STORAGE_BACKEND='ftp'" in result.stderr

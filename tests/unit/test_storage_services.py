@@ -406,6 +406,7 @@ def test_listing_with_a_delimiter_rolls_folders_up(org):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.slow
 def test_paging_through_a_listing_matches_s3_for_any_page_size(org, seed):
     rng = random.Random(seed)
     alphabet = ["a", "b", "B", "é", "/", "-", "0"]

@@ -440,6 +440,7 @@ def test_folders_with_thousands_of_files_page_by_key(admin_client, org):
     assert pages == 3 and names == [f"{i:04d}.txt" for i in range(250)]
 
 
+@pytest.mark.slow
 def test_sorting_by_size_pages_through_every_file_once(admin_client, org):
     StoredObject.objects.bulk_create(
         StoredObject(organization=org, key=f"s/{i:04d}", folder="s/", size=i % 7, etag="0" * 32,
