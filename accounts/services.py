@@ -4,8 +4,11 @@ Each function validates fully before it writes, so a refused change leaves
 nothing half-done; the message of a ValidationError says what to fix.
 """
 
+from __future__ import annotations
+
 import re
 import zoneinfo
+from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -17,7 +20,7 @@ from .models import Access, BuiltinRole, CustomRole, Membership, Organization, R
 ROLE_NAME_RE = re.compile(r"^[\w .&'()/-]{1,64}$")
 
 
-def _clean_org_name(name):
+def _clean_org_name(name: Any) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationError("The organization needs a name.")
@@ -26,7 +29,7 @@ def _clean_org_name(name):
     return name
 
 
-def organization_create(*, name, region=Region.US, timezone="UTC"):
+def organization_create(*, name: str, region: str = Region.US, timezone: str = "UTC") -> Organization:
     name = _clean_org_name(name)
     if region not in Region.values:
         raise ValidationError(f"Unknown region “{region}”: use one of {', '.join(Region.values)}.")
@@ -41,7 +44,7 @@ def organization_create(*, name, region=Region.US, timezone="UTC"):
         raise ValidationError(f"An organization named “{name}” already exists: choose another name.") from None
 
 
-def resolve_role(*, organization, role):
+def resolve_role(*, organization: Organization, role: str) -> tuple[str, CustomRole | None]:
     """A role given as `full_admin`, a built-in label, `custom:<id>` or a custom role's name."""
     role = (role or "").strip()
     for builtin in BuiltinRole:
@@ -60,11 +63,18 @@ def resolve_role(*, organization, role):
     return "", custom
 
 
-def _lock_full_admins(organization):
+def _lock_full_admins(organization: Organization) -> list[Membership]:
     return list(Membership.objects.select_for_update().filter(organization=organization).full_admins())
 
 
-def membership_add(*, organization, email, role, password=None, name=""):
+def membership_add(
+    *,
+    organization: Organization,
+    email: str,
+    role: str,
+    password: str | None = None,
+    name: str = "",
+) -> tuple[Membership, bool]:
     """Add a person to the organization, creating the user if the e-mail is new.
 
     Returns (membership, created_user).
@@ -93,7 +103,7 @@ def membership_add(*, organization, email, role, password=None, name=""):
     return membership, created
 
 
-def membership_change_role(*, membership, role, actor_membership):
+def membership_change_role(*, membership: Membership, role: str, actor_membership: Membership) -> Membership:
     if not actor_membership.is_full_admin:
         raise ValidationError("Only a Full Admin can change roles.")
     builtin, custom = resolve_role(organization=membership.organization, role=role)
@@ -112,7 +122,7 @@ def membership_change_role(*, membership, role, actor_membership):
     return membership
 
 
-def membership_remove(*, membership, actor_membership):
+def membership_remove(*, membership: Membership, actor_membership: Membership) -> None:
     if not actor_membership.is_full_admin:
         raise ValidationError("Only a Full Admin can remove members.")
     with transaction.atomic():
@@ -125,7 +135,14 @@ def membership_remove(*, membership, actor_membership):
         membership.delete()
 
 
-def _clean_role_fields(*, organization, name, functions_access, storage_access, exclude_pk=None):
+def _clean_role_fields(
+    *,
+    organization: Organization,
+    name: str,
+    functions_access: str,
+    storage_access: str,
+    exclude_pk: int | None = None,
+) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "The role needs a name."})
@@ -149,7 +166,14 @@ def _clean_role_fields(*, organization, name, functions_access, storage_access, 
     return name
 
 
-def custom_role_create(*, organization, name, description="", functions_access, storage_access):
+def custom_role_create(
+    *,
+    organization: Organization,
+    name: str,
+    description: str = "",
+    functions_access: str,
+    storage_access: str,
+) -> CustomRole:
     name = _clean_role_fields(
         organization=organization, name=name, functions_access=functions_access, storage_access=storage_access
     )
@@ -162,7 +186,14 @@ def custom_role_create(*, organization, name, description="", functions_access, 
     )
 
 
-def custom_role_update(*, role, name, description="", functions_access, storage_access):
+def custom_role_update(
+    *,
+    role: CustomRole,
+    name: str,
+    description: str = "",
+    functions_access: str,
+    storage_access: str,
+) -> CustomRole:
     role.name = _clean_role_fields(
         organization=role.organization,
         name=name,
@@ -177,7 +208,7 @@ def custom_role_update(*, role, name, description="", functions_access, storage_
     return role
 
 
-def custom_role_delete(*, role):
+def custom_role_delete(*, role: CustomRole) -> None:
     in_use = role.memberships.count()
     if in_use:
         raise ValidationError(

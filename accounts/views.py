@@ -1,8 +1,13 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -12,11 +17,11 @@ from django.views.decorators.http import require_POST
 from . import services
 from .access import Area, may_read, require
 from .forms import apply_service_errors
-from .models import Access, BuiltinRole, CustomRole, Membership
+from .models import Access, BuiltinRole, CustomRole, Membership, Organization, User
 
 
 @login_required
-def home(request):
+def home(request: HttpRequest) -> HttpResponse:
     """Send the user to the first organization they belong to."""
     membership = request.user.memberships.order_by("organization__name").first()
     if membership is None:
@@ -25,7 +30,7 @@ def home(request):
 
 
 @login_required
-def org_home(request, org_id):
+def org_home(request: HttpRequest, org_id: int) -> HttpResponse:
     """An organization's start page: Functions where the role allows, else its storage or members."""
     membership = require(request.user, org_id, Area.ADMINISTRATION)
     if may_read(membership, Area.FUNCTIONS):
@@ -35,7 +40,7 @@ def org_home(request, org_id):
     return redirect("accounts:members", org_id=org_id)
 
 
-def _role_choices(organization):
+def _role_choices(organization: Organization) -> list[tuple[str, str]]:
     choices = [(b.value, b.label) for b in BuiltinRole]
     choices += [(f"custom:{r.pk}", f"{r.name} (custom)") for r in organization.custom_roles.all()]
     return choices
@@ -45,7 +50,7 @@ class InviteForm(forms.Form):
     email = forms.EmailField(label="E-mail", max_length=254)
     role = forms.ChoiceField(label="Role")
 
-    def __init__(self, *args, organization, **kwargs):
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = _role_choices(organization)
 
@@ -57,14 +62,14 @@ class RoleForm(forms.Form):
     storage_access = forms.ChoiceField(label="Functions storage", choices=Access.choices, widget=forms.RadioSelect, initial=Access.NONE)
 
 
-def _set_password_link(request, user):
+def _set_password_link(request: HttpRequest, user: User) -> str:
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
     return request.build_absolute_uri(reverse("password_reset_confirm", args=[uid, token]))
 
 
 @login_required
-def members(request, org_id):
+def members(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.ADMINISTRATION)
     organization = membership.organization
     invite_form = InviteForm(organization=organization)
@@ -108,13 +113,13 @@ def members(request, org_id):
     )
 
 
-def _member_of(org_id, pk):
+def _member_of(org_id: int, pk: int) -> Membership:
     return get_object_or_404(Membership.objects.select_related("user", "organization"), pk=pk, organization_id=org_id)
 
 
 @login_required
 @require_POST
-def member_role(request, org_id, pk):
+def member_role(request: HttpRequest, org_id: int, pk: int) -> HttpResponse:
     actor = require(request.user, org_id, Area.ADMINISTRATION, write=True)
     target = _member_of(org_id, pk)
     try:
@@ -128,7 +133,7 @@ def member_role(request, org_id, pk):
 
 @login_required
 @require_POST
-def member_remove(request, org_id, pk):
+def member_remove(request: HttpRequest, org_id: int, pk: int) -> HttpResponse:
     actor = require(request.user, org_id, Area.ADMINISTRATION, write=True)
     target = _member_of(org_id, pk)
     try:
@@ -143,7 +148,7 @@ def member_remove(request, org_id, pk):
 
 
 @login_required
-def roles(request, org_id):
+def roles(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.ADMINISTRATION)
     organization = membership.organization
     form = RoleForm()
@@ -177,7 +182,7 @@ def roles(request, org_id):
 
 
 @login_required
-def role_edit(request, org_id, pk):
+def role_edit(request: HttpRequest, org_id: int, pk: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.ADMINISTRATION, write=True)
     role = get_object_or_404(CustomRole, pk=pk, organization_id=org_id)
     if request.method == "POST":
@@ -211,7 +216,7 @@ def role_edit(request, org_id, pk):
 
 @login_required
 @require_POST
-def role_delete(request, org_id, pk):
+def role_delete(request: HttpRequest, org_id: int, pk: int) -> HttpResponse:
     require(request.user, org_id, Area.ADMINISTRATION, write=True)
     role = get_object_or_404(CustomRole, pk=pk, organization_id=org_id)
     try:
@@ -223,6 +228,6 @@ def role_delete(request, org_id, pk):
     return redirect("accounts:roles", org_id=org_id)
 
 
-def permission_denied(request, exception=None):
+def permission_denied(request: HttpRequest, exception: Exception = None) -> HttpResponse:
     message = str(exception) if exception and str(exception) else "You do not have access to this page."
     return render(request, "403.html", {"message": message}, status=403)

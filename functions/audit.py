@@ -6,8 +6,8 @@ both write here, so neither needs the other to record a change.
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import models
 
 from .models import AuditEntry, Function
@@ -33,7 +33,11 @@ class AuditAction(models.TextChoices):
     SECRETS_REPLACED = "secrets_replaced", "Replaced the secrets"
 
 
-def actor_user(actor: Any) -> Any | None:
+# Who a service acts for: a request's user (signed in or not), a user, or None for a command or token.
+Actor = AbstractBaseUser | AnonymousUser | None
+
+
+def actor_user(actor: Actor) -> AbstractBaseUser | None:
     """The signed-in user behind a change, or None for a command, an API token or an anonymous caller.
 
     Services take ``actor`` as whatever the caller has (``request.user``, a
@@ -42,7 +46,7 @@ def actor_user(actor: Any) -> Any | None:
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
-def actor_name(actor: Any, label: str | None = None) -> str:
+def actor_name(actor: Actor, label: str | None = None) -> str:
     """How History names the actor: the given label (a command, an API token), else the user's e-mail."""
     if label:
         return label[:254]
@@ -53,7 +57,7 @@ def actor_name(actor: Any, label: str | None = None) -> str:
 def audit_record(
     *,
     function: Function,
-    actor: Any,
+    actor: Actor,
     action: str,
     summary: str,
     changes: dict | None = None,

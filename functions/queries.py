@@ -1,12 +1,16 @@
 """Read-side queries of the catalogue's pages, kept out of the views."""
 
-from django.db.models import OuterRef, Subquery
+from __future__ import annotations
+
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Lower
 
-from .models import AuditEntry, Function, Run
+from accounts.models import Organization
+
+from .models import AuditEntry, CodeVersion, Function, Run
 
 
-def function_list_rows(organization, *, search=""):
+def function_list_rows(organization: Organization, *, search: str = "") -> QuerySet[Function]:
     """The organization's Functions for the List tab, each with its last run's status and time.
 
     Two correlated subqueries on the (function, -created_at) index: one query
@@ -23,15 +27,18 @@ def function_list_rows(organization, *, search=""):
     ).order_by(Lower("name"))
 
 
-def function_versions(function):
+def function_versions(function: Function) -> QuerySet[CodeVersion]:
     return function.versions.select_related("uploaded_by").order_by("-number")
 
 
-def function_history(function):
+def function_history(function: Function) -> QuerySet[AuditEntry]:
     return AuditEntry.objects.filter(function=function).select_related("actor").order_by("-created_at", "-id")
 
 
-def folder_listing(files, folder):
+def folder_listing(
+    files: list[tuple[str, int]],
+    folder: str,
+) -> tuple[list[tuple[str, str, int, int]], list[tuple[str, str, int]]]:
     """The direct children of ``folder`` ("" for the root) in a sorted [(path, size)] list.
 
     Returns (folders, files): folders as [(path, name, file_count, total_size)],

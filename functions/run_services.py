@@ -5,18 +5,19 @@ talks to the broker) send its id once the transaction commits; the worker
 side (claim, execute, record) is runtime.services, which never calls back here.
 """
 
+from __future__ import annotations
+
 import json
 import uuid
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from runtime.tasks import run_enqueue_on_commit
 
-from .audit import actor_user
+from .audit import Actor, actor_user
 from .bundles.names import MAX_PARAM_NAME_LENGTH
 from .models import Function, Run, TriggerSource
 
@@ -51,9 +52,13 @@ def validate_overrides(overrides: object) -> dict[str, str]:
 
 
 def build_event(
-    *, function: Function, trigger: str, correlation_id: uuid.UUID, overrides: dict[str, str] | None = None,
-    alert_payload: dict | None = None,
-) -> dict:
+    *,
+    function: Function,
+    trigger: str,
+    correlation_id: uuid.UUID,
+    overrides: dict[str, str] | None = None,
+    alert_payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The event in CONTRACT.md's order, later keys winning: parameters, alert payload,
     trigger source, overrides (manual and API runs only), correlation id."""
     event = dict(function.parameters_dict)
@@ -72,8 +77,12 @@ def run_timeout_seconds(function: Function) -> int:
 
 
 def run_trigger(
-    *, function: Function, trigger: str, actor: AbstractBaseUser | AnonymousUser | None = None,
-    overrides: dict[str, str] | None = None, alert_payload: dict | None = None,
+    *,
+    function: Function,
+    trigger: str,
+    actor: Actor = None,
+    overrides: dict[str, str] | None = None,
+    alert_payload: dict[str, Any] | None = None,
 ) -> Run:
     """Create a queued Run of the deployed version and hand it to a worker on commit."""
     if trigger not in TriggerSource.values:
@@ -101,4 +110,3 @@ def run_trigger(
         )
         run_enqueue_on_commit(run_id=run.id)
     return run
-

@@ -1,11 +1,15 @@
 """Pages of runs: trigger one, list them, watch one live."""
 
+from __future__ import annotations
+
 import json
+import uuid
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
@@ -14,14 +18,14 @@ from accounts.access import function_for, run_for
 from logs.queries import run_log_entries
 from secrets_vault.services import secrets_missing_values
 
-from .models import RunStatus, TriggerSource
+from .models import Run, RunStatus, TriggerSource
 from .run_services import run_trigger
 
 RUN_PAGE_LINES = 2000
 LIVE_BATCH_LINES = 500
 
 
-def _overrides_from_post(post, stored):
+def _overrides_from_post(post: QueryDict, stored: dict[str, str]) -> dict[str, str]:
     """The submitted rows that differ from the stored parameters: those are the run's overrides."""
     names, values = post.getlist("param_name"), post.getlist("param_value")
     if len(names) != len(values):
@@ -42,7 +46,7 @@ def _overrides_from_post(post, stored):
 
 
 @login_required
-def trigger(request, org_id, name):
+def trigger(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, _ = function_for(request.user, org_id, name, write=True)
     stored = function.parameters_dict
     rows = [{"name": k, "value": v, "stored": True} for k, v in stored.items()]
@@ -73,7 +77,7 @@ def trigger(request, org_id, name):
 
 
 @login_required
-def run_list(request, org_id, name):
+def run_list(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
     runs = function.runs.select_related("triggered_by").order_by("-created_at", "-id")
     status, trigger_source = request.GET.get("status", ""), request.GET.get("trigger", "")
@@ -93,12 +97,12 @@ def run_list(request, org_id, name):
     )
 
 
-def _status_context(run):
+def _status_context(run: Run) -> dict[str, Any]:
     return {"run": run, "attempt_rows": list(run.attempt_rows.all())}
 
 
 @login_required
-def run_detail(request, org_id, name, correlation_id):
+def run_detail(request: HttpRequest, org_id: int, name: str, correlation_id: uuid.UUID) -> HttpResponse:
     run, can_write = run_for(request.user, org_id, name, correlation_id)
     entries = list(run_log_entries(run)[:RUN_PAGE_LINES])
     return_value = None
@@ -123,7 +127,7 @@ def run_detail(request, org_id, name, correlation_id):
 
 @login_required
 @require_GET
-def run_live(request, org_id, name, correlation_id):
+def run_live(request: HttpRequest, org_id: int, name: str, correlation_id: uuid.UUID) -> JsonResponse:
     """What changed since the page last asked: the status block, and lines after `after`."""
     run, _ = run_for(request.user, org_id, name, correlation_id)
     try:

@@ -12,9 +12,13 @@ Code packages are stored through Django's default storage under their sha256
 one object, and every upload still gets its own immutable CodeVersion row.
 """
 
+from __future__ import annotations
+
 import re
 import zipfile
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from typing import Any, BinaryIO
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -25,11 +29,13 @@ from django.utils import timezone
 
 from secrets_vault.services import secret_create_missing
 
-from .audit import AuditAction, actor_name, actor_user, audit_record
-from .bundles.archive import inspect_bundle
+from accounts.models import Organization
+
+from .audit import Actor, AuditAction, actor_name, actor_user, audit_record
+from .bundles.archive import BundleInfo, inspect_bundle
 from .bundles.errors import BundleError
 from .bundles.handler import handler_path, validate_handler
-from .bundles.metadata import METADATA_FILENAME, MetadataError, read_import_metadata
+from .bundles.metadata import METADATA_FILENAME, ImportMetadata, MetadataError, read_import_metadata
 from .bundles.names import validate_event_parameters, validate_function_name
 from .models import CodeVersion, Function, Run
 
@@ -45,27 +51,29 @@ MAX_VIEW_BYTES = 512 * 1024
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Sentinel for "leave this field as it is" where None is a meaningful value.
 UNCHANGED = ...
+# Event parameters as callers give them: a dict, (name, value) pairs or [{"name", "value"}] rows.
+ParameterInput = Mapping[str, Any] | Iterable[Any]
 
 
 # --------------------------------------------------------------------------- storage keys
 
 
-def package_key(organization, sha256):
+def package_key(organization: Organization, sha256: str) -> str:
     """Where a code package lives in Django's storage: one object per organization and content."""
     return f"packages/{organization.id}/{sha256}.zip"
 
 
-def staged_upload_key(organization, sha256):
+def staged_upload_key(organization: Organization, sha256: str) -> str:
     """Where an uploaded zip waits while the admin reviews an import (or fixes another field)."""
     return f"uploads/{organization.id}/{sha256}.zip"
 
 
-def code_version_open(version):
+def code_version_open(version: CodeVersion) -> BinaryIO:
     """The version's zip as a binary file object, read through Django's storage (close it after use)."""
     return default_storage.open(version.storage_key, "rb")
 
 
-def _store(key, fileobj):
+def _store(key: str, fileobj: BinaryIO) -> None:
     """Save the bytes under ``key`` unless they are already there (keys are content hashes)."""
     if default_storage.exists(key):
         return
@@ -84,16 +92,16 @@ def _store(key, fileobj):
 class _Errors:
     """Collects problems field by field so one refusal reports all of them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.by_field = {}
 
-    def add(self, field, message):
+    def add(self, field: str, message: str) -> None:
         self.by_field.setdefault(field, []).append(message)
 
-    def __contains__(self, field):
+    def __contains__(self, field: str) -> bool:
         return field in self.by_field
 
-    def raise_if_any(self):
+    def raise_if_any(self) -> None:
         if self.by_field:
             raise ValidationError(self.by_field)
 
@@ -101,11 +109,11 @@ class _Errors:
 _BUNDLE_FIELDS = {"zip": "bundle", "handler": "handler", "params": "params", "name": "name"}
 
 
-def _add_bundle_error(errors, exc, default_field="bundle"):
+def _add_bundle_error(errors: _Errors, exc: BundleError, default_field: str = "bundle") -> None:
     errors.add(_BUNDLE_FIELDS.get(exc.field or "", default_field), exc.message)
 
 
-def metadata_error_messages(exc):
+def metadata_error_messages(exc: BundleError) -> list[str]:
     """``import.metadata.json`` problems as one readable line each, field path first."""
     messages = []
     for path, message in exc.errors:
@@ -119,7 +127,7 @@ def metadata_error_messages(exc):
 # --------------------------------------------------------------------------- field checks
 
 
-def _clean_name(name, organization, errors):
+def _clean_name(name: Any, organization: Organization, errors: _Errors) -> str | None:
     try:
         name = validate_function_name(name)
     except BundleError as exc:
@@ -137,14 +145,14 @@ def _clean_name(name, organization, errors):
     return name
 
 
-def _name_taken_message(name, organization):
+def _name_taken_message(name: str, organization: Organization) -> str:
     return (
         f"A Function named “{name}” already exists in {organization.name} (names are compared without "
         "regard to case). Choose another name."
     )
 
 
-def _clean_description(description, errors):
+def _clean_description(description: Any, errors: _Errors) -> str:
     if description is None:
         return ""
     if not isinstance(description, str):
@@ -159,7 +167,7 @@ def _clean_description(description, errors):
     return description
 
 
-def _clean_message(message, errors):
+def _clean_message(message: Any, errors: _Errors) -> str:
     message = (message or "").strip() if isinstance(message, str) or message is None else None
     if message is None:
         errors.add("message", "The version message must be text.")
@@ -171,7 +179,7 @@ def _clean_message(message, errors):
     return message
 
 
-def _clean_timeout(timeout_seconds, errors):
+def _clean_timeout(timeout_seconds: Any, errors: _Errors) -> int | None:
     if timeout_seconds is None or timeout_seconds == "":
         return None
     if isinstance(timeout_seconds, str) and timeout_seconds.strip().isdigit():
@@ -188,7 +196,7 @@ def _clean_timeout(timeout_seconds, errors):
     return timeout_seconds
 
 
-def _clean_handler_format(handler, errors):
+def _clean_handler_format(handler: Any, errors: _Errors) -> str | None:
     handler = handler.strip() if isinstance(handler, str) else handler
     try:
         handler_path(handler)
@@ -198,7 +206,7 @@ def _clean_handler_format(handler, errors):
     return handler
 
 
-def parameter_pairs(event_parameters):
+def parameter_pairs(event_parameters: ParameterInput) -> list[tuple[Any, Any]]:
     """Event parameters given as a dict, (name, value) pairs or [{"name", "value"}] rows, as pairs."""
     if isinstance(event_parameters, dict):
         return list(event_parameters.items())
@@ -213,7 +221,7 @@ def parameter_pairs(event_parameters):
     return pairs
 
 
-def _clean_parameters(event_parameters, errors):
+def _clean_parameters(event_parameters: ParameterInput, errors: _Errors) -> list[dict[str, str]]:
     """The stored form: [{"name", "value"}] in the admin's order."""
     try:
         pairs = parameter_pairs(event_parameters)
@@ -229,7 +237,7 @@ def _clean_parameters(event_parameters, errors):
     return [{"name": name, "value": value} for name, value in clean.items()]
 
 
-def _check_bundle(bundle, handler, errors):
+def _check_bundle(bundle: BinaryIO | None, handler: str | None, errors: _Errors) -> BundleInfo | None:
     """BundleInfo when the zip is sound and ``handler`` is defined in it; errors added otherwise."""
     if bundle is None:
         errors.add("bundle", "Choose the code package (.zip) to upload.")
@@ -251,7 +259,16 @@ def _check_bundle(bundle, handler, errors):
 # --------------------------------------------------------------------------- create
 
 
-def _version_create(*, function, actor, info, key, handler, message, actor_label=None):
+def _version_create(
+    *,
+    function: Function,
+    actor: Actor,
+    info: BundleInfo,
+    key: str,
+    handler: str,
+    message: str,
+    actor_label: str | None = None,
+) -> CodeVersion:
     number = (CodeVersion.objects.filter(function=function).aggregate(n=Max("number"))["n"] or 0) + 1
     return CodeVersion.objects.create(
         function=function,
@@ -270,18 +287,18 @@ def _version_create(*, function, actor, info, key, handler, message, actor_label
 
 def function_create(
     *,
-    organization,
-    actor,
-    name,
-    description="",
-    handler,
-    bundle,
-    event_parameters=(),
-    visible_to_customers=False,
-    message="",
-    timeout_seconds=None,
-    actor_label=None,
-):
+    organization: Organization,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    handler: str,
+    bundle: BinaryIO,
+    event_parameters: ParameterInput = (),
+    visible_to_customers: bool = False,
+    message: str = "",
+    timeout_seconds: int | str | None = None,
+    actor_label: str | None = None,
+) -> Function:
     """Create a Function with its code as version 1, deployed."""
     return _function_create(
         organization=organization, actor=actor, name=name, description=description, handler=handler,
@@ -291,9 +308,22 @@ def function_create(
 
 
 def _function_create(
-    *, organization, actor, name, description, handler, bundle, event_parameters, visible_to_customers,
-    message, timeout_seconds, actor_label, action=AuditAction.CREATED, audit_extra=None, imported_schedule=None,
-):
+    *,
+    organization: Organization,
+    actor: Actor,
+    name: str,
+    description: str,
+    handler: str,
+    bundle: BinaryIO,
+    event_parameters: ParameterInput,
+    visible_to_customers: bool,
+    message: str,
+    timeout_seconds: int | str | None,
+    actor_label: str | None,
+    action: str = AuditAction.CREATED,
+    audit_extra: dict[str, Any] | None = None,
+    imported_schedule: dict[str, Any] | None = None,
+) -> Function:
     errors = _Errors()
     name = _clean_name(name, organization, errors)
     description = _clean_description(description, errors)
@@ -352,18 +382,18 @@ def _function_create(
 
 def function_import(
     *,
-    organization,
-    actor,
-    name,
-    description="",
-    handler,
-    bundle,
-    event_parameters=(),
-    visible_to_customers=False,
-    message="",
-    timeout_seconds=None,
-    actor_label=None,
-):
+    organization: Organization,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    handler: str,
+    bundle: BinaryIO | None,
+    event_parameters: ParameterInput = (),
+    visible_to_customers: bool = False,
+    message: str = "",
+    timeout_seconds: int | str | None = None,
+    actor_label: str | None = None,
+) -> tuple[Function, tuple[str, ...], bool]:
     """Create a Function from a bundle carrying ``import.metadata.json``, after the admin's review.
 
     The admin's reviewed name, description, handler and parameters win; the
@@ -397,7 +427,7 @@ def function_import(
     return function, secret_names, bool(secret_names)
 
 
-def imported_schedule_of(metadata):
+def imported_schedule_of(metadata: ImportMetadata) -> dict[str, Any] | None:
     """The JSON kept on Function.imported_schedule for the metadata's schedule, or None."""
     if not metadata.schedule_entries and not metadata.scheduling_enabled:
         return None
@@ -413,7 +443,7 @@ def imported_schedule_of(metadata):
 # --------------------------------------------------------------------------- staged uploads
 
 
-def staged_upload_save(*, organization, bundle):
+def staged_upload_save(*, organization: Organization, bundle: BinaryIO) -> BundleInfo:
     """Check a zip and keep it for the next step (import review, or a form with another field to fix).
 
     Returns the BundleInfo; a bad zip raises ValidationError({"bundle": ...}).
@@ -426,7 +456,7 @@ def staged_upload_save(*, organization, bundle):
     return info
 
 
-def staged_upload_open(*, organization, sha256):
+def staged_upload_open(*, organization: Organization, sha256: str | None) -> BinaryIO:
     """A zip kept by staged_upload_save, as a binary file object."""
     sha256 = (sha256 or "").strip().lower()
     if not _SHA256_RE.fullmatch(sha256):
@@ -437,12 +467,12 @@ def staged_upload_open(*, organization, sha256):
     return default_storage.open(key, "rb")
 
 
-def staged_upload_delete(*, organization, sha256):
+def staged_upload_delete(*, organization: Organization, sha256: str | None) -> None:
     if _SHA256_RE.fullmatch(sha256 or ""):
         default_storage.delete(staged_upload_key(organization, sha256))
 
 
-def staged_uploads_sweep(*, older_than=None):
+def staged_uploads_sweep(*, older_than: timedelta | None = None) -> list[str]:
     """Delete zips kept for a review nobody finished (an import left open); the keys deleted.
 
     A finished create or import deletes its own; only abandoned ones are
@@ -466,7 +496,7 @@ def staged_uploads_sweep(*, older_than=None):
 # --------------------------------------------------------------------------- update
 
 
-def _describe(field, value):
+def _describe(field: str, value: Any) -> Any:
     if field == "event_parameters":
         return ", ".join(f"{p['name']}={p['value']}" for p in value) or "none"
     if field == "timeout_seconds":
@@ -488,7 +518,7 @@ FIELD_LABELS = {
 }
 
 
-def _stale_message(function):
+def _stale_message(function: Function) -> str:
     return (
         f"Someone else changed {function.name} while you were editing it. Nothing was saved: "
         "reload the page to see their changes, then make yours again."
@@ -497,16 +527,16 @@ def _stale_message(function):
 
 def function_update(
     *,
-    function,
-    actor,
-    revision,
-    description,
-    handler,
-    event_parameters,
-    visible_to_customers,
-    timeout_seconds=UNCHANGED,
-    actor_label=None,
-):
+    function: Function,
+    actor: Actor,
+    revision: int | str,
+    description: str,
+    handler: str,
+    event_parameters: ParameterInput,
+    visible_to_customers: bool,
+    timeout_seconds: Any = UNCHANGED,
+    actor_label: str | None = None,
+) -> Function:
     """Change a Function's configuration (never its name) if nobody changed it since ``revision``.
 
     The write is a conditional UPDATE ... WHERE revision = N, so of two
@@ -569,7 +599,7 @@ def function_update(
     return function
 
 
-def _update_summary(changes):
+def _update_summary(changes: dict[str, Any]) -> str:
     parts = []
     for field, change in changes.items():
         if field == "event_parameters":
@@ -596,7 +626,16 @@ def _update_summary(changes):
 # --------------------------------------------------------------------------- versions
 
 
-def code_version_upload(*, function, actor, bundle, message="", deploy=True, handler=None, actor_label=None):
+def code_version_upload(
+    *,
+    function: Function,
+    actor: Actor,
+    bundle: BinaryIO,
+    message: str = "",
+    deploy: bool = True,
+    handler: str | None = None,
+    actor_label: str | None = None,
+) -> CodeVersion:
     """Store a new immutable version of the Function's code; deploy it unless ``deploy`` is False.
 
     ``handler`` (optional) changes the Function's handler along with the code;
@@ -639,7 +678,13 @@ def code_version_upload(*, function, actor, bundle, message="", deploy=True, han
     return version
 
 
-def code_version_deploy(*, function, version, actor, actor_label=None):
+def code_version_deploy(
+    *,
+    function: Function,
+    version: CodeVersion,
+    actor: Actor,
+    actor_label: str | None = None,
+) -> Function:
     """Make ``version`` the one the next run uses (a rollback when it is an earlier one).
 
     Nothing else changes, with one exception: when the Function's handler is
@@ -683,11 +728,11 @@ def code_version_deploy(*, function, version, actor, actor_label=None):
     return function
 
 
-def _member_path(raw):
+def _member_path(raw: str) -> str:
     return "/".join(part for part in raw.split("/") if part not in ("", "."))
 
 
-def code_version_files(version):
+def code_version_files(version: CodeVersion) -> list[tuple[str, int]]:
     """The files of a version: [(path, size)] sorted by path, read from the stored zip."""
     with code_version_open(version) as package, zipfile.ZipFile(package) as archive:
         return sorted(
@@ -697,7 +742,7 @@ def code_version_files(version):
         )
 
 
-def code_version_read_file(version, path, *, limit=MAX_VIEW_BYTES):
+def code_version_read_file(version: CodeVersion, path: str, *, limit: int = MAX_VIEW_BYTES) -> dict[str, Any] | None:
     """One file of a version for the read-only viewer.
 
     Returns {"path", "size", "text"} where text is None when the file is binary
@@ -732,7 +777,7 @@ def code_version_read_file(version, path, *, limit=MAX_VIEW_BYTES):
 # --------------------------------------------------------------------------- delete
 
 
-def function_delete(*, function, actor, actor_label=None):
+def function_delete(*, function: Function, actor: Actor, actor_label: str | None = None) -> None:
     """Delete the Function, its versions, runs and logs; its History stays (under its name).
 
     Stored packages no other version of the organization uses are removed
@@ -753,7 +798,7 @@ def function_delete(*, function, actor, actor_label=None):
         transaction.on_commit(lambda: _delete_unused_packages(organization, keys))
 
 
-def _delete_unused_packages(organization, keys):
+def _delete_unused_packages(organization: Organization, keys: set[str]) -> None:
     for key in keys:
         if not CodeVersion.objects.filter(function__organization=organization, storage_key=key).exists():
             default_storage.delete(key)

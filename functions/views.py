@@ -4,15 +4,21 @@ delete, its code versions (browse, view a file, download, deploy) and History.
 Thin on purpose: access through accounts.access, rules in services.py.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import Area, function_for, may_write, require
+from accounts.models import Organization
 from accounts.forms import apply_service_errors
 
 from . import queries, services
@@ -30,7 +36,7 @@ RUN_BADGES = {
 }
 
 
-def _apply_errors(form, error):
+def _apply_errors(form: forms.Form, error: ValidationError) -> None:
     """apply_service_errors, with the parameters' errors shown beside the parameter rows."""
     if hasattr(error, "error_dict") and hasattr(form, "parameters") and "params" in error.error_dict:
         rest = {field: errors for field, errors in error.error_dict.items() if field != "params"}
@@ -42,7 +48,7 @@ def _apply_errors(form, error):
     apply_service_errors(form, error)
 
 
-def _has_errors(form):
+def _has_errors(form: forms.Form) -> bool:
     return bool(form.errors) or bool(getattr(form, "parameters", None) and form.parameters.has_errors)
 
 
@@ -50,7 +56,7 @@ def _has_errors(form):
 
 
 @login_required
-def function_list(request, org_id):
+def function_list(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.FUNCTIONS)
     organization = membership.organization
     search = request.GET.get("q", "").strip()[:100]
@@ -81,7 +87,7 @@ def function_list(request, org_id):
     )
 
 
-def _schedule_summary(function):
+def _schedule_summary(function: Function) -> str:
     schedule = function.imported_schedule
     if schedule and schedule.get("entries"):
         count = len(schedule["entries"])
@@ -92,7 +98,13 @@ def _schedule_summary(function):
 # --------------------------------------------------------------------------- create and import
 
 
-def _render_create(request, form, organization, *, status=200):
+def _render_create(
+    request: HttpRequest,
+    form: forms.Form,
+    organization: Organization,
+    *,
+    status: int = 200,
+) -> HttpResponse:
     data = form.data if form.is_bound else form.initial
     preview = None
     if _truthy(data.get("from_import")) and data.get("staged_sha256"):
@@ -106,11 +118,11 @@ def _render_create(request, form, organization, *, status=200):
     )
 
 
-def _truthy(value):
+def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1", "on")
 
 
-def _import_preview(organization, sha256):
+def _import_preview(organization: Organization, sha256: str) -> dict[str, Any] | None:
     """What the review page shows of the parts of the metadata the form does not carry."""
     try:
         with services.staged_upload_open(organization=organization, sha256=sha256) as bundle:
@@ -126,7 +138,7 @@ def _import_preview(organization, sha256):
     }
 
 
-def _entry_text(time_ms, days):
+def _entry_text(time_ms: int, days: list[bool]) -> str:
     minutes = time_ms // 60000
     chosen = [name for name, on in zip(WEEKDAYS, days) if on]
     when = "every day" if len(chosen) == 7 else ", ".join(chosen)
@@ -134,7 +146,7 @@ def _entry_text(time_ms, days):
 
 
 @login_required
-def function_create(request, org_id):
+def function_create(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.FUNCTIONS, write=True)
     organization = membership.organization
     if "import" in request.GET:
@@ -195,7 +207,7 @@ def function_create(request, org_id):
     return _render_create(request, form, organization, status=400)
 
 
-def _import_upload(request, organization):
+def _import_upload(request: HttpRequest, organization: Organization) -> HttpResponse:
     """Step one of an import: a bundle with import.metadata.json, read into a form to review."""
     posted = request.method == "POST"
     form = ImportForm(request.POST if posted else None, request.FILES if posted else None)
@@ -247,12 +259,12 @@ def _import_upload(request, organization):
 # --------------------------------------------------------------------------- one Function
 
 
-def _frame(function, can_write, tab, **context):
+def _frame(function: Function, can_write: bool, tab: str, **context: Any) -> dict[str, Any]:
     return {"function": function, "can_write": can_write, "tab": tab, **context}
 
 
 @login_required
-def function_detail(request, org_id, name):
+def function_detail(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
     return render(
         request,
@@ -266,7 +278,7 @@ def function_detail(request, org_id, name):
 
 
 @login_required
-def function_edit(request, org_id, name):
+def function_edit(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name, write=True)
     if request.method == "POST":
         form = FunctionForm(request.POST, parameters=ParameterRows.from_post(request.POST))
@@ -310,7 +322,7 @@ def function_edit(request, org_id, name):
 
 
 @login_required
-def function_delete(request, org_id, name):
+def function_delete(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name, write=True)
     error = None
     if request.method == "POST":
@@ -330,14 +342,14 @@ def function_delete(request, org_id, name):
 
 
 @login_required
-def function_history(request, org_id, name):
+def function_history(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
     page = Paginator(queries.function_history(function), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     entries = [{"entry": entry, "details": _change_rows(entry.changes)} for entry in page.object_list]
     return render(request, "functions/history.html", _frame(function, can_write, "history", page=page, entries=entries))
 
 
-def _change_rows(changes):
+def _change_rows(changes: dict[str, Any]) -> list[dict[str, Any]]:
     """(label, before, after) for the History tab, from an entry's {"field": {"from", "to"}}; before is None
     when the field had no earlier value (creation)."""
     rows = []
@@ -353,7 +365,7 @@ def _change_rows(changes):
     return rows
 
 
-def _change_text(field, value):
+def _change_text(field: str, value: Any) -> str:
     if field == "timeout_seconds" and value is None:
         return "platform limit"
     if value is None:
@@ -375,7 +387,7 @@ def _change_text(field, value):
 
 
 @login_required
-def function_schedule(request, org_id, name):
+def function_schedule(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
     schedule = function.imported_schedule or {}
     entries = [_entry_text(e["timeSinceMidnightMs"], e["daysOfWeek"]) for e in schedule.get("entries", [])]
@@ -390,12 +402,12 @@ def function_schedule(request, org_id, name):
 # --------------------------------------------------------------------------- code versions
 
 
-def _version(function, number):
+def _version(function: Function, number: int) -> CodeVersion:
     return get_object_or_404(CodeVersion.objects.select_related("uploaded_by"), function=function, number=number)
 
 
 @login_required
-def version_upload(request, org_id, name):
+def version_upload(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name, write=True)
     posted = request.method == "POST"
     form = UploadForm(request.POST if posted else None, request.FILES if posted else None, initial={"deploy": True})
@@ -421,7 +433,7 @@ def version_upload(request, org_id, name):
 
 
 @login_required
-def version_browse(request, org_id, name, number):
+def version_browse(request: HttpRequest, org_id: int, name: str, number: int) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
     version = _version(function, number)
     folder = "/".join(p for p in request.GET.get("dir", "").split("/") if p not in ("", ".", ".."))
@@ -446,7 +458,7 @@ def version_browse(request, org_id, name, number):
 
 
 @login_required
-def version_file(request, org_id, name, number, path):
+def version_file(request: HttpRequest, org_id: int, name: str, number: int, path: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
     version = _version(function, number)
     try:
@@ -466,7 +478,7 @@ def version_file(request, org_id, name, number, path):
 
 
 @login_required
-def version_download(request, org_id, name, number):
+def version_download(request: HttpRequest, org_id: int, name: str, number: int) -> FileResponse:
     function, can_write = function_for(request.user, org_id, name)
     version = _version(function, number)
     try:
@@ -480,7 +492,7 @@ def version_download(request, org_id, name, number):
 
 @require_POST
 @login_required
-def version_deploy(request, org_id, name, number):
+def version_deploy(request: HttpRequest, org_id: int, name: str, number: int) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name, write=True)
     version = _version(function, number)
     was = function.deployed_version.number if function.deployed_version else None

@@ -14,18 +14,23 @@ timestamp or a message, and rows arriving meanwhile never shift a page.
 Cursors are signed: a changed or truncated one is refused, never guessed at.
 """
 
+from __future__ import annotations
+
 import re
 import uuid
 import zoneinfo
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import connection, models
-from django.db.models import CharField, F, Func, Q
+from django.db.models import CharField, F, Func, Q, QuerySet
 
+from accounts.models import Organization
 from functions.models import Function, Run
 
 from .models import LogEntry
@@ -98,10 +103,10 @@ class LogQuery:
     # The preset that produced start and end ("" when given explicitly), for the form.
     preset: str = ""
 
-    def without_cursor(self):
+    def without_cursor(self) -> LogQuery:
         return replace(self, after=None)
 
-    def address_params(self, *, after=None):
+    def address_params(self, *, after: Any = None) -> dict[str, str]:
         """The query string of this query with absolute times (UTC), for links that must mean the same entries later."""
         params = {"start": _address_time(self.start), "end": _address_time(self.end)}
         if self.text:
@@ -124,38 +129,38 @@ class LogPage:
     # When a bounded search stopped before filling the page: the time of the last entry it read.
     searched_until: datetime | None = None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter((self.entries, self.next_cursor))
 
 
 # --- time -----------------------------------------------------------------------------
 
 
-def organization_tz(organization):
+def organization_tz(organization: Organization) -> zoneinfo.ZoneInfo:
     try:
         return zoneinfo.ZoneInfo(organization.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return UTC
 
 
-def retention_cutoff(now):
+def retention_cutoff(now: datetime | None) -> datetime:
     """Entries older than this are deleted by the retention task (logs.services.logs_prune)."""
     return now - timedelta(days=settings.LOGS_RETENTION_DAYS)
 
 
-def format_utc(value, *, seconds=False):
+def format_utc(value: datetime, *, seconds: bool = False) -> str:
     """RFC 3339 in UTC with a Z: milliseconds for entries, whole seconds for addresses."""
     text = value.astimezone(UTC).isoformat(timespec="seconds" if seconds else "milliseconds")
     return text.removesuffix("+00:00") + "Z"
 
 
-def _address_time(value):
+def _address_time(value: datetime) -> str:
     """UTC with a Z, exact: whole seconds when there is no fraction (a preset's times), else microseconds."""
     text = value.astimezone(UTC).isoformat(timespec="seconds" if not value.microsecond else "microseconds")
     return text.removesuffix("+00:00") + "Z"
 
 
-def parse_timestamp(value, tz):
+def parse_timestamp(value: str, tz: zoneinfo.ZoneInfo) -> datetime:
     """An ISO 8601 date and time; without an offset it is read in `tz` (the organization's time zone).
 
     Raises ValueError with a message fit for the user.
@@ -175,7 +180,7 @@ def parse_timestamp(value, tz):
     return parsed.astimezone(UTC)
 
 
-def _describe(delta):
+def _describe(delta: timedelta) -> str:
     days, seconds = delta.days, delta.seconds
     hours, minutes = seconds // 3600, seconds % 3600 // 60
     parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
@@ -186,14 +191,14 @@ def _describe(delta):
     return " ".join(parts) or "less than a minute"
 
 
-def _local(value, tz):
+def _local(value: datetime, tz: zoneinfo.ZoneInfo) -> str:
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --- cursors --------------------------------------------------------------------------------
 
 
-def cursor_encode(cursor):
+def cursor_encode(cursor: Cursor | None) -> str:
     """A Cursor as an opaque, signed string for addresses."""
     payload = {"s": str(cursor.sort), "i": cursor.id}
     if cursor.sort != LogSort.MESSAGE:
@@ -204,7 +209,7 @@ def cursor_encode(cursor):
 _BAD_CURSOR = "This “load more” cursor is not valid (it was changed or cut short): run the query again from its first page."
 
 
-def cursor_decode(value, *, sort, organization):
+def cursor_decode(value: str, *, sort: str, organization: Organization) -> Cursor:
     """The Cursor in `value` for a query in `sort` order; ValueError with the user's message otherwise."""
     if not value or len(value) > 500:
         raise ValueError(_BAD_CURSOR)
@@ -240,9 +245,20 @@ def cursor_decode(value, *, sort, organization):
 
 
 def log_query_build(
-    *, organization, function=None, start, end, text="", sort=LogSort.NEWEST, correlation_id=None, after=None,
-    limit=MAX_LIMIT, preset="", now=None, names=None,
-):
+    *,
+    organization: Organization,
+    function: Function | None = None,
+    start: datetime | None,
+    end: datetime | None,
+    text: str = "",
+    sort: str = LogSort.NEWEST,
+    correlation_id: str | uuid.UUID | None = None,
+    after: str | None = None,
+    limit: int = MAX_LIMIT,
+    preset: str = "",
+    now: datetime | None = None,
+    names: Mapping[str, str] | None = None,
+) -> LogQuery:
     """A validated LogQuery from typed values (aware datetimes, a cursor string or None).
 
     Raises ValidationError({field: [message]}) naming every bad field at once;
@@ -291,7 +307,14 @@ def log_query_build(
     )
 
 
-def parse_log_query(params, *, organization, function=None, now=None, limit=MAX_LIMIT):
+def parse_log_query(
+    params: Mapping[str, str],
+    *,
+    organization: Organization,
+    function: Function | None = None,
+    now: datetime | None = None,
+    limit: int = MAX_LIMIT,
+) -> LogQuery:
     """The dashboard's query string (CONTRACT.md, "Dashboard addresses") as a LogQuery.
 
     Keys: `start`, `end` (ISO 8601; without an offset, in the organization's
@@ -358,7 +381,7 @@ def parse_log_query(params, *, organization, function=None, now=None, limit=MAX_
 # --- running a query ---------------------------------------------------------------------------
 
 
-def _matching(query):
+def _matching(query: LogQuery) -> QuerySet[LogEntry]:
     """The entries of the query's Function (or organization) and run; the time range and text are applied later."""
     if query.correlation_id is not None:
         # The run is looked up in the organization (and Function) first, then
@@ -380,7 +403,12 @@ def _matching(query):
     return entries
 
 
-def _in_range(entries, query, cursor, boundary):
+def _in_range(
+    entries: QuerySet[LogEntry],
+    query: LogQuery,
+    cursor: Cursor | None,
+    boundary: Cursor | None,
+) -> QuerySet[LogEntry]:
     """The query's time range, narrowed to what follows `cursor` and, for a bounded search, precedes `boundary`.
 
     Each side of the range is one bound on the timestamp, the tighter of the
@@ -411,7 +439,7 @@ def _in_range(entries, query, cursor, boundary):
     return entries.filter(ties, **{f"timestamp__{lower[0]}": lower[1], f"timestamp__{upper[0]}": upper[1]})
 
 
-def _scan_budget(query):
+def _scan_budget(query: LogQuery) -> int | None:
     """How many entries one search may read on this database, or None for no bound.
 
     SQLite has no search index (see migration 0003): a search reads the
@@ -433,12 +461,12 @@ class _UtcMillisText(Func):
 
     output_field = CharField()
 
-    def as_sqlite(self, compiler, connection, **extra):
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         # Stored as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]".
         sql, params = compiler.compile(self.get_source_expressions()[0])
         return f"substr({sql}, 1, 10) || 'T' || substr({sql} || '.000', 12, 12) || 'Z'", [*params, *params]
 
-    def as_postgresql(self, compiler, connection, **extra):
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         sql, params = compiler.compile(self.get_source_expressions()[0])
         return f"""to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""", params
 
@@ -449,7 +477,13 @@ _PAGE_FIELDS = ("id", "timestamp", "run__correlation_id", "attempt", "stream", "
 _DOWNLOAD_FIELDS = ("id", "utc_text", "run_id", "attempt", "stream", "message", "function_id")
 
 
-def _fetch(query, cursor, limit, *, download=False):
+def _fetch(
+    query: LogQuery,
+    cursor: Cursor | None,
+    limit: int,
+    *,
+    download: bool = False,
+) -> tuple[list[tuple], Cursor | None, Cursor | None]:
     """(rows, next Cursor or None, boundary): up to `limit` rows after `cursor`.
 
     `boundary` is the last entry a bounded search read when it stopped before
@@ -483,14 +517,14 @@ def _fetch(query, cursor, limit, *, download=False):
     return rows[:limit], Cursor(sort=query.sort, id=last[0], timestamp=timestamp, message=last[5]), None
 
 
-def _as_entry(row):
+def _as_entry(row: tuple) -> dict[str, Any]:
     return {
         "id": row[0], "timestamp": row[1], "correlation_id": row[2], "attempt": row[3],
         "stream": row[4], "message": row[5], "function": row[6],
     }
 
 
-def log_page(query):
+def log_page(query: LogQuery) -> LogPage:
     """(entries, next_cursor): at most query.limit entries after query.after, and the cursor of the next page.
 
     next_cursor is None on the last page. A bounded search (SQLite) may end a
@@ -505,7 +539,7 @@ def log_page(query):
     )
 
 
-def run_log_entries(run, *, after_id=0):
+def run_log_entries(run: Run, *, after_id: int = 0) -> QuerySet[LogEntry]:
     """One run's entries in the order they were written (by id), those after `after_id`.
 
     The run page, its live updates and `run_function --wait` read a run's lines
@@ -514,7 +548,7 @@ def run_log_entries(run, *, after_id=0):
     return LogEntry.objects.filter(run=run, id__gt=after_id).order_by("id")
 
 
-def log_stream_chunks(query, *, chunk_size=STREAM_CHUNK):
+def log_stream_chunks(query: LogQuery, *, chunk_size: int = STREAM_CHUNK) -> Iterator[list[dict[str, Any]]]:
     """Every entry of the query from its first page (query.after is ignored), in lists of at most chunk_size,
     as the download's dicts: {timestamp, correlationId, attempt, stream, message, function}.
 
@@ -547,7 +581,7 @@ def log_stream_chunks(query, *, chunk_size=STREAM_CHUNK):
             return
 
 
-def log_stream(query, *, chunk_size=STREAM_CHUNK):
+def log_stream(query: LogQuery, *, chunk_size: int = STREAM_CHUNK) -> Iterator[dict[str, Any]]:
     """Every entry of the query as the download's dicts: {timestamp, correlationId, attempt, stream, message, function}."""
     for chunk in log_stream_chunks(query, chunk_size=chunk_size):
         yield from chunk

@@ -33,7 +33,7 @@ PRUNE_BATCH = 10_000
 PRUNE_PAUSE_SECONDS = 0.05
 
 
-def log_entries_write(*, run, attempt, rows):
+def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str, str]]) -> int:
     """Store `rows`, (timestamp, stream, message) tuples of one attempt of `run`, in one transaction.
 
     A Function may print a million lines, and this runs in the worker process
@@ -90,7 +90,13 @@ class PruneResult:
     finished: bool  # False when max_seconds stopped it; the next run continues
 
 
-def logs_prune(*, now=None, batch_size=PRUNE_BATCH, pause=PRUNE_PAUSE_SECONDS, max_seconds=None):
+def logs_prune(
+    *,
+    now: datetime | None = None,
+    batch_size: int = PRUNE_BATCH,
+    pause: float = PRUNE_PAUSE_SECONDS,
+    max_seconds: float | None = None,
+) -> PruneResult:
     """Delete the entries older than the retention window, then mark the runs left without entries."""
     now = now or datetime.now(UTC)
     cutoff = retention_cutoff(now)
@@ -123,7 +129,12 @@ def logs_prune(*, now=None, batch_size=PRUNE_BATCH, pause=PRUNE_PAUSE_SECONDS, m
     return PruneResult(cutoff=cutoff, deleted=deleted, runs_marked=runs_marked, batches=batches, finished=finished)
 
 
-def runs_mark_logs_expired(*, cutoff, batch_size=PRUNE_BATCH, pause=PRUNE_PAUSE_SECONDS):
+def runs_mark_logs_expired(
+    *,
+    cutoff: datetime,
+    batch_size: int = PRUNE_BATCH,
+    pause: float = PRUNE_PAUSE_SECONDS,
+) -> int:
     """Mark the finished runs that ended before `cutoff` and have no entries left."""
     has_entries = LogEntry.objects.filter(run=OuterRef("pk"))
     candidates = (

@@ -4,11 +4,15 @@ Thin: access through accounts.access, the query through logs.queries, the
 shaping of entries for display in logs.display.
 """
 
+from __future__ import annotations
+
 import json
+from typing import Any, Iterator
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -18,10 +22,11 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from accounts.access import Area, function_for, require
-from functions.models import Run
+from accounts.models import Organization
+from functions.models import Function, Run
 
 from . import display
-from .queries import CUSTOM_RANGE, PRESETS, LogSort, log_page, log_stream_chunks, parse_log_query
+from .queries import CUSTOM_RANGE, PRESETS, LogQuery, LogSort, log_page, log_stream_chunks, parse_log_query
 
 # The "load more" link asks for rows only, as JSON, with this header.
 FRAGMENT_HEADER = "X-Logs-Fragment"
@@ -29,7 +34,7 @@ FRAGMENT_HEADER = "X-Logs-Fragment"
 
 @login_required
 @require_GET
-def function_logs(request, org_id, name):
+def function_logs(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
     base = reverse("functions:logs", kwargs={"org_id": function.organization_id, "name": function.name})
     return _explorer(
@@ -41,14 +46,14 @@ def function_logs(request, org_id, name):
 
 @login_required
 @require_GET
-def function_logs_json(request, org_id, name):
+def function_logs_json(request: HttpRequest, org_id: int, name: str) -> HttpResponseBase:
     function, _ = function_for(request.user, org_id, name)
     return _download(request, organization=function.organization, function=function, label=function.name)
 
 
 @login_required
 @require_GET
-def organization_logs(request, org_id):
+def organization_logs(request: HttpRequest, org_id: int) -> HttpResponse:
     organization = require(request.user, org_id, Area.FUNCTIONS).organization
     return _explorer(
         request, organization=organization, function=None, template="logs/organization_logs.html",
@@ -61,7 +66,7 @@ def organization_logs(request, org_id):
 
 @login_required
 @require_GET
-def organization_logs_json(request, org_id):
+def organization_logs_json(request: HttpRequest, org_id: int) -> HttpResponseBase:
     organization = require(request.user, org_id, Area.FUNCTIONS).organization
     label = f"{slugify(organization.name) or 'organization'}-all-functions"
     return _download(request, organization=organization, function=None, label=label)
@@ -70,7 +75,15 @@ def organization_logs_json(request, org_id):
 # --- the page ---------------------------------------------------------------------------------------
 
 
-def _explorer(request, *, organization, function, template, urls, context):
+def _explorer(
+    request: HttpRequest,
+    *,
+    organization: Organization,
+    function: Function | None,
+    template: str,
+    urls: dict[str, str],
+    context: dict[str, Any],
+) -> HttpResponse:
     fragment = request.headers.get(FRAGMENT_HEADER) == "rows"
     tz = display.organization_tz(organization)
     try:
@@ -107,11 +120,11 @@ def _explorer(request, *, organization, function, template, urls, context):
     })
 
 
-def _presets():
+def _presets() -> list[tuple[str, str]]:
     return [(key, label) for key, (_, label) in PRESETS.items()] + [(CUSTOM_RANGE, "Custom")]
 
 
-def _run_notice(query, function, urls):
+def _run_notice(query: LogQuery, function: Function | None, urls: dict[str, str]) -> dict[str, str] | None:
     """Why a correlation id shows nothing: no such run, its logs expired, or it ran outside the range."""
     runs = Run.objects.filter(organization=query.organization, correlation_id=query.correlation_id)
     if function is not None:
@@ -138,7 +151,13 @@ def _run_notice(query, function, urls):
 # --- the download ----------------------------------------------------------------------------------
 
 
-def _download(request, *, organization, function, label):
+def _download(
+    request: HttpRequest,
+    *,
+    organization: Organization,
+    function: Function | None,
+    label: str,
+) -> HttpResponseBase:
     """Every entry of the query as one JSON array, streamed: the first page or the hundredth, the memory is the same.
 
     A valid `after` is accepted and ignored: the download is the whole query, every page.
@@ -154,7 +173,7 @@ def _download(request, *, organization, function, label):
     return response
 
 
-def _json_array(query):
+def _json_array(query: LogQuery) -> Iterator[bytes]:
     yield b"["
     separator = b""
     for chunk in log_stream_chunks(query):

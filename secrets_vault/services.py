@@ -20,16 +20,20 @@ Decisions where the contract is silent:
   caller warns (``secrets_missing_values`` names them).
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
+from functions.audit import Actor, AuditAction, actor_user, audit_record
 from functions.bundles.names import MAX_PARAM_NAME_LENGTH, SECRET_NAME_RE
 from functions.models import Function
-from functions.audit import AuditAction, actor_user, audit_record
 
-from .crypto import BindingMismatch, SecretDecryptionError, UnknownKey, keyring
+from .crypto import BindingMismatch, Keyring, SecretDecryptionError, UnknownKey, keyring
 from .models import Secret
 from .redaction import Redactor
 
@@ -50,7 +54,7 @@ NAME_RE = SECRET_NAME_RE
 # --- validation --------------------------------------------------------------------------
 
 
-def secret_name_problem(name):
+def secret_name_problem(name: Any) -> str | None:
     """Why `name` cannot name a secret, or None when it can."""
     if not isinstance(name, str):
         return "A secret name must be text."
@@ -64,7 +68,7 @@ def secret_name_problem(name):
     return None
 
 
-def validate_secret_name(name):
+def validate_secret_name(name: Any) -> str:
     problem = secret_name_problem(name)
     if problem:
         raise ValidationError({"name": [problem]})
@@ -72,7 +76,7 @@ def validate_secret_name(name):
 
 
 @sensitive_variables("value", "data")
-def _value_bytes(value):
+def _value_bytes(value: str | bytes) -> bytes:
     """The value as the UTF-8 bytes to encrypt; errors never quote the value or its size."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
@@ -94,17 +98,17 @@ def _value_bytes(value):
     return data
 
 
-def _duplicate(name):
+def _duplicate(name: str) -> ValidationError:
     return ValidationError({"name": [f"A secret named “{name}” already exists on this Function."]})
 
 
-def _too_many():
+def _too_many() -> ValidationError:
     return ValidationError(
         {"name": [f"A Function can have at most {MAX_SECRETS_PER_FUNCTION} secrets: delete one before adding another."]}
     )
 
 
-def _lock_function(function):
+def _lock_function(function: Function) -> None:
     """Serialises changes to one Function's secrets (the count limit, the duplicate check)."""
     list(Function.objects.select_for_update().filter(pk=function.pk).values_list("pk", flat=True))
 
@@ -113,7 +117,7 @@ def _lock_function(function):
 # `changes` has the History tab's {"field": {"from", "to"}} shape, so the tab shows the names that changed.
 
 
-def _updated_by_label(actor, actor_label):
+def _updated_by_label(actor: Actor, actor_label: str | None) -> str:
     # A user is shown through updated_by; the label names the other actors (a command, an API token).
     return "" if actor_user(actor) else (actor_label or "")[:254]
 
@@ -122,7 +126,15 @@ def _updated_by_label(actor, actor_label):
 
 
 @sensitive_variables("value", "data")
-def _write(*, function, name, value, actor, actor_label, replace):
+def _write(
+    *,
+    function: Function,
+    name: str,
+    value: str | bytes,
+    actor: Actor,
+    actor_label: str | None,
+    replace: bool,
+) -> tuple[Secret, bool]:
     validate_secret_name(name)
     data = _value_bytes(value)
     ring = keyring()  # a key problem surfaces before anything is written
@@ -160,19 +172,33 @@ def _write(*, function, name, value, actor, actor_label, replace):
 
 
 @sensitive_variables("value")
-def secret_set(*, function, name, value, actor, actor_label=None):
+def secret_set(
+    *,
+    function: Function,
+    name: str,
+    value: str | bytes,
+    actor: Actor,
+    actor_label: str | None = None,
+) -> tuple[Secret, bool]:
     """Create the secret or replace its value. Returns (secret, created)."""
     return _write(function=function, name=name, value=value, actor=actor, actor_label=actor_label, replace=True)
 
 
 @sensitive_variables("value")
-def secret_create(*, function, name, value, actor, actor_label=None):
+def secret_create(
+    *,
+    function: Function,
+    name: str,
+    value: str | bytes,
+    actor: Actor,
+    actor_label: str | None = None,
+) -> Secret:
     """Add a new secret; an existing name is refused (the Secrets tab's "Add"). Returns the secret."""
     secret, _ = _write(function=function, name=name, value=value, actor=actor, actor_label=actor_label, replace=False)
     return secret
 
 
-def secret_rename(*, secret, new_name, actor, actor_label=None):
+def secret_rename(*, secret: Secret, new_name: str, actor: Actor, actor_label: str | None = None) -> Secret:
     """Rename; the value stays as it is (it is bound to the row, not to the name)."""
     validate_secret_name(new_name)
     old_name = secret.name
@@ -200,7 +226,7 @@ def secret_rename(*, secret, new_name, actor, actor_label=None):
     return secret
 
 
-def secret_delete(*, secret, actor, actor_label=None):
+def secret_delete(*, secret: Secret, actor: Actor, actor_label: str | None = None) -> None:
     function = secret.function
     with transaction.atomic():
         deleted, _ = Secret.objects.filter(pk=secret.pk, function=function).delete()
@@ -211,7 +237,13 @@ def secret_delete(*, secret, actor, actor_label=None):
             )
 
 
-def secret_create_missing(*, function, names, actor, actor_label=None):
+def secret_create_missing(
+    *,
+    function: Function,
+    names: Iterable[str],
+    actor: Actor,
+    actor_label: str | None = None,
+) -> list[str]:
     """Secrets named in import.metadata.json, created without a value; existing names are left as they are.
 
     All or nothing: one bad name, or too many secrets, refuses the whole set.
@@ -249,7 +281,13 @@ def secret_create_missing(*, function, names, actor, actor_label=None):
 
 
 @sensitive_variables("secrets", "pairs", "data", "value", "encoded")
-def secrets_replace(*, function, secrets, actor, actor_label=None):
+def secrets_replace(
+    *,
+    function: Function,
+    secrets: Mapping[str, Any] | Iterable[tuple[str, Any]],
+    actor: Actor,
+    actor_label: str | None = None,
+) -> dict[str, list[str]]:
     """Make the Function's secrets exactly `secrets` (a dict, or (name, value) pairs), the way
     CONTRACT.md's ``config.secrets`` replaces the whole set.
 
@@ -325,7 +363,7 @@ def secrets_replace(*, function, secrets, actor, actor_label=None):
 # --- reading (the run engine and the in-run SSM endpoint) --------------------------------
 
 
-def _decrypt(secret, ring):
+def _decrypt(secret: Secret, ring: Keyring) -> str:
     where = f"The secret “{secret.name}” of the Function “{secret.function.name}”"
     try:
         data = ring.decrypt(secret.ciphertext, binding=secret.binding)
@@ -352,7 +390,7 @@ def _decrypt(secret, ring):
                                     secret_name=secret.name, function_name=secret.function.name) from None
 
 
-def secrets_for_run(*, function):
+def secrets_for_run(*, function: Function) -> dict[str, str]:
     """{name: value} of the secrets that have a value; raises SecretDecryptionError naming a secret that cannot be read."""
     secrets = list(Secret.objects.of(function).with_values().select_related("function").order_by("name"))
     if not secrets:
@@ -361,16 +399,16 @@ def secrets_for_run(*, function):
     return {secret.name: _decrypt(secret, ring) for secret in secrets}
 
 
-def secrets_missing_values(*, function):
+def secrets_missing_values(*, function: Function) -> list[str]:
     """Names of the Function's secrets that have no value yet (imported names waiting for an admin)."""
     return list(Secret.objects.of(function).missing_values().order_by("name").values_list("name", flat=True))
 
 
-def secret_names(*, function):
+def secret_names(*, function: Function) -> list[str]:
     return list(Secret.objects.of(function).order_by("name").values_list("name", flat=True))
 
 
-def secrets_redactor(*, function):
+def secrets_redactor(*, function: Function) -> Redactor:
     """A Redactor for the Function's current secret values (see redaction.py).
 
     A value the keys cannot read is skipped rather than raised: the run cannot
@@ -388,7 +426,7 @@ def secrets_redactor(*, function):
     return Redactor(values)
 
 
-def secret_rows(*, function):
+def secret_rows(*, function: Function) -> list[Secret]:
     """The Secrets tab's rows: each secret plus whether the configured keys can still read it (no decryption)."""
     rows = list(Secret.objects.of(function).select_related("updated_by").order_by("name"))
     known = None

@@ -1,25 +1,36 @@
 """The Secrets tab of a Function. Names only: no page, message or error ever shows a value."""
 
+from __future__ import annotations
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import function_for
 from accounts.forms import apply_service_errors
+from functions.models import Function
 
 from . import services
 from .forms import SecretAddForm, SecretRenameForm, SecretValueForm
 from .models import Secret
 
 
-def _secret_of(function, secret_id):
+def _secret_of(function: Function, secret_id: int) -> Secret:
     return get_object_or_404(Secret.objects.select_related("function", "updated_by"), pk=secret_id, function=function)
 
 
-def _list_page(request, function, can_write, add_form, status=200):
+def _list_page(
+    request: HttpRequest,
+    function: Function,
+    can_write: bool,
+    add_form: forms.Form,
+    status: int = 200,
+) -> HttpResponse:
     rows = services.secret_rows(function=function)
     return render(
         request,
@@ -38,7 +49,15 @@ def _list_page(request, function, can_write, add_form, status=200):
     )
 
 
-def _edit_page(request, function, secret, *, value_form=None, rename_form=None, status=200):
+def _edit_page(
+    request: HttpRequest,
+    function: Function,
+    secret: Secret,
+    *,
+    value_form: forms.Form = None,
+    rename_form: forms.Form = None,
+    status: int = 200,
+) -> HttpResponse:
     return render(
         request,
         "secrets_vault/secret_edit.html",
@@ -57,7 +76,7 @@ def _edit_page(request, function, secret, *, value_form=None, rename_form=None, 
 @sensitive_post_parameters("value")
 @login_required
 @require_http_methods(["GET", "POST"])
-def secret_list(request, org_id, name):
+def secret_list(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     """The names, who changed each and when; writers add a secret here."""
     function, can_write = function_for(request.user, org_id, name, write=request.method == "POST")
     if request.method != "POST":
@@ -78,7 +97,7 @@ def secret_list(request, org_id, name):
 
 @login_required
 @require_http_methods(["GET"])
-def secret_edit(request, org_id, name, secret_id):
+def secret_edit(request: HttpRequest, org_id: int, name: str, secret_id: int) -> HttpResponse:
     """Replace the value, rename, delete: for writers only."""
     function, _ = function_for(request.user, org_id, name, write=True)
     return _edit_page(request, function, _secret_of(function, secret_id))
@@ -87,7 +106,7 @@ def secret_edit(request, org_id, name, secret_id):
 @sensitive_post_parameters("value")
 @login_required
 @require_POST
-def secret_value(request, org_id, name, secret_id):
+def secret_value(request: HttpRequest, org_id: int, name: str, secret_id: int) -> HttpResponse:
     function, _ = function_for(request.user, org_id, name, write=True)
     secret = _secret_of(function, secret_id)
     form = SecretValueForm(request.POST)
@@ -106,7 +125,7 @@ def secret_value(request, org_id, name, secret_id):
 
 @login_required
 @require_POST
-def secret_rename(request, org_id, name, secret_id):
+def secret_rename(request: HttpRequest, org_id: int, name: str, secret_id: int) -> HttpResponse:
     function, _ = function_for(request.user, org_id, name, write=True)
     secret = _secret_of(function, secret_id)
     old_name = secret.name
@@ -125,7 +144,7 @@ def secret_rename(request, org_id, name, secret_id):
 
 @login_required
 @require_POST
-def secret_delete(request, org_id, name, secret_id):
+def secret_delete(request: HttpRequest, org_id: int, name: str, secret_id: int) -> HttpResponse:
     function, _ = function_for(request.user, org_id, name, write=True)
     secret = _secret_of(function, secret_id)
     services.secret_delete(secret=secret, actor=request.user)

@@ -14,6 +14,8 @@ Keys are compared byte by byte (UTF-8), as S3 does; `object_list` speaks S3's
 ListObjectsV2 (prefix, delimiter, start-after, max keys, truncation).
 """
 
+from __future__ import annotations
+
 import hashlib
 import io
 import json
@@ -22,8 +24,9 @@ import mimetypes
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -47,6 +50,10 @@ from .errors import (  # noqa: F401 - re-exported: callers catch them from here
 from .models import StoredObject, WriterKind, key_successor
 from .sizes import format_bytes
 
+if TYPE_CHECKING:  # the writers, named in annotations only: storage does not depend on them
+    from accounts.models import User
+    from functions.models import Function
+
 logger = logging.getLogger(__name__)
 
 MAX_KEY_BYTES = 1024
@@ -68,30 +75,30 @@ _TEXT_TYPES = {"application/json", "application/xml", "application/x-ndjson", "a
 # --- limits ---
 
 
-def quota_bytes(*, organization):
+def quota_bytes(*, organization: Organization) -> int:
     """The organization's storage quota (FUNCTIONS_STORAGE_QUOTA_BYTES, 5 GB by default)."""
     return settings.FUNCTIONS_STORAGE_QUOTA_BYTES
 
 
-def max_object_bytes():
+def max_object_bytes() -> int:
     """The largest single object (S3's PutObject limit: 5 GB)."""
     return settings.FUNCTIONS_STORAGE_MAX_OBJECT_BYTES
 
 
-def usage_bytes(*, organization):
+def usage_bytes(*, organization: Organization) -> int:
     return StoredObject.objects.of(organization).aggregate(total=Sum("size"))["total"] or 0
 
 
 # --- keys ---
 
 
-def shown(key, limit=80):
+def shown(key: str, limit: int = 80) -> str:
     """A key as a message may quote it: control characters made visible, long keys shortened."""
     text = "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in key)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def validate_key(key):
+def validate_key(key: Any) -> str:
     """The key if it may name an object; InvalidKey with the reason otherwise."""
     if not isinstance(key, str):
         raise InvalidKey("A file name must be text.")
@@ -118,7 +125,7 @@ def validate_key(key):
     return key
 
 
-def validate_folder(prefix):
+def validate_folder(prefix: Any) -> str:
     """A folder prefix: "" (the top) or a valid key ending in `/`."""
     if prefix == "":
         return prefix
@@ -128,14 +135,14 @@ def validate_folder(prefix):
     return prefix
 
 
-def validate_name(name):
+def validate_name(name: Any) -> str:
     """One file or folder name typed by a person, before the current folder is put in front of it."""
     if not isinstance(name, str) or name.strip() == "":
         raise InvalidKey("A name cannot be empty.")
     return name
 
 
-def _clean_content_type(content_type, key):
+def _clean_content_type(content_type: str | None, key: str) -> str:
     content_type = (content_type or "").strip()
     if content_type and len(content_type) <= 255 and _CONTENT_TYPE_RE.match(content_type):
         return content_type
@@ -143,7 +150,7 @@ def _clean_content_type(content_type, key):
     return guessed or DEFAULT_CONTENT_TYPE
 
 
-def _clash(organization, key):
+def _clash(organization: Organization, key: str) -> KeyClash | None:
     """A KeyClash if storing `key` would put a file where a folder is, or a folder where a file is."""
     objects = StoredObject.objects.of(organization)
     parts = key.split("/")
@@ -165,7 +172,12 @@ def _clash(organization, key):
     return None
 
 
-def _writer(organization, writer_user, writer_function, writer_label):
+def _writer(
+    organization: Organization,
+    writer_user: User | None,
+    writer_function: Function | None,
+    writer_label: str,
+) -> tuple[str, str]:
     if writer_function is not None:
         if writer_function.organization_id != organization.id:
             raise ValueError("The writing Function belongs to another organization.")
@@ -175,7 +187,13 @@ def _writer(organization, writer_user, writer_function, writer_label):
     return WriterKind.OTHER, (writer_label or "")[:254]
 
 
-def _quota_refusal(organization, *, incoming, replaced, usage=None):
+def _quota_refusal(
+    organization: Organization,
+    *,
+    incoming: int,
+    replaced: int,
+    usage: int | None = None,
+) -> QuotaExceeded | None:
     quota = quota_bytes(organization=organization)
     usage = usage_bytes(organization=organization) if usage is None else usage
     after = usage - replaced + incoming
@@ -189,7 +207,7 @@ def _quota_refusal(organization, *, incoming, replaced, usage=None):
     )
 
 
-def quota_check(*, organization, key, size):
+def quota_check(*, organization: Organization, key: str, size: int) -> None:
     """Refuse (QuotaExceeded) storing `size` bytes at `key` when that would take the organization over its quota.
 
     Replacing a file gives its bytes back first. For callers that know an
@@ -201,7 +219,7 @@ def quota_check(*, organization, key, size):
         raise refusal
 
 
-def _too_large(key, size):
+def _too_large(key: str, size: int) -> ObjectTooLarge:
     return ObjectTooLarge(
         f"“{shown(key)}” is {format_bytes(size)}; one file is at most {format_bytes(max_object_bytes())}. "
         "Nothing was stored."
@@ -211,11 +229,11 @@ def _too_large(key, size):
 # --- blobs ---
 
 
-def _new_blob_name(organization):
+def _new_blob_name(organization: Organization) -> str:
     return f"{BLOB_PREFIX}/{organization.id}/{uuid.uuid4().hex}"
 
 
-def discard_blob(name):
+def discard_blob(name: str) -> None:
     """Remove a blob, logging rather than failing: a leftover blob wastes space, a failed request loses work."""
     try:
         default_storage.delete(name)
@@ -230,7 +248,17 @@ class _MeteredReader:
     deletes whatever part was written.
     """
 
-    def __init__(self, source, *, key, expected, max_bytes, room, content_type, on_room_exceeded):
+    def __init__(
+        self,
+        source: BinaryIO,
+        *,
+        key: str,
+        expected: int | None,
+        max_bytes: int,
+        room: int,
+        content_type: str,
+        on_room_exceeded: Callable[[int], StorageError | None],
+    ) -> None:
         self.source = source
         self.key = key
         self.expected = expected
@@ -242,7 +270,7 @@ class _MeteredReader:
         self.size = 0
         self.name = key
 
-    def read(self, size=-1):
+    def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             return b"".join(iter(lambda: self.read(CHUNK_SIZE), b""))
         data = self.source.read(size)
@@ -269,7 +297,7 @@ class _MeteredReader:
             self.md5.update(data)
         return data
 
-    def chunks(self, chunk_size=None):
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
         while True:
             data = self.read(chunk_size or CHUNK_SIZE)
             if not data:
@@ -280,13 +308,13 @@ class _MeteredReader:
     # a non-seekable source as a stream and read it once, in parts.
     closed = False
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def seekable(self):
+    def seekable(self) -> bool:
         return False
 
-    def close(self):
+    def close(self) -> None:
         # The caller owns the source.
         pass
 
@@ -294,11 +322,11 @@ class _MeteredReader:
 class _RangeReader:
     """At most `length` bytes of an open blob; closing it closes the blob."""
 
-    def __init__(self, handle, length):
+    def __init__(self, handle: BinaryIO, length: int) -> None:
         self.handle = handle
         self.remaining = length
 
-    def read(self, size=-1):
+    def read(self, size: int = -1) -> bytes:
         if self.remaining <= 0:
             return b""
         if size is None or size < 0 or size > self.remaining:
@@ -307,27 +335,27 @@ class _RangeReader:
         self.remaining -= len(data)
         return data
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(lambda: self.read(CHUNK_SIZE), b"")
 
-    def close(self):
+    def close(self) -> None:
         self.handle.close()
 
-    def __enter__(self):
+    def __enter__(self) -> _RangeReader:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _s3_storage():
+def _s3_storage() -> Any:
     """default_storage when it is django-storages' S3 backend, else None."""
     from storages.backends.s3 import S3Storage  # here: it imports boto3, which only S3 deployments need
 
     return default_storage if isinstance(default_storage, S3Storage) else None
 
 
-def _open_blob(name, first, last, ranged):
+def _open_blob(name: str, first: int, last: int, ranged: bool) -> BinaryIO:
     s3 = _s3_storage()
     if s3 is not None:
         # S3Storage.open() would download the whole object to a temporary file
@@ -342,7 +370,7 @@ def _open_blob(name, first, last, ranged):
     return handle
 
 
-def blob_sweep(*, older_than=None):
+def blob_sweep(*, older_than: timedelta | None = None) -> list[str]:
     """Delete blobs under orgfiles/ that no object points to; the names deleted.
 
     A write killed between storing its bytes and committing its row (a worker
@@ -373,17 +401,17 @@ def blob_sweep(*, older_than=None):
 
 def object_put(
     *,
-    organization,
-    key,
-    fileobj_or_bytes,
-    content_type="",
-    size=None,
-    writer_user=None,
-    writer_function=None,
-    writer_label="",
-    check_clash=True,
-    run_query=None,
-):
+    organization: Organization,
+    key: str,
+    fileobj_or_bytes: bytes | BinaryIO,
+    content_type: str = "",
+    size: int | None = None,
+    writer_user: User | None = None,
+    writer_function: Function | None = None,
+    writer_label: str = "",
+    check_clash: bool = True,
+    run_query: Callable[[Callable[[], Any]], Any] | None = None,
+) -> StoredObject:
     """Store (create or replace) one object, atomically; the new StoredObject.
 
     `fileobj_or_bytes` is bytes or a binary file-like object read in chunks.
@@ -420,7 +448,7 @@ def object_put(
     if size is not None and size > limit:
         raise _too_large(key, size)
 
-    def check():
+    def check() -> tuple[int, int, int]:
         if check_clash and (clash := _clash(organization, key)):
             raise clash
         existing = StoredObject.objects.of(organization).filter(key=key).values_list("size", flat=True).first() or 0
@@ -470,8 +498,20 @@ def object_put(
     return stored
 
 
-def _object_commit(*, organization, key, blob_name, size, etag, content_type, writer_user, writer_function,
-                   writer_kind, writer_label, check_clash):
+def _object_commit(
+    *,
+    organization: Organization,
+    key: str,
+    blob_name: str,
+    size: int | None,
+    etag: str,
+    content_type: str,
+    writer_user: User | None,
+    writer_function: Function | None,
+    writer_kind: str,
+    writer_label: str,
+    check_clash: bool,
+) -> StoredObject:
     """Point the key at its new blob in one transaction; the old blob goes after commit."""
     with transaction.atomic():
         # One writer per organization at a time from here to commit, so the
@@ -500,7 +540,7 @@ def _object_commit(*, organization, key, blob_name, size, etag, content_type, wr
     return stored
 
 
-def object_get(*, organization, key):
+def object_get(*, organization: Organization, key: str) -> StoredObject:
     """The organization's object named `key`; ObjectNotFound if there is none."""
     if isinstance(key, str) and key:
         stored = StoredObject.objects.of(organization).filter(key=key).first()
@@ -509,7 +549,7 @@ def object_get(*, organization, key):
     raise ObjectNotFound(f"There is no file named “{shown(str(key))}”.")
 
 
-def object_open(obj, start=None, end=None):
+def object_open(obj: StoredObject, start: int | None = None, end: int | None = None) -> _RangeReader:
     """A binary reader of the object's bytes, or of bytes start..end inclusive (HTTP Range style).
 
     The caller resolves suffix ranges ("bytes=-500") into start/end. A start
@@ -528,15 +568,24 @@ def object_open(obj, start=None, end=None):
     return _RangeReader(_open_blob(obj.blob_name, first, last, partial), length)
 
 
-def object_delete(*, organization, key):
+def object_delete(*, organization: Organization, key: str) -> bool:
     """Delete one object; True if it existed. Its blob goes after commit (see signals)."""
     with transaction.atomic():
         deleted, _ = StoredObject.objects.of(organization).filter(key=key).delete()
     return deleted > 0
 
 
-def object_copy(*, organization, source_key, destination_key, content_type=None, writer_user=None,
-                writer_function=None, writer_label="", check_clash=True):
+def object_copy(
+    *,
+    organization: Organization,
+    source_key: str,
+    destination_key: str,
+    content_type: str | None = None,
+    writer_user: User | None = None,
+    writer_function: Function | None = None,
+    writer_label: str = "",
+    check_clash: bool = True,
+) -> StoredObject:
     """Copy an object to another key of the same organization (S3 CopyObject); the new object.
 
     The content type is copied unless one is given. Copying onto itself
@@ -565,7 +614,7 @@ class Listing(NamedTuple):
     is_truncated: bool
 
     @property
-    def next_after(self):
+    def next_after(self) -> str | None:
         """The cursor for the next page: pass it back as `start_after` with the same prefix and delimiter."""
         last_object = self.objects[-1].key if self.objects else None
         last_prefix = self.common_prefixes[-1] if self.common_prefixes else None
@@ -573,7 +622,14 @@ class Listing(NamedTuple):
         return max(candidates) if candidates else None
 
 
-def object_list(*, organization, prefix="", delimiter=None, start_after=None, limit=LIST_MAX_KEYS):
+def object_list(
+    *,
+    organization: Organization,
+    prefix: str = "",
+    delimiter: str | None = None,
+    start_after: str | None = None,
+    limit: int = LIST_MAX_KEYS,
+) -> Listing:
     """Objects whose key starts with `prefix`, after `start_after`, in byte order: a Listing.
 
     With a delimiter, keys holding it after the prefix roll up into one common
@@ -634,7 +690,13 @@ def object_list(*, organization, prefix="", delimiter=None, start_after=None, li
             lower, inclusive = batch[-1].key, False
 
 
-def subfolder_list(*, organization, folder, name_prefix="", limit=100):
+def subfolder_list(
+    *,
+    organization: Organization,
+    folder: str,
+    name_prefix: str = "",
+    limit: int = 100,
+) -> tuple[list[str], bool]:
     """([subfolder prefixes], more) directly below `folder` whose names start with `name_prefix`, by name.
 
     Skips over files with one range jump per subfolder; for pages sorted by
@@ -662,7 +724,16 @@ def subfolder_list(*, organization, folder, name_prefix="", limit=100):
 SORT_FIELDS = {"size": "size", "modified": "last_modified"}
 
 
-def folder_files_sorted(*, organization, folder, name_prefix="", sort="size", descending=True, after=None, limit=100):
+def folder_files_sorted(
+    *,
+    organization: Organization,
+    folder: str,
+    name_prefix: str = "",
+    sort: str = "size",
+    descending: bool = True,
+    after: Any = None,
+    limit: int = 100,
+) -> tuple[list[StoredObject], bool]:
     """(files, more): the files directly in `folder`, sorted by size or last-modified, a page at a time.
 
     Keyset pagination: `after` is (value, key) of the previous page's last
@@ -682,7 +753,7 @@ def folder_files_sorted(*, organization, folder, name_prefix="", sort="size", de
     return rows[:limit], len(rows) > limit
 
 
-def folder_summary(*, organization, prefix):
+def folder_summary(*, organization: Organization, prefix: str) -> tuple[int, int]:
     """(files, bytes) under a folder, subfolders included, folder markers not counted as files."""
     totals = (
         StoredObject.objects.of(organization).in_prefix(prefix).not_markers()
@@ -691,11 +762,18 @@ def folder_summary(*, organization, prefix):
     return totals["files"], totals["total"] or 0
 
 
-def folder_exists(*, organization, prefix):
+def folder_exists(*, organization: Organization, prefix: str) -> bool:
     return StoredObject.objects.of(organization).in_prefix(prefix).exists()
 
 
-def folder_create(*, organization, prefix, writer_user=None, writer_function=None, writer_label=""):
+def folder_create(
+    *,
+    organization: Organization,
+    prefix: str,
+    writer_user: User | None = None,
+    writer_function: Function | None = None,
+    writer_label: str = "",
+) -> StoredObject:
     """Create an empty folder: a zero-byte `prefix/` marker object, as the S3 console does."""
     prefix = validate_folder(prefix)
     if prefix == "":
@@ -713,7 +791,7 @@ def folder_create(*, organization, prefix, writer_user=None, writer_function=Non
     )
 
 
-def folder_delete(*, organization, prefix):
+def folder_delete(*, organization: Organization, prefix: str) -> int:
     """Delete a folder and everything under it; the number of files deleted (markers not counted)."""
     prefix = validate_folder(prefix)
     if prefix == "":
@@ -737,7 +815,7 @@ class UploadPlan(NamedTuple):
     existing: list  # keys that an upload would replace
 
 
-def upload_plan(*, organization, items):
+def upload_plan(*, organization: Organization, items: Iterable[tuple[str, int]]) -> UploadPlan:
     """Check a batch of (key, size) before any byte is stored; the keys it would replace.
 
     Raises the first refusal: an invalid or repeated key, a file over the size
@@ -774,7 +852,7 @@ class Preview(NamedTuple):
     note: str
 
 
-def is_previewable(obj):
+def is_previewable(obj: StoredObject) -> bool:
     """Small enough and of a text type (by content type or extension) to show inline."""
     if obj.is_folder_marker or obj.size > PREVIEW_MAX_BYTES:
         return False
@@ -788,7 +866,7 @@ def is_previewable(obj):
     )
 
 
-def object_preview(obj):
+def object_preview(obj: StoredObject) -> Preview | None:
     """The object's text for an inline preview (JSON pretty-printed); None if it is not text."""
     if not is_previewable(obj):
         return None

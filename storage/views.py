@@ -4,25 +4,30 @@ Every view asks accounts.access first (404 for other organizations, 403 for
 roles without the permission) and hands the work to storage.services.
 """
 
+from __future__ import annotations
+
 import posixpath
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import storage_for
+from accounts.models import Organization
 
 from . import services
 from .errors import StorageError
 from .forms import BrowseQuery, FolderDeleteForm, FolderForm, KeyForm, UploadForm
-from .models import key_folder
+from .models import StoredObject, key_folder
 from .uploads import UploadLimitHandler
 
 PAGE_SIZE = 100
@@ -32,18 +37,18 @@ PAGE_SIZE = 100
 _ACTIVE_TYPES = ("html", "xhtml", "svg", "xml", "javascript", "ecmascript", "xsl", "pdf")
 
 
-def folder_url(org_id, prefix="", **params):
+def folder_url(org_id: int, prefix: str = "", **params: Any) -> str:
     query = {"prefix": prefix, **params} if prefix else params
     query = {k: v for k, v in query.items() if v not in (None, "")}
     url = reverse("functions:storage", kwargs={"org_id": org_id})
     return f"{url}?{urlencode(query)}" if query else url
 
 
-def parent_of(prefix):
+def parent_of(prefix: str) -> str:
     return key_folder(prefix[:-1]) if prefix else ""
 
 
-def _crumbs(prefix):
+def _crumbs(prefix: str) -> list[tuple[str, str]]:
     """[(name, prefix)] for each folder from the top down to `prefix`."""
     crumbs, start = [], 0
     while (cut := prefix.find("/", start)) >= 0:
@@ -52,16 +57,16 @@ def _crumbs(prefix):
     return crumbs
 
 
-def _file_entry(obj, prefix):
+def _file_entry(obj: StoredObject, prefix: str) -> dict[str, Any]:
     return {"kind": "file", "key": obj.key, "name": obj.key[len(prefix):], "object": obj,
             "previewable": services.is_previewable(obj)}
 
 
-def _folder_entry(common_prefix, prefix):
+def _folder_entry(common_prefix: str, prefix: str) -> dict[str, Any]:
     return {"kind": "folder", "key": common_prefix, "name": common_prefix[len(prefix):]}
 
 
-def _parse_at(sort, raw):
+def _parse_at(sort: str, raw: str | None) -> int | datetime | None:
     try:
         return int(raw) if sort == "size" else datetime.fromisoformat(raw)
     except (TypeError, ValueError):
@@ -70,7 +75,7 @@ def _parse_at(sort, raw):
 
 @login_required
 @require_GET
-def browse(request, org_id):
+def browse(request: HttpRequest, org_id: int) -> HttpResponse:
     organization, can_write = storage_for(request.user, org_id)
     query = BrowseQuery(request.GET)
     if not query.is_valid():
@@ -118,7 +123,7 @@ def browse(request, org_id):
     usage = services.usage_bytes(organization=organization)
     quota = services.quota_bytes(organization=organization)
 
-    def sort_url(column):
+    def sort_url(column: str) -> str:
         if column == "name":
             return folder_url(org_id, prefix, **keep)
         flipped = "asc" if sort == column and order == "desc" else "desc"
@@ -154,11 +159,20 @@ def browse(request, org_id):
 # --- upload ---
 
 
-def _wants_json(request):
+def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _upload_answer(request, org_id, prefix, *, status, message, level=messages.ERROR, **data):
+def _upload_answer(
+    request: HttpRequest,
+    org_id: int,
+    prefix: str,
+    *,
+    status: int,
+    message: str,
+    level: int = messages.ERROR,
+    **data: Any,
+) -> HttpResponse:
     """The script gets JSON it can act on; a plain form post gets a message and the folder again."""
     target = folder_url(org_id, prefix)
     if _wants_json(request):
@@ -174,7 +188,7 @@ def _upload_answer(request, org_id, prefix, *, status, message, level=messages.E
 @csrf_exempt  # checked by _upload, after the size limits are in place
 @login_required
 @require_POST
-def upload(request, org_id):
+def upload(request: HttpRequest, org_id: int) -> HttpResponse:
     organization, _ = storage_for(request.user, org_id, write=True)
     # Before anything reads the body: an upload that can never fit stops while it arrives.
     limit = UploadLimitHandler(request, organization=organization)
@@ -182,7 +196,7 @@ def upload(request, org_id):
     return _upload(request, org_id, organization, limit)
 
 
-def _posted_folder(request):
+def _posted_folder(request: HttpRequest) -> str:
     """The folder the form was posted from, if it names one, to go back to after a refusal."""
     try:
         return services.validate_folder(request.POST.get("prefix", ""))
@@ -191,7 +205,7 @@ def _posted_folder(request):
 
 
 @csrf_protect
-def _upload(request, org_id, organization, limit):
+def _upload(request: HttpRequest, org_id: int, organization: Organization, limit: int) -> HttpResponse:
     request.FILES  # noqa: B018 - reads the body through the limit handler, if CSRF did not already
     if limit.refusal is not None:
         return _upload_answer(request, org_id, _posted_folder(request), status=413, message=limit.refusal.message)
@@ -234,7 +248,7 @@ def _upload(request, org_id, organization, limit):
                           message=f"Uploaded {count} to {where}{replaced}.")
 
 
-def _upload_check(request, organization):
+def _upload_check(request: HttpRequest, organization: Organization) -> JsonResponse:
     """The script's question before it sends any byte: would these names and sizes be accepted?
 
     Answers {"existing": [names it would replace]} or 400 {"message"}; stores nothing.
@@ -258,7 +272,7 @@ def _upload_check(request, organization):
 # --- download and preview ---
 
 
-def _object_for(request, org_id, organization):
+def _object_for(request: HttpRequest, org_id: int, organization: Organization) -> StoredObject:
     form = KeyForm(request.GET)
     if not form.is_valid():
         raise Http404("Say which file: ?key=…")
@@ -270,7 +284,7 @@ def _object_for(request, org_id, organization):
 
 @login_required
 @require_GET
-def download(request, org_id):
+def download(request: HttpRequest, org_id: int) -> HttpResponseBase:
     organization, _ = storage_for(request.user, org_id)
     obj = _object_for(request, org_id, organization)
     content_type = obj.content_type
@@ -290,7 +304,7 @@ def download(request, org_id):
 
 @login_required
 @require_GET
-def preview(request, org_id):
+def preview(request: HttpRequest, org_id: int) -> HttpResponse:
     organization, can_write = storage_for(request.user, org_id)
     obj = _object_for(request, org_id, organization)
     return render(request, "storage/preview.html", {
@@ -309,7 +323,7 @@ def preview(request, org_id):
 
 @login_required
 @require_POST
-def folder_create(request, org_id):
+def folder_create(request: HttpRequest, org_id: int) -> HttpResponse:
     organization, _ = storage_for(request.user, org_id, write=True)
     form = FolderForm(request.POST)
     if not form.is_valid():
@@ -328,7 +342,7 @@ def folder_create(request, org_id):
 
 @login_required
 @require_POST
-def file_delete(request, org_id):
+def file_delete(request: HttpRequest, org_id: int) -> HttpResponse:
     organization, _ = storage_for(request.user, org_id, write=True)
     form = KeyForm(request.POST)
     if not form.is_valid():
@@ -343,7 +357,7 @@ def file_delete(request, org_id):
 
 
 @login_required
-def folder_delete(request, org_id):
+def folder_delete(request: HttpRequest, org_id: int) -> HttpResponse:
     organization, _ = storage_for(request.user, org_id, write=True)
     form = FolderDeleteForm(request.POST if request.method == "POST" else request.GET)
     if not form.is_valid():
