@@ -27,6 +27,23 @@ def make_zip(files):
     return buffer.getvalue()
 
 
+def zip_of_zeros(files, name, megabytes, *, declared_size=None):
+    """A deflated zip (rewound BytesIO) of `files` plus `name` holding that many MB of zeros: tiny on the wire,
+    huge unpacked. `declared_size` writes a smaller size into its table of contents (a bomb that lies)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, content in files.items():
+            archive.writestr(path, content)
+        with archive.open(name, "w") as member:
+            zeros = b"\0" * (1024 * 1024)
+            for _ in range(megabytes):
+                member.write(zeros)
+        if declared_size is not None:
+            archive.getinfo(name).file_size = declared_size  # written to the central directory on close
+    buffer.seek(0)
+    return buffer
+
+
 def make_function(organization, name="hello", *, files=None, handler="main.handler", params=None, user=None, **fields):
     """A Function with one deployed code version, stored the way the services store it."""
     data = make_zip(files or {"main.py": HELLO})

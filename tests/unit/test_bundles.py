@@ -16,6 +16,7 @@ from functions.bundles.errors import BundleError
 from functions.bundles.handler import handler_path, validate_handler
 from functions.bundles.metadata import MetadataError, ScheduleEntry, parse_import_metadata, read_import_metadata
 from functions.bundles.names import validate_event_parameters, validate_function_name, validate_secret_names
+from tests.factories import zip_of_zeros
 
 HANDLER = "def main(event, context):\n    return {'ok': True}\n"
 
@@ -139,16 +140,9 @@ def test_it_stops_a_zip_bomb_whose_header_lies_about_its_size():
 
 @pytest.mark.slow
 def test_it_stops_a_201_mb_zip_bomb_at_the_default_limit():
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("function.py", HANDLER)
-        with zf.open("bomb.bin", "w") as member:
-            zeros = b"\0" * (1024 * 1024)
-            for _ in range(201):
-                member.write(zeros)
-        zf.getinfo("bomb.bin").file_size = 100
-    buf.seek(0)
+    buf = zip_of_zeros({"function.py": HANDLER}, "bomb.bin", 201, declared_size=100)
     assert "larger than 200 MB when uncompressed" in error_of(inspect_bundle, buf).message
+
 
 def test_it_stops_a_zip_bomb_spread_over_many_members():
     files = {f"part{i}.bin": b"\0" * 400_000 for i in range(3)}

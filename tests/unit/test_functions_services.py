@@ -15,7 +15,7 @@ from functions import services
 from functions.audit import AuditAction
 from functions.models import AuditEntry, CodeVersion, Function, Run, RunStatus
 from secrets_vault.services import secret_names
-from tests.factories import make_run, make_zip
+from tests.factories import make_run, make_zip, zip_of_zeros
 
 HELLO = "def handler(event, context):\n    return {'ok': True}\n"
 
@@ -160,15 +160,7 @@ def _corrupt_zip():
 
 
 def _over_200_mb_uncompressed():
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("main.py", HELLO)
-        with archive.open("data.bin", "w") as member:
-            zeros = b"\0" * (1024 * 1024)
-            for _ in range(201):
-                member.write(zeros)
-    buffer.seek(0)
-    return buffer
+    return zip_of_zeros({"main.py": HELLO}, "data.bin", 201)
 
 
 def _over_50_mb():
