@@ -4,6 +4,9 @@ Decisions where the contract is silent: only stored and deflate compression
 are accepted (what every zip tool writes by default, and zlib lets us bound
 memory while decompressing); members are streamed with a shared budget, so a
 zip bomb that lies in its headers stops at the limit.
+
+``open_zip``, ``scan`` and ``read_whole`` are shared with the handler and
+metadata modules, which each read one member of the zip.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ _SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "d
 
 @dataclass(frozen=True)
 class Limits:
+    """Every limit a bundle check applies; the handler's and the metadata's are read through read_whole."""
+
     max_compressed_bytes: int = MAX_COMPRESSED_BYTES
     max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES
     max_entries: int = MAX_ENTRIES
