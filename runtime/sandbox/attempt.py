@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
+from storage.sizes import format_bytes
+
 from .bwrap import AWS_CONFIG, AWS_CONFIG_PATH, AWS_PORT, AWS_SOCKET_DIR, DEFAULT_BLOCKED_NETWORKS
 from .contract import (
     CODE_PATH,
@@ -113,12 +115,6 @@ def prepare_temp_dir(path: Path) -> None:
                 shutil.rmtree(entry.path, onexc=retry_writable)
             else:
                 os.unlink(entry.path)
-
-
-def _mb(n: int) -> str:
-    if n % MB == 0:
-        return f"{n // MB} MB"
-    return f"{n / MB:.1f} MB" if n >= 10 * MB else f"{n} bytes"
 
 
 class Attempt:
@@ -421,7 +417,7 @@ class Attempt:
         oom = f"Out of memory (limit {limits.memory_mb} MB)"
         header = self.result_header if self.result_complete() else None
         if self.output_exceeded:
-            return self._result("failed", f"Output limit of {_mb(limits.max_output_bytes)} exceeded")
+            return self._result("failed", f"Output limit of {format_bytes(limits.max_output_bytes)} exceeded")
         if header is not None:
             status = header.get("status")
             if status == "ok":
