@@ -4,6 +4,7 @@ from django.urls import include, path
 from accounts import views as account_views
 
 from .health import healthz
+from .views import favicon
 
 handler403 = "accounts.views.permission_denied"
 
@@ -26,4 +27,5 @@ urlpatterns = [
     path("o/<int:org_id>/", account_views.org_home, name="org_home"),
     path("o/<int:org_id>/settings/", include(org_settings)),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
 ]

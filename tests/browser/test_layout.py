@@ -1,0 +1,110 @@
+"""The frame every page shares, at a laptop's width and a phone's: the sidebar folds into a menu,
+nothing widens the page, a skip link comes first, and the favicon is there."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import PASSWORD
+from tests.factories import make_function
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WIDTHS = {"laptop": 1440, "phone": 390}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def screen(request, browser, live_server, users):
+    """A signed-in page at 1440 or 390 pixels wide (the test runs at both)."""
+    width = WIDTHS[request.param]
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto("/login/")
+    page.fill("input[name=username]", users["full_admin"].email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    page.width = width
+    yield page
+    context.close()
+
+
+# What sticks out on the right, to name in a failure.
+WIDER = """() => [...document.querySelectorAll("body *")]
+  .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1 && true)
+  .slice(0, 8).map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)} ${getComputedStyle(el).overflowX} ${getComputedStyle(el).display}`)"""
+
+
+def page_width(page):
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def test_no_page_is_wider_than_the_screen(screen, org, artifacts_dir):
+    make_function(org, "fleet-report-with-a-long-name", description="Sends the weekly fleet report " * 4,
+                  params={"SamsaraFunctionLoggerLevel": "INFO", "region": "north"})
+    base = f"/o/{org.id}/settings"
+    pages = {
+        "functions": f"{base}/developer/functions/",
+        "function": f"{base}/developer/functions/fleet-report-with-a-long-name/",
+        "runs": f"{base}/developer/functions/fleet-report-with-a-long-name/runs/",
+        "logs": f"{base}/developer/functions/fleet-report-with-a-long-name/logs/",
+        "secrets": f"{base}/developer/functions/fleet-report-with-a-long-name/secrets/",
+        "storage": f"{base}/developer/functions/storage/",
+        "create": f"{base}/developer/functions/new/",
+        "org-logs": f"{base}/developer/logs/",
+        "members": f"{base}/members/",
+        "roles": f"{base}/roles/",
+    }
+    for name, address in pages.items():
+        screen.goto(address)
+        screen.screenshot(path=artifacts_dir / f"{name}.png", full_page=True)
+        assert page_width(screen) <= screen.width, (name, page_width(screen), screen.evaluate(WIDER))
+
+
+def test_the_sidebar_folds_into_a_menu_on_a_phone(screen, org, artifacts_dir):
+    screen.goto(f"/o/{org.id}/settings/members/")
+    sidebar = screen.get_by_role("navigation", name="Settings")
+    menu = screen.get_by_role("button", name="Menu")
+    if screen.width >= 1000:
+        expect(sidebar).to_be_visible()
+        expect(menu).to_be_hidden()
+        return
+    expect(sidebar).to_be_hidden()
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    menu.click()
+    expect(sidebar).to_be_visible()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    screen.screenshot(path=artifacts_dir / "menu-open.png", full_page=True)
+    sidebar.get_by_role("link", name="Roles").click()
+    expect(screen).to_have_url(f"{screen.url.split('/o/')[0]}/o/{org.id}/settings/roles/")
+    expect(screen.get_by_role("navigation", name="Settings")).to_be_hidden()
+    # Escape closes it again and gives the focus back to the button.
+    menu.click()
+    screen.keyboard.press("Escape")
+    expect(sidebar).to_be_hidden()
+    expect(menu).to_be_focused()
+
+
+def test_the_first_tab_stop_skips_to_the_content(screen, org, artifacts_dir):
+    screen.goto(f"/o/{org.id}/settings/developer/functions/")
+    screen.keyboard.press("Tab")
+    skip = screen.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    screen.screenshot(path=artifacts_dir / "skip-link.png")
+    screen.keyboard.press("Enter")
+    expect(screen.locator("main")).to_be_focused()
+    # The next Tab lands in the page's content, not back in the header.
+    screen.keyboard.press("Tab")
+    assert screen.evaluate("document.activeElement.closest('main') !== null")
+
+
+def test_every_page_has_a_favicon(screen, org):
+    screen.goto(f"/o/{org.id}/settings/developer/functions/")
+    icons = screen.locator("link[rel=icon]")
+    expect(icons).to_have_count(2)
+    for href in icons.evaluate_all("links => links.map(l => l.href)"):
+        assert screen.request.get(href).status == 200
+    answer = screen.request.get("/favicon.ico")
+    assert answer.status == 200 and answer.headers["content-type"] == "image/x-icon"
+    assert answer.body()[:4] == b"\x00\x00\x01\x00"  # an ICO file
