@@ -1,8 +1,10 @@
 """The rules for names: a Function's, an event parameter's, a secret's.
 
 Decisions where the contract is silent: event parameter and secret names are
-at most 128 characters; event parameter names may not start with
-``SamsaraFunction`` (the runtime's own keys).
+at most 128 characters. The contract's rule: an event parameter may not be
+named ``SamsaraFunctionTriggerSource`` or ``SamsaraFunctionCorrelationId`` (the
+platform sets them on every run); other ``SamsaraFunction*`` names are allowed,
+as Samsara's own examples use them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from .errors import BundleError
 FUNCTION_NAME_MAX_LENGTH = 35
 IMPORT_NAME_MIN_LENGTH = 3
 MAX_PARAM_NAME_LENGTH = 128
-RESERVED_PARAM_PREFIX = "SamsaraFunction"
+# The event keys the platform sets on every run (CONTRACT.md "Invocation"); any other
+# SamsaraFunction* name is the Function's own (Samsara's examples set SamsaraFunctionLoggerLevel).
+RESERVED_PARAM_NAMES = frozenset({"SamsaraFunctionTriggerSource", "SamsaraFunctionCorrelationId"})
 # What the secrets vault accepts as a secret's name (the one rule, used by both).
 SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -39,7 +43,7 @@ def validate_function_name(name: object, *, min_length: int = 1) -> str:
     return name
 
 
-def _check_key_name(name: object, kind: str, *, reserved_prefix: str | None) -> tuple[str | None, str | None]:
+def _check_key_name(name: object, kind: str, *, reserved: frozenset[str] = frozenset()) -> tuple[str | None, str | None]:
     """(stripped name, None) or (None, problem)."""
     if not isinstance(name, str):
         return None, f"{kind} name must be text, not {json_type(name)}"
@@ -48,8 +52,9 @@ def _check_key_name(name: object, kind: str, *, reserved_prefix: str | None) -> 
         return None, f"{kind} name is empty"
     if len(stripped) > MAX_PARAM_NAME_LENGTH:
         return None, f"{kind} name is {len(stripped)} characters long; the limit is {MAX_PARAM_NAME_LENGTH}"
-    if reserved_prefix and stripped.startswith(reserved_prefix):
-        return None, f"{kind} name {stripped!r} starts with {reserved_prefix!r}, which is reserved for the runtime's own keys"
+    if stripped in reserved:
+        return None, (f"{kind} name {stripped!r} is reserved: the platform sets it on every run "
+                      "(the trigger source and the correlation id); choose another name")
     return stripped, None
 
 
@@ -57,7 +62,7 @@ def check_params(pairs: Iterable[tuple[object, object]], path) -> tuple[dict[str
     result: dict[str, str] = {}
     errors: list[tuple[str, str]] = []
     for index, (name, value) in enumerate(pairs):
-        key, problem = _check_key_name(name, "Event parameter", reserved_prefix=RESERVED_PARAM_PREFIX)
+        key, problem = _check_key_name(name, "Event parameter", reserved=RESERVED_PARAM_NAMES)
         where = path(index, key if key is not None else name)
         if problem:
             errors.append((where, problem))
@@ -73,7 +78,7 @@ def check_params(pairs: Iterable[tuple[object, object]], path) -> tuple[dict[str
 
 
 def validate_event_parameters(pairs: list[tuple[object, object]]) -> dict[str, str]:
-    """Names non-empty (stripped), unique, <= 128 chars, not ``SamsaraFunction*``; values str.
+    """Names non-empty (stripped), unique, <= 128 chars, not one of RESERVED_PARAM_NAMES; values str.
 
     Raises BundleError(field="params") listing every bad entry (also in ``.errors``).
     """
@@ -91,7 +96,7 @@ def validate_secret_names(names: Iterable[object]) -> tuple[str, ...]:
     result: list[str] = []
     errors: list[tuple[str, str]] = []
     for index, name in enumerate(names):
-        key, problem = _check_key_name(name, "Secret", reserved_prefix=None)
+        key, problem = _check_key_name(name, "Secret")
         if problem is None and not SECRET_NAME_RE.match(key):
             problem = f"Secret {key!r} may only contain letters A-Z and a-z, digits, '_', '.' and '-'"
         if problem is None and key in result:

@@ -154,12 +154,12 @@ def test_a_refused_create_shows_what_to_fix_and_keeps_the_chosen_zip(sign_in, or
     page.get_by_label("Name", exact=True).fill("my greeter")
     page.get_by_label("Handler").fill("main.handler")
     page.get_by_label("Code package (.zip)").set_input_files(bundle)
-    page.get_by_label("Parameter name").first.fill("SamsaraFunctionName")
+    page.get_by_label("Parameter name").first.fill("SamsaraFunctionTriggerSource")
     page.get_by_label("Parameter value").first.fill("x")
     page.get_by_role("button", name="Create Function").click()
 
     expect(page.get_by_text("Function name 'my greeter' contains ' '")).to_be_visible()
-    expect(page.get_by_text("which is reserved for the runtime's own keys")).to_be_visible()
+    expect(page.get_by_text("is reserved: the platform sets it on every run")).to_be_visible()
     expect(page.get_by_test_id("staged-bundle")).to_contain_text("greeter.zip")
     page.screenshot(path=artifacts_dir / "create-errors.png", full_page=True)
 

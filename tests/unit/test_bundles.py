@@ -530,15 +530,15 @@ def test_it_accepts_event_parameters():
 
 def test_it_rejects_bad_event_parameters_naming_each_one():
     err = error_of(validate_event_parameters, [
-        ("region", "us"), ("region", "eu"), ("  ", "x"), ("SamsaraFunctionName", "x"), ("limit", 5),
+        ("region", "us"), ("region", "eu"), ("  ", "x"), ("SamsaraFunctionCorrelationId", "x"), ("limit", 5),
         ("n" * 129, "x"),
     ])
     assert err.field == "params"
     assert err.errors == [
         ("params[1]", "Event parameter 'region' appears more than once; names must be unique"),
         ("params[2]", "Event parameter name is empty"),
-        ("params[3]", "Event parameter name 'SamsaraFunctionName' starts with 'SamsaraFunction', which is "
-                      "reserved for the runtime's own keys"),
+        ("params[3]", "Event parameter name 'SamsaraFunctionCorrelationId' is reserved: the platform sets it "
+                      "on every run (the trigger source and the correlation id); choose another name"),
         ("params[4]", "Event parameter 'limit' must have a string value, not a number"),
         ("params[5]", "Event parameter name is 129 characters long; the limit is 128"),
     ]

@@ -213,7 +213,8 @@ def test_it_requires_a_bundle(org):
         ([("A", "1"), ("A", "2")], "Event parameter 'A' appears more than once; names must be unique"),
         ([("A", 1)], "Event parameter 'A' must have a string value, not a number"),
         ([("A", None)], "Event parameter 'A' must have a string value, not null"),
-        ({"SamsaraFunctionName": "x"}, "starts with 'SamsaraFunction', which is reserved"),
+        ({"SamsaraFunctionTriggerSource": "x"}, "is reserved: the platform sets it on every run"),
+        ({"SamsaraFunctionCorrelationId": "x"}, "is reserved: the platform sets it on every run"),
         ([("A",)], "Each event parameter needs a name and a value."),
     ],
 )

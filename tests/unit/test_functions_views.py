@@ -293,7 +293,7 @@ def test_an_empty_list_invites_writers_to_create(member, org, users):
         ({"bundle": ""}, "Choose the code package (.zip) to upload."),
         ({"param_name": ["A", "A"], "param_value": ["1", "2"]}, "appears more than once; names must be unique"),
         ({"param_name": ["", "B"], "param_value": ["1", "2"]}, "Event parameter name is empty"),
-        ({"param_name": ["SamsaraFunctionName"], "param_value": ["x"]}, "reserved for the runtime"),
+        ({"param_name": ["SamsaraFunctionTriggerSource"], "param_value": ["x"]}, "the platform sets it on every run"),
         ({"timeout_seconds": "901"}, "from 1 to 900"),
         ({"timeout_seconds": "soon"}, "The timeout must be a whole number of seconds from 1 to 900."),
     ],
