@@ -19,3 +19,19 @@ def code_spans(text):
     escaped = str(conditional_escape(text))  # the span's text is escaped with the rest
     return mark_safe(_CODE_SPAN.sub(r"<code>\1</code>", escaped))
 
+
+
+@register.filter
+def duration(milliseconds):
+    """A duration as a person reads it: 840 ms, 3.25 s, 12.4 s, 2 min 5 s; "—" when unknown."""
+    if milliseconds is None or milliseconds == "":
+        return "—"
+    ms = int(milliseconds)
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 10_000:
+        return f"{ms / 1000:.2f} s"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"

@@ -111,6 +111,11 @@ class AuditEntry(models.Model):
         indexes = [models.Index(fields=["function", "-created_at"], name="audit_function_time_idx")]
 
 
+# A run's and an attempt's reason hold the whole error message (wrapped on the
+# run page), up to this many characters.
+REASON_MAX_LENGTH = 2000
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -160,7 +165,7 @@ class Run(models.Model):
     # JSON text of the handler's return value, as the handler returned it.
     return_value = models.TextField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
-    reason = models.CharField(max_length=500, blank=True)
+    reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True)
     peak_memory_mb = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -206,7 +211,7 @@ class Attempt(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempt_rows")
     number = models.PositiveSmallIntegerField()
     outcome = models.CharField(max_length=12, choices=AttemptOutcome.choices, default=AttemptOutcome.RUNNING)
-    reason = models.CharField(max_length=500, blank=True)
+    reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     peak_memory_mb = models.FloatField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.db.models import Sum
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from accounts.access import function_for, run_for
@@ -45,12 +49,27 @@ def _overrides_from_post(post: QueryDict, stored: dict[str, str]) -> dict[str, s
     return overrides
 
 
+def _rows_of_run(request: HttpRequest, org_id: int, name: str, stored: dict[str, str]) -> tuple[list[dict], Run]:
+    """"Run again": the Function's parameters with that run's overrides, and the keys it added; (rows, run)."""
+    try:
+        correlation_id = uuid.UUID(request.GET.get("again", ""))
+    except ValueError:
+        raise Http404("No such run.") from None
+    run, _ = run_for(request.user, org_id, name, correlation_id)
+    overrides = run.overrides or {}
+    rows = [{"name": k, "value": overrides.get(k, v), "stored": True} for k, v in stored.items()]
+    rows += [{"name": k, "value": v, "stored": False} for k, v in overrides.items() if k not in stored]
+    return rows, run
+
+
 @login_required
 def trigger(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, _ = function_for(request.user, org_id, name, write=True)
     stored = function.parameters_dict
     rows = [{"name": k, "value": v, "stored": True} for k, v in stored.items()]
-    error = None
+    error = again = None
+    if request.method != "POST" and request.GET.get("again"):
+        rows, again = _rows_of_run(request, org_id, name, stored)
     if request.method == "POST":
         try:
             overrides = _overrides_from_post(request.POST, stored)
@@ -70,7 +89,7 @@ def trigger(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
         "functions/run_trigger.html",
         {
             "function": function, "can_write": True, "tab": "runs", "rows": rows, "error": error,
-            "missing_secrets": secrets_missing_values(function=function),
+            "missing_secrets": secrets_missing_values(function=function), "again": again,
         },
         status=400 if error else 200,
     )
@@ -79,7 +98,10 @@ def trigger(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
 @login_required
 def run_list(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
-    runs = function.runs.select_related("triggered_by").order_by("-created_at", "-id")
+    # The run's duration is every attempt's, not only the last one's.
+    runs = function.runs.select_related("triggered_by").annotate(total_ms=Sum("attempt_rows__duration_ms")).order_by(
+        "-created_at", "-id"
+    )
     status, trigger_source = request.GET.get("status", ""), request.GET.get("trigger", "")
     if status in RunStatus.values:
         runs = runs.filter(status=status)
@@ -98,7 +120,22 @@ def run_list(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
 
 
 def _status_context(run: Run) -> dict[str, Any]:
-    return {"run": run, "attempt_rows": list(run.attempt_rows.all())}
+    attempts = list(run.attempt_rows.all())
+    durations = [a.duration_ms for a in attempts if a.duration_ms is not None]
+    return {"run": run, "attempt_rows": attempts, "total_ms": sum(durations) if durations else None}
+
+
+def _logs_url(run: Run) -> str:
+    """This run's entries in the Logs tab, over the minutes it ran (its default range may not reach back)."""
+    params = {"run": str(run.correlation_id)}
+    if run.is_finished and run.finished_at:
+        def stamp(value):
+            return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+        params["start"] = stamp(run.created_at - timedelta(seconds=1))
+        params["end"] = stamp(run.finished_at + timedelta(minutes=1))
+    url = reverse("functions:logs", kwargs={"org_id": run.organization_id, "name": run.function.name})
+    return f"{url}?{urlencode(params)}"
 
 
 @login_required
@@ -121,6 +158,7 @@ def run_detail(request: HttpRequest, org_id: int, name: str, correlation_id: uui
             "last_id": entries[-1].id if entries else 0,
             "event_json": json.dumps(run.event, indent=2),
             "return_value": return_value,
+            "logs_url": _logs_url(run),
         },
     )
 

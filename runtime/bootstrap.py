@@ -21,7 +21,8 @@ Protocol (the Function's stdout and stderr are left alone: they are its logs):
     after which the process exits at once with os._exit(0): like Lambda, the
     attempt ends when the handler returns, whatever threads it left behind.
 A ``sys.exit()`` or a crash in the handler sends no result; the parent reports
-the exit code or signal.
+the exit code or signal. The handler's error is not printed here: it travels in
+the result, and the worker logs it as one entry with its traceback in order.
 
 The in-run AWS endpoint: when the payload has ``aws`` (socket, port,
 config_file, credentials), bootstrap binds 127.0.0.1:<port> (port 0: any free
@@ -264,15 +265,6 @@ def _error(exc, error_type=None, message=None):
     }
 
 
-def _log_error(error):
-    # Like Lambda, the failure also goes to the Function's log.
-    try:
-        sys.stderr.write(f"[ERROR] {error['type']}: {error['message']}\n{error['traceback']}")
-        sys.stderr.flush()
-    except Exception:
-        pass
-
-
 def _load_handler(code_dir, handler):
     """Resolve ``path/to/module.function`` (CONTRACT.md) to the function.
 
@@ -343,6 +335,7 @@ def main(argv):
 def _run_attempt(payload_fd, result_fd):
     os.set_inheritable(result_fd, False)
     _send(result_fd, {"type": "started"})
+    _watch_for_samsara()
 
     import json
 
@@ -387,14 +380,12 @@ def _run_attempt(payload_fd, result_fd):
 
     handler, error = _load_handler(code_dir, handler_spec)
     if error is not None:
-        _log_error(error)
         finish({"type": "result", "status": "error", "error": error})
 
     try:
         value = handler(event, context)
     except Exception as exc:  # SystemExit and KeyboardInterrupt end the process
         error = _error(exc)
-        _log_error(error)
         finish({"type": "result", "status": "error", "error": error})
 
     try:
@@ -408,6 +399,67 @@ def _run_attempt(payload_fd, result_fd):
     if len(body) > max_return:
         finish({"type": "result", "status": "too_large", "size": len(body)})
     finish({"type": "result", "status": "ok", "length": len(body)}, body)
+
+
+# --------------------------------------------------------------------------
+# Samsara's guide spelling (CONTRACT.md "Invocation")
+
+class _SamsaraGuideSpelling:
+    """Samsara's guide writes ``import samsara; samsara.Function()``, which the
+    published SDK does not export (it lives in ``samsara.function``). This
+    meta path finder watches only for the top-level ``samsara`` and, when the
+    one found is the runtime environment's SDK (never a bundled samsara.py or
+    package, which still wins as it comes first on sys.path), lets
+    ``samsara.Function`` resolve to ``samsara.function.Function`` on first
+    use. Nothing else of the SDK changes and nothing more is imported until the
+    attribute is read; it works the same cold and in a warm environment, whose
+    preloaded samsara the children inherit."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "samsara" or path is not None:
+            return None
+        spec = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is _SamsaraGuideSpelling or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                break
+        loader = getattr(spec, "loader", None)
+        origin = getattr(spec, "origin", None) or ""
+        if loader is None or not hasattr(loader, "exec_module") or not origin.startswith(sys.prefix + os.sep):
+            return spec
+        exec_module = loader.exec_module
+
+        def exec_then_alias(module):
+            del loader.exec_module  # the loader is the SDK's own again once it has run
+            exec_module(module)
+            _alias_function(module)
+
+        loader.exec_module = exec_then_alias
+        return spec
+
+
+def _alias_function(module):
+    sdk_getattr = module.__dict__.get("__getattr__")  # the SDK's lazy attributes (PEP 562)
+
+    def __getattr__(name):
+        if name == "Function":
+            import importlib
+
+            return importlib.import_module(module.__name__ + ".function").Function
+        if sdk_getattr is not None:
+            return sdk_getattr(name)
+        raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+
+    module.__getattr__ = __getattr__
+
+
+def _watch_for_samsara():
+    if _SamsaraGuideSpelling not in sys.meta_path:
+        sys.meta_path.insert(0, _SamsaraGuideSpelling)
 
 
 # --------------------------------------------------------------------------
@@ -605,6 +657,7 @@ def _zygote(argv):
     # (no mqueue mount): none at all.
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     dev_before, keys_before = _dev_entries(), _keyrings()
+    _watch_for_samsara()  # before the preload imports samsara, so the children inherit the alias
     preloaded = _preload(argv) if len(argv) < 5 else False
     import gc
 

@@ -27,7 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from functions.bundles.archive import extract_bundle
-from functions.models import Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus
+from functions.models import REASON_MAX_LENGTH, Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus
 from logs.models import Stream
 from logs.services import log_entries_write
 from secrets_vault.services import secrets_redactor
@@ -234,12 +234,12 @@ class AttemptChannel:
     def _entry(self, timestamp: datetime, stream: str, message: str) -> tuple[datetime, str, str]:
         return (timestamp, stream, message)
 
-    def add_platform_line(self, message: str) -> None:
+    def add_platform_line(self, message: str, *, stream: str = Stream.PLATFORM) -> None:
         # Platform lines quote the Function (its error in the REPORT line): redacted too.
         # Never waits for room: the database thread itself adds some.
         with self.backlog_room:
             self.backlog += 1
-        self.queue.put([self._entry(timezone.now(), Stream.PLATFORM, self.redact(message))])
+        self.queue.put([self._entry(timezone.now(), stream, self.redact(message))])
 
     def close(self) -> None:
         """No more output: let serve_until_closed return once it has written everything."""
@@ -372,6 +372,10 @@ def run_execute(*, run_id: int) -> Recorded | None:
     channel.serve_until_closed()
     executor.join()
     result = outcome["result"]
+    if result.error:
+        # The error the runtime reports is one entry whose lines stay in order, as
+        # Lambda logs it; only what the Function itself prints is a line per entry.
+        channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
     channel.add_platform_line(report_line(run, attempt, result))
     channel.close()
     channel.serve_until_closed()
@@ -387,13 +391,27 @@ def _platform_failure(reason: str) -> sandbox.AttemptResult:
 
 
 def report_line(run: Run, attempt: Attempt, result: sandbox.AttemptResult) -> str:
-    """Lambda's REPORT line, with the attempt and the outcome."""
+    """Lambda's REPORT line, with the attempt and the outcome (one line: the reason's first)."""
     memory = f"{result.peak_memory_mb:.0f} MB" if result.peak_memory_mb is not None else "unknown"
+    reason = (result.reason or "").strip().partition("\n")[0]
     return (
         f"REPORT RequestId: {run.correlation_id} Attempt: {attempt.number}/{run.max_attempts} "
         f"Duration: {result.duration_ms} ms Memory Size: {run.memory_mb} MB Max Memory Used: {memory} "
-        f"Outcome: {result.outcome}" + (f" Reason: {result.reason}" if result.outcome != "succeeded" else "")
+        f"Outcome: {result.outcome}" + (f" Reason: {reason}" if result.outcome != "succeeded" else "")
     )
+
+
+def error_entry(error: dict) -> str:
+    """The attempt's error as Lambda logs it: "[ERROR] Type: message" and the traceback, one entry."""
+    text = f"[ERROR] {error.get('type', 'Error')}: {error.get('message', '')}"
+    traceback = (error.get("traceback") or "").rstrip("\n")
+    return f"{text}\n{traceback}" if traceback else text
+
+
+def _capped(reason: str) -> str:
+    if len(reason) <= REASON_MAX_LENGTH:
+        return reason
+    return reason[: REASON_MAX_LENGTH - 1] + "…"
 
 
 def _redacted_error(error: dict | None, redact: Callable[[str], str]) -> dict | None:
@@ -410,7 +428,7 @@ def run_record_attempt(
     outcome = {"succeeded": AttemptOutcome.SUCCEEDED, "timed_out": AttemptOutcome.TIMED_OUT}.get(
         result.outcome, AttemptOutcome.FAILED
     )
-    reason = redact(result.reason or "")[:500]
+    reason = _capped(redact(result.reason or ""))
     resend: tuple[Resend, ...] = ()
     with transaction.atomic():
         closed = Attempt.objects.filter(pk=attempt.pk, outcome=AttemptOutcome.RUNNING).update(

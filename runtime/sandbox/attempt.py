@@ -431,8 +431,10 @@ class Attempt:
                 elif kind.startswith("Runtime."):
                     reason = message
                 else:
-                    first = message.strip().splitlines()[0] if message.strip() else ""
-                    reason = f"Handler raised {kind}: {first[:500]}" if first else f"Handler raised {kind}"
+                    # The whole message: its cause is often on the second line (botocore's
+                    # "Parameter validation failed:"). The run record caps it.
+                    text = message.strip()
+                    reason = f"Handler raised {kind}: {text}" if text else f"Handler raised {kind}"
                 return self._result("failed", reason, error=error)
             if status == "unserializable":
                 return self._result("failed", f"Return value is not JSON serialisable: {header.get('message')}")

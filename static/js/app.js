@@ -36,3 +36,27 @@ document.addEventListener("keydown", (event) => {
   const toggle = document.querySelector(`[data-nav-toggle][aria-controls="${menu.id}"]`);
   if (toggle) { toggle.setAttribute("aria-expanded", "false"); toggle.focus(); }
 });
+// Copy buttons: data-copy names the element whose text is copied.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  const text = source.textContent.trim();
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    copied = true;
+  } catch (error) {
+    // Not a secure context (plain http on another host): select it, and copy the old way.
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    copied = document.execCommand && document.execCommand("copy");
+  }
+  const label = button.dataset.label || (button.dataset.label = button.textContent);
+  button.textContent = copied ? "Copied" : "Selected: press Ctrl+C";
+  setTimeout(() => { button.textContent = label; }, 2000);
+});

@@ -48,3 +48,47 @@ def sign_in(page, users):
         return page
 
     return sign_in_as
+
+
+# Every page must read well on a laptop and on a phone (TEAM.md).
+WIDTHS = {"laptop": 1440, "phone": 390}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def screen(request, browser, live_server):
+    """A page 1440 or 390 pixels wide (a test using it runs at both); `screen.width` says which.
+    `screen.sign_in(user)` signs in through the form."""
+    from tests.conftest import PASSWORD
+
+    width = WIDTHS[request.param]
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.width = width
+    page.phone = width < 700
+
+    def sign_in(user):
+        page.goto("/login/")
+        page.fill("input[name=username]", user.email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        return page
+
+    page.sign_in = sign_in
+    yield page
+    context.close()
+
+
+
+# The elements sticking out past the right edge of the screen, to name in a failure.
+_WIDER = """() => [...document.querySelectorAll("body *")]
+  .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1)
+  .slice(0, 8).map((el) => `${el.tagName.toLowerCase()}.${el.className} (right edge ${Math.round(el.getBoundingClientRect().right)} px)`)"""
+
+
+def assert_fits(page, what="the page"):
+    """The page is no wider than the screen: nothing makes it scroll sideways (a table or a log may
+    scroll inside its own box)."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{what} is {width} px wide: {page.evaluate(_WIDER)}"

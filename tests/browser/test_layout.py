@@ -4,42 +4,14 @@ nothing widens the page, a skip link comes first, and the favicon is there."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD
 from tests.factories import make_function
+
+from .conftest import assert_fits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WIDTHS = {"laptop": 1440, "phone": 390}
-
-
-@pytest.fixture(params=list(WIDTHS))
-def screen(request, browser, live_server, users):
-    """A signed-in page at 1440 or 390 pixels wide (the test runs at both)."""
-    width = WIDTHS[request.param]
-    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto("/login/")
-    page.fill("input[name=username]", users["full_admin"].email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    page.width = width
-    yield page
-    context.close()
-
-
-# What sticks out on the right, to name in a failure.
-WIDER = """() => [...document.querySelectorAll("body *")]
-  .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1 && true)
-  .slice(0, 8).map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)} ${getComputedStyle(el).overflowX} ${getComputedStyle(el).display}`)"""
-
-
-def page_width(page):
-    return page.evaluate("document.documentElement.scrollWidth")
-
-
-def test_no_page_is_wider_than_the_screen(screen, org, artifacts_dir):
+def test_no_page_is_wider_than_the_screen(screen, users, org, artifacts_dir):
+    screen.sign_in(users["full_admin"])
     make_function(org, "fleet-report-with-a-long-name", description="Sends the weekly fleet report " * 4,
                   params={"SamsaraFunctionLoggerLevel": "INFO", "region": "north"})
     base = f"/o/{org.id}/settings"
@@ -58,10 +30,11 @@ def test_no_page_is_wider_than_the_screen(screen, org, artifacts_dir):
     for name, address in pages.items():
         screen.goto(address)
         screen.screenshot(path=artifacts_dir / f"{name}.png", full_page=True)
-        assert page_width(screen) <= screen.width, (name, page_width(screen), screen.evaluate(WIDER))
+        assert_fits(screen, name)
 
 
-def test_the_sidebar_folds_into_a_menu_on_a_phone(screen, org, artifacts_dir):
+def test_the_sidebar_folds_into_a_menu_on_a_phone(screen, users, org, artifacts_dir):
+    screen.sign_in(users["full_admin"])
     screen.goto(f"/o/{org.id}/settings/members/")
     sidebar = screen.get_by_role("navigation", name="Settings")
     menu = screen.get_by_role("button", name="Menu")
@@ -85,7 +58,8 @@ def test_the_sidebar_folds_into_a_menu_on_a_phone(screen, org, artifacts_dir):
     expect(menu).to_be_focused()
 
 
-def test_the_first_tab_stop_skips_to_the_content(screen, org, artifacts_dir):
+def test_the_first_tab_stop_skips_to_the_content(screen, users, org, artifacts_dir):
+    screen.sign_in(users["full_admin"])
     screen.goto(f"/o/{org.id}/settings/developer/functions/")
     screen.keyboard.press("Tab")
     skip = screen.get_by_role("link", name="Skip to content")
@@ -99,7 +73,8 @@ def test_the_first_tab_stop_skips_to_the_content(screen, org, artifacts_dir):
     assert screen.evaluate("document.activeElement.closest('main') !== null")
 
 
-def test_every_page_has_a_favicon(screen, org):
+def test_every_page_has_a_favicon(screen, users, org):
+    screen.sign_in(users["full_admin"])
     screen.goto(f"/o/{org.id}/settings/developer/functions/")
     icons = screen.locator("link[rel=icon]")
     expect(icons).to_have_count(2)
