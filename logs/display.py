@@ -9,7 +9,7 @@ from django.utils.html import escape
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from .queries import CUSTOM_RANGE, PRESETS, LogSort, format_utc, organization_tz
+from .queries import CUSTOM_RANGE, PRESETS, LogSort, format_utc, organization_tz, parse_timestamp
 
 __all__ = ["organization_tz"]
 
@@ -80,31 +80,46 @@ def entries_for_page(entries, *, organization, query, page_url):
     return shaped
 
 
+def picker_time(value, tz):
+    """A time as the date pickers (<input type=datetime-local>) hold it: local, with a T, to the second."""
+    return value.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def form_for_query(query):
     """The form's values for a valid query: times in the organization's zone, as the inputs accept them."""
     tz = organization_tz(query.organization)
     return {
         "range": query.preset or CUSTOM_RANGE,
-        "start": local_time(query.start, tz),
-        "end": local_time(query.end, tz),
+        "start": picker_time(query.start, tz),
+        "end": picker_time(query.end, tz),
         "q": query.text,
         "sort": str(query.sort),
         "run": str(query.correlation_id) if query.correlation_id else "",
+        "stream": query.stream,
     }
 
 
-def form_as_typed(params):
-    """The form's values exactly as the user sent them, so a mistake can be corrected rather than retyped."""
+def form_as_typed(params, tz=UTC):
+    """The form's values as the user sent them, so a mistake can be corrected rather than retyped
+    (a time the date pickers can hold is shown in them; the error quotes any other)."""
     preset = params.get("range", "")
     if not preset:
         preset = CUSTOM_RANGE if params.get("start") or params.get("end") else "24h"
+
+    def as_picked(raw):
+        try:
+            return picker_time(parse_timestamp(raw, tz), tz)
+        except ValueError:
+            return raw
+
     return {
         "range": preset if preset in PRESETS or preset == CUSTOM_RANGE else CUSTOM_RANGE,
-        "start": params.get("start", ""),
-        "end": params.get("end", ""),
+        "start": as_picked(params.get("start", "")),
+        "end": as_picked(params.get("end", "")),
         "q": params.get("q", ""),
         "sort": params.get("sort", "") or LogSort.NEWEST,
         "run": params.get("run", ""),
+        "stream": params.get("stream", ""),
     }
 
 

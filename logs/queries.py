@@ -33,7 +33,7 @@ from django.db.models import CharField, F, Func, Q, QuerySet
 from accounts.models import Organization
 from functions.models import Function, Run
 
-from .models import LogEntry
+from .models import LogEntry, Stream
 from .search import MessageContains
 
 # CONTRACT.md, "Logs": a query covers at most 7 days and returns at most 1,000 entries.
@@ -102,6 +102,8 @@ class LogQuery:
     limit: int = MAX_LIMIT
     # The preset that produced start and end ("" when given explicitly), for the form.
     preset: str = ""
+    # One stream (stdout, stderr, platform) or "" for all.
+    stream: str = ""
 
     def without_cursor(self) -> LogQuery:
         return replace(self, after=None)
@@ -115,6 +117,8 @@ class LogQuery:
             params["sort"] = self.sort
         if self.correlation_id:
             params["run"] = str(self.correlation_id)
+        if self.stream:
+            params["stream"] = self.stream
         if after:
             params["after"] = after
         return params
@@ -258,6 +262,7 @@ def log_query_build(
     preset: str = "",
     now: datetime | None = None,
     names: Mapping[str, str] | None = None,
+    stream: str = "",
 ) -> LogQuery:
     """A validated LogQuery from typed values (aware datetimes, a cursor string or None).
 
@@ -265,7 +270,7 @@ def log_query_build(
     `names` maps this module's field names (start, end, q, sort, run, after,
     limit) to the caller's (a caller with its own names, such as `startTime`, gets them in errors).
     """
-    names = {**{k: k for k in ("start", "end", "q", "sort", "run", "after", "limit")}, **(names or {})}
+    names = {**{k: k for k in ("start", "end", "q", "sort", "run", "after", "limit", "stream")}, **(names or {})}
     now = now or datetime.now(UTC)
     tz = organization_tz(organization)
     errors = {}
@@ -291,6 +296,8 @@ def log_query_build(
         text = ""
     if sort not in LogSort.values:
         errors[names["sort"]] = ["Sort by -time (newest first), time (oldest first) or message."]
+    if stream and stream not in Stream.values:
+        errors[names["stream"]] = ["Choose the stream stdout, stderr or platform (the platform's own lines, such as REPORT), or all."]
     if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         errors[names["limit"]] = [f"The limit must be a whole number from 1 to {MAX_LIMIT:,}."]
     cursor = None
@@ -303,7 +310,7 @@ def log_query_build(
         raise ValidationError(errors)
     return LogQuery(
         organization=organization, function=function, start=start, end=end, text=text, sort=LogSort(sort),
-        correlation_id=correlation_id, after=cursor, limit=limit, preset=preset,
+        correlation_id=correlation_id, after=cursor, limit=limit, preset=preset, stream=stream or "",
     )
 
 
@@ -318,9 +325,10 @@ def parse_log_query(
     """The dashboard's query string (CONTRACT.md, "Dashboard addresses") as a LogQuery.
 
     Keys: `start`, `end` (ISO 8601; without an offset, in the organization's
-    time zone), `q`, `sort`, `run`, `after`, and `range`, a preset (15m, 1h,
-    24h, 7d) that wins over start and end. Nothing given means the last 24
-    hours. Raises ValidationError({key: [message]}) for every bad key.
+    time zone), `q`, `sort`, `run`, `after`, `stream`, and `range`, a preset
+    (15m, 1h, 24h, 7d) that wins over start and end. Nothing given means the
+    last 24 hours; `range=custom` with an empty start or end says which is
+    missing. Raises ValidationError({key: [message]}) for every bad key.
     """
     now = now or datetime.now(UTC)
     tz = organization_tz(organization)
@@ -337,10 +345,14 @@ def parse_log_query(
         end = now if not now.microsecond else now.replace(microsecond=0) + timedelta(seconds=1)
         start = end - PRESETS[preset][0]
     else:
+        custom = preset == CUSTOM_RANGE
         preset = ""
         for key in ("start", "end"):
             raw = params.get(key, "") or ""
             if not raw.strip():
+                if custom:
+                    # Chosen "Custom" and left a field empty: say so rather than guess a range.
+                    errors[key] = [f"Enter the {key} of the custom range, or choose one of the ranges offered."]
                 continue
             try:
                 value = parse_timestamp(raw, tz)
@@ -368,6 +380,7 @@ def parse_log_query(
             organization=organization, function=function, start=start, end=end, text=params.get("q", "") or "",
             sort=params.get("sort", "") or LogSort.NEWEST, correlation_id=correlation_id,
             after=params.get("after", "") or None, limit=limit, preset=preset, now=now,
+            stream=(params.get("stream", "") or "").strip(),
         )
     except ValidationError as invalid:
         # A field that did not parse keeps its own message, not "required".
@@ -400,6 +413,8 @@ def _matching(query: LogQuery) -> QuerySet[LogEntry]:
         entries = LogEntry.objects.filter(function=query.function)
     else:
         entries = LogEntry.objects.filter(organization=query.organization)
+    if query.stream:
+        entries = entries.filter(stream=query.stream)
     return entries
 
 

@@ -26,6 +26,7 @@ from accounts.models import Organization
 from functions.models import Function, Run
 
 from . import display
+from .models import Stream
 from .queries import CUSTOM_RANGE, PRESETS, LogQuery, LogSort, log_page, log_stream_chunks, parse_log_query
 
 # The "load more" link asks for rows only, as JSON, with this header.
@@ -94,8 +95,8 @@ def _explorer(
             return JsonResponse({"errors": errors}, status=400)
         return render(
             request, template,
-            {**context, "form": display.form_as_typed(request.GET), "errors": errors, "presets": _presets(),
-             "sorts": LogSort.choices, "tz": tz, "urls": urls, "org_wide": function is None},
+            {**context, "form": display.form_as_typed(request.GET, tz), "errors": errors, "presets": _presets(),
+             "sorts": LogSort.choices, "streams": _streams(), "tz": tz, "urls": urls, "org_wide": function is None},
             status=400,
         )
     page = log_page(query)
@@ -112,12 +113,18 @@ def _explorer(
         **context,
         "query": query, "entries": entries, "next_url": next_url, "searched_until": searched_until,
         "form": display.form_for_query(query), "errors": {}, "presets": _presets(), "sorts": LogSort.choices,
+        "streams": _streams(),
         "tz": tz, "urls": urls, "org_wide": org_wide,
         "download_url": f"{urls['json']}?{urlencode(query.address_params())}",
         "share_url": request.build_absolute_uri(f"{urls['page']}?{urlencode(query.address_params())}"),
         "range_text": display.range_text(query, tz), "sort_label": LogSort(query.sort).label,
         "run_notice": _run_notice(query, function, urls) if query.correlation_id and not entries and not query.after else None,
     })
+
+
+def _streams() -> list[tuple[str, str]]:
+    return [("", "All streams"), (Stream.STDOUT, "stdout"), (Stream.STDERR, "stderr"),
+            (Stream.PLATFORM, "platform (REPORT lines)")]
 
 
 def _presets() -> list[tuple[str, str]]:

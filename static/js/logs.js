@@ -18,11 +18,13 @@
   sync();
 
   // Only the keys that mean something go into the address, so a shared link reads well.
+  // "Custom" stays when a time is missing, so the page can say which.
   form.addEventListener("submit", () => {
+    const timesGiven = [...times].every((input) => input.value.trim() !== "");
     for (const field of form.elements) {
       if (!field.name) continue;
       const unneeded = field.value.trim() === ""
-        || (field.name === "range" && field.value === "custom")
+        || (field.name === "range" && field.value === "custom" && timesGiven)
         || (field.name === "sort" && field.value === "-time")
         || (field.dataset.time !== undefined && range.value !== "custom");
       if (unneeded) field.disabled = true;

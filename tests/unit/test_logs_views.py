@@ -144,9 +144,12 @@ def test_bad_input_gets_a_clear_message_and_the_page_keeps_the_input(admin_clien
     assert message in page.replace("&#x27;", "'").replace("&quot;", '"')
     assert "never shown on an error" not in page
     assert response.context["errors"][field]
+    # A time the date pickers can hold is shown in them, in the organization's zone (America/Chicago).
+    picked = {"2026-11-20T10:00Z": "2026-11-20T04:00:00", "2026-11-20T09:00Z": "2026-11-20T03:00:00",
+              "2000-01-01T00:00Z": "1999-12-31T18:00:00", "2000-01-02T00:00Z": "2000-01-01T18:00:00"}
     for key, value in params.items():
         if key in ("start", "end", "q", "run"):
-            assert f'name="{key}" value="{value}"' in page
+            assert f'name="{key}" value="{picked.get(value, value)}"' in page
 
 
 def test_a_range_over_7_days_is_refused_on_the_page_and_the_download(admin_client, function):
@@ -299,3 +302,54 @@ def test_entries_stay_after_a_page_is_read(admin_client, function, run, now):
     admin_client.get(fn_url("logs", function))
     download(admin_client.get(fn_url("logs_json", function)))
     assert LogEntry.objects.count() == 1
+
+
+# --- stream filter and custom ranges ----------------------------------------------------------
+
+
+def test_the_stream_filter_keeps_one_stream_on_the_page_and_the_download(admin_client, function, run, now):
+    add(run, (now - timedelta(minutes=3), "printed"))
+    add(run, (now - timedelta(minutes=2), "warned"), stream="stderr")
+    add(run, (now - timedelta(minutes=1), "REPORT RequestId: x"), stream="platform")
+    for stream, expected in (("stdout", ["printed"]), ("stderr", ["warned"]), ("platform", ["REPORT RequestId: x"]),
+                             ("", ["REPORT RequestId: x", "warned", "printed"])):
+        response = admin_client.get(fn_url("logs", function), {"stream": stream} if stream else {})
+        assert [e["message"] for e in response.context["entries"]] == expected, stream
+        assert [e["message"] for e in download(admin_client.get(fn_url("logs_json", function), {"stream": stream}))] == \
+            expected
+        if stream:
+            # The filter is part of the address: "load more", the download and the shared link keep it.
+            assert f"stream={stream}" in response.context["download_url"]
+            assert f"stream={stream}" in response.context["share_url"]
+
+
+def test_an_unknown_stream_is_refused_with_the_choices(admin_client, function):
+    response = admin_client.get(fn_url("logs", function), {"stream": "stdin"})
+    assert response.status_code == 400
+    assert response.context["errors"]["stream"] == [
+        "Choose the stream stdout, stderr or platform (the platform's own lines, such as REPORT), or all."]
+
+
+@pytest.mark.parametrize("params, missing", [
+    ({"range": "custom"}, ["start", "end"]),
+    ({"range": "custom", "start": "2026-11-26T08:00"}, ["end"]),
+    ({"range": "custom", "end": "2026-11-26T08:00", "q": "kept"}, ["start"]),
+])
+def test_a_custom_range_with_an_empty_field_says_what_is_missing(admin_client, function, run, now, params, missing):
+    add(run, (now - timedelta(minutes=5), "never shown on an error"))
+    response = admin_client.get(fn_url("logs", function), params)
+    assert response.status_code == 400
+    assert sorted(response.context["errors"]) == sorted(missing)
+    for key in missing:
+        assert response.context["errors"][key] == [
+            f"Enter the {key} of the custom range, or choose one of the ranges offered."]
+    page = response.content.decode()
+    assert "never shown on an error" not in page
+    assert '<option value="custom" selected>' in page
+
+
+def test_the_range_is_shown_in_date_pickers(admin_client, function):
+    page = admin_client.get(fn_url("logs", function), {"start": "2026-11-26T08:00:00Z", "end": "2026-11-26T09:30:15Z"}).content.decode()
+    # America/Chicago, to the second, as <input type=datetime-local> holds it.
+    assert 'type="datetime-local" step="1" name="start" value="2026-11-26T02:00:00"' in page
+    assert 'type="datetime-local" step="1" name="end" value="2026-11-26T03:30:15"' in page
