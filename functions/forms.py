@@ -143,6 +143,9 @@ class UploadForm(forms.Form):
         required=False, initial=True, label="Deploy it now",
         help_text="Unticked, the version is stored and you can deploy it later from the version list.",
     )
+    # A zip already checked and kept by an earlier try (as on Create).
+    staged_sha256 = forms.CharField(required=False, widget=forms.HiddenInput)
+    staged_filename = forms.CharField(required=False, widget=forms.HiddenInput)
 
 
 class ImportForm(forms.Form):

@@ -237,8 +237,15 @@ def _clean_parameters(event_parameters: ParameterInput, errors: _Errors) -> list
     return [{"name": name, "value": value} for name, value in clean.items()]
 
 
-def _check_bundle(bundle: BinaryIO | None, handler: str | None, errors: _Errors) -> BundleInfo | None:
-    """BundleInfo when the zip is sound and ``handler`` is defined in it; errors added otherwise."""
+def _check_bundle(
+    bundle: BinaryIO | None, handler: str | None, errors: _Errors, *, code_errors_on: str = "handler"
+) -> BundleInfo | None:
+    """BundleInfo when the zip is sound and ``handler`` is defined in it; errors added otherwise.
+
+    ``code_errors_on`` names the field a missing handler file or function, or a
+    syntax error, is reported on: the handler's when one was typed, else the
+    code package's (the handler kept from before is not what the user changed).
+    """
     if bundle is None:
         errors.add("bundle", "Choose the code package (.zip) to upload.")
         return None
@@ -251,7 +258,10 @@ def _check_bundle(bundle: BinaryIO | None, handler: str | None, errors: _Errors)
         try:
             validate_handler(bundle, handler)
         except BundleError as exc:
-            _add_bundle_error(errors, exc, "handler")
+            if exc.field == "handler":
+                errors.add(code_errors_on, exc.message)
+            else:
+                _add_bundle_error(errors, exc, "handler")
             return None
     return info
 
@@ -645,7 +655,7 @@ def code_version_upload(
     message = _clean_message(message, errors)
     handler = None if handler is None or (isinstance(handler, str) and not handler.strip()) else handler
     target_handler = function.handler if handler is None else _clean_handler_format(handler, errors)
-    info = _check_bundle(bundle, target_handler, errors)
+    info = _check_bundle(bundle, target_handler, errors, code_errors_on="handler" if handler is not None else "bundle")
     errors.raise_if_any()
 
     key = package_key(function.organization, info.sha256)

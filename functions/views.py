@@ -409,25 +409,51 @@ def _version(function: Function, number: int) -> CodeVersion:
 @login_required
 def version_upload(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name, write=True)
+    organization = function.organization
     posted = request.method == "POST"
     form = UploadForm(request.POST if posted else None, request.FILES if posted else None, initial={"deploy": True})
+    uploaded = request.FILES.get("bundle") if posted else None
     if posted and form.is_valid():
         data = form.cleaned_data
+        staged = None
         try:
+            if uploaded is None and data["staged_sha256"]:
+                staged = services.staged_upload_open(organization=organization, sha256=data["staged_sha256"])
             version = services.code_version_upload(
-                function=function, actor=request.user, bundle=request.FILES.get("bundle"),
+                function=function, actor=request.user, bundle=uploaded or staged,
                 message=data["message"], deploy=data["deploy"], handler=data["handler"] or None,
             )
         except ValidationError as error:
             _apply_errors(form, error)
         else:
+            if data["staged_sha256"]:
+                services.staged_upload_delete(organization=organization, sha256=data["staged_sha256"])
             if data["deploy"]:
                 messages.success(request, f"Uploaded version {version.number} and deployed it: the next run uses it.")
             else:
                 messages.success(request, f"Uploaded version {version.number}. Deploy it from the list when ready.")
             return redirect("functions:detail", org_id=org_id, name=function.name)
+        finally:
+            if staged is not None:
+                staged.close()
+    if posted:
+        # As on Create: a sound zip is kept for the next try, so fixing the handler or the
+        # message does not mean choosing the file again; a zip that is itself wrong is not.
+        form.data = form.data.copy()
+        if uploaded is not None and "bundle" not in form.errors:
+            try:
+                info = services.staged_upload_save(organization=organization, bundle=uploaded)
+            except ValidationError as error:
+                _apply_errors(form, error)
+            else:
+                form.data["staged_sha256"], form.data["staged_filename"] = info.sha256, uploaded.name
+        if "bundle" in form.errors:
+            form.data["staged_sha256"] = form.data["staged_filename"] = ""
     return render(
-        request, "functions/upload.html", _frame(function, can_write, "overview", form=form),
+        request, "functions/upload.html",
+        _frame(function, can_write, "overview", form=form,
+               staged_sha256=form.data.get("staged_sha256", "") if posted else "",
+               staged_filename=form.data.get("staged_filename", "") if posted else ""),
         status=400 if form.errors else 200,
     )
 

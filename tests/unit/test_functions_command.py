@@ -76,7 +76,7 @@ def test_the_handler_is_required_on_creation(org, zip_path):
         (["--handler", "main.nope"], "--handler: main.py has no top-level function named 'nope'"),
         (["--handler", "main.handler", "--timeout", "901"], "--timeout: The timeout must be a whole number of seconds from 1 to 900"),
         (["--handler", "main.handler", "--param", "A"], "--param 'A' is not KEY=VALUE"),
-        (["--handler", "main.handler", "--param", "SamsaraFunctionX=1"], "reserved for the runtime"),
+        (["--handler", "main.handler", "--param", "SamsaraFunctionCorrelationId=1"], "the platform sets it on every run"),
         (["--handler", "main.handler", "--param", "A=1", "--param", "A=2"], "appears more than once"),
     ],
 )

@@ -285,7 +285,11 @@ def test_an_upload_without_deploy_keeps_the_running_version(org):
 def test_an_upload_is_checked_against_the_handler_that_will_run_it(org):
     function = create(org)
     error = refusal(services.code_version_upload, function=function, actor=None, bundle=bundle({"other.py": HELLO}))
-    assert "needs the file main.py" in messages_of(error, "handler")
+    # The handler was kept: what is wrong is the code, so the code package is named.
+    assert "needs the file main.py" in messages_of(error, "bundle")
+    error = refusal(services.code_version_upload, function=function, actor=None, bundle=bundle({"other.py": HELLO}),
+                    handler="others.handler")
+    assert "needs the file others.py" in messages_of(error, "handler")
     version = services.code_version_upload(
         function=function, actor=None, bundle=bundle({"other.py": HELLO}), handler="other.handler"
     )

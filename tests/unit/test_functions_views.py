@@ -551,3 +551,25 @@ def test_import_needs_the_metadata_file(admin_client, org):
 def test_import_refuses_a_bad_zip(admin_client, org):
     response = admin_client.post(url("create", org) + "?import=1", {"bundle": upload(b"\x1f\x8b\x08 gzip")})
     assert response.status_code == 400 and "is a gzip file" in response.content.decode()
+
+
+def test_a_refused_upload_keeps_a_sound_zip_and_shows_code_errors_under_the_code_package(admin_client, org, fn):
+    # A syntax error in the handler's file is the code's fault: it is shown under the code package.
+    broken = zip_bytes({"main.py": "def handler(event, context)\n    return 1\n"})
+    response = admin_client.post(url("version_upload", org, fn), {"bundle": upload(broken), "deploy": "on"})
+    assert response.status_code == 400
+    assert response.context["form"].errors["bundle"] and "handler" not in response.context["form"].errors
+    assert "main.py line 1" in response.context["form"].errors["bundle"][0]
+    assert response.context["staged_sha256"] == ""  # a wrong zip is not kept
+    # A sound zip refused for another field (a typed handler it lacks) is kept for the next try.
+    good = zip_bytes({"app.py": HELLO})
+    response = admin_client.post(url("version_upload", org, fn),
+                                 {"bundle": upload(good), "handler": "ap.handler", "message": "v3", "deploy": "on"})
+    assert response.status_code == 400 and response.context["form"].errors["handler"]
+    staged = response.context["staged_sha256"]
+    assert staged and 'data-testid="staged-bundle"' in response.content.decode()
+    response = admin_client.post(url("version_upload", org, fn), {
+        "staged_sha256": staged, "staged_filename": "code.zip", "handler": "app.handler", "message": "v3", "deploy": "on"})
+    assert response.status_code == 302
+    fn.refresh_from_db()
+    assert fn.deployed_version.number == 3 and fn.handler == "app.handler"
