@@ -1,5 +1,6 @@
 import zoneinfo
 
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -140,6 +141,13 @@ class MembershipQuerySet(models.QuerySet):
     def full_admins(self):
         return self.filter(builtin_role=BuiltinRole.FULL_ADMIN)
 
+    def pending(self):
+        """Invitations not accepted yet: the account has no password and was never signed in to."""
+        return self.filter(user__last_login__isnull=True, user__password__startswith=UNUSABLE_PASSWORD_PREFIX)
+
+    def accepted(self):
+        return self.exclude(pk__in=self.pending().values("pk"))
+
 
 class Membership(models.Model):
     """A user's place in one organization: exactly one role, built-in or custom."""
@@ -151,6 +159,10 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = MembershipQuerySet.as_manager()
+
+    @property
+    def is_pending(self):
+        return self.user.last_login is None and not self.user.has_usable_password()
 
     class Meta:
         ordering = ["user__email"]

@@ -135,6 +135,39 @@ def membership_remove(*, membership: Membership, actor_membership: Membership) -
         membership.delete()
 
 
+def invitation_send(*, membership: Membership, link: str) -> None:
+    """Mail the set-password link of an invitation (the page shows it too, for installations without mail)."""
+    membership.user.email_user(
+        f"You have been invited to {membership.organization.name}",
+        f"Set your password for {membership.user.email} and sign in: {link}",
+    )
+
+
+def _pending(membership: Membership, actor_membership: Membership, verb: str) -> None:
+    if not actor_membership.is_full_admin:
+        raise ValidationError(f"Only a Full Admin can {verb} invitations.")
+    if not membership.is_pending:
+        raise ValidationError(
+            f"{membership.user.email} has already accepted the invitation: change their role or remove them above."
+        )
+
+
+def invitation_resend(*, membership: Membership, actor_membership: Membership, link: str) -> None:
+    _pending(membership, actor_membership, "resend")
+    invitation_send(membership=membership, link=link)
+
+
+def invitation_revoke(*, membership: Membership, actor_membership: Membership) -> None:
+    """Withdraw an invitation nobody accepted: the membership goes, and the account with it when it
+    belongs nowhere else (so its set-password link leads nowhere)."""
+    _pending(membership, actor_membership, "revoke")
+    with transaction.atomic():
+        user = membership.user
+        membership.delete()
+        if not user.memberships.exists():
+            user.delete()
+
+
 def _clean_role_fields(
     *,
     organization: Organization,

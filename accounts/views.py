@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
@@ -68,12 +69,27 @@ def _set_password_link(request: HttpRequest, user: User) -> str:
     return request.build_absolute_uri(reverse("password_reset_confirm", args=[uid, token]))
 
 
+class SetPasswordView(auth_views.PasswordResetConfirmView):
+    """The invitation's set-password page; afterwards the sign-in page confirms it."""
+
+    success_url = "/login/"
+    post_reset_login = False
+
+    def form_valid(self, form: forms.Form) -> HttpResponse:
+        response = super().form_valid(form)
+        messages.success(self.request, f"Your password is set. Sign in as {form.user.email}.")
+        return response
+
+
+# The set-password link of the invitation just made, shown once on the page after the redirect.
+INVITE_LINK_SESSION_KEY = "accounts.invite_link"
+
+
 @login_required
 def members(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.ADMINISTRATION)
     organization = membership.organization
     invite_form = InviteForm(organization=organization)
-    invite_link = None
     if request.method == "POST":
         membership = require(request.user, org_id, Area.ADMINISTRATION, write=True)
         invite_form = InviteForm(request.POST, organization=organization)
@@ -89,28 +105,58 @@ def members(request: HttpRequest, org_id: int) -> HttpResponse:
             else:
                 email = new_membership.user.email
                 if created:
-                    invite_link = _set_password_link(request, new_membership.user)
-                    new_membership.user.email_user(
-                        f"You have been invited to {organization.name}",
-                        f"Set your password and sign in: {invite_link}",
-                    )
+                    link = _set_password_link(request, new_membership.user)
+                    services.invitation_send(membership=new_membership, link=link)
+                    request.session[INVITE_LINK_SESSION_KEY] = {"email": email, "link": link}
                     messages.success(request, f"Invited {email}. Send them the link below to set a password.")
                 else:
                     messages.success(request, f"Added {email} to {organization.name}.")
-                    return redirect("accounts:members", org_id=org_id)
-    rows = Membership.objects.filter(organization=organization).select_related("user", "custom_role")
+                # A fresh, empty form (and a reload does not invite twice).
+                return redirect("accounts:members", org_id=org_id)
+    members_of = Membership.objects.filter(organization=organization).select_related("user", "custom_role")
     return render(
         request,
         "accounts/members.html",
         {
-            "rows": rows,
+            "rows": members_of.accepted().order_by("user__email"),
+            "pending": members_of.pending().order_by("-created_at"),
             "invite_form": invite_form,
-            "invite_link": invite_link,
+            "invite": request.session.pop(INVITE_LINK_SESSION_KEY, None) if request.method == "GET" else None,
             "role_choices": _role_choices(organization),
             "can_write": membership.is_full_admin,
         },
         status=400 if invite_form.errors else 200,
     )
+
+
+@login_required
+@require_POST
+def invitation_resend(request: HttpRequest, org_id: int, pk: int) -> HttpResponse:
+    actor = require(request.user, org_id, Area.ADMINISTRATION, write=True)
+    target = _member_of(org_id, pk)
+    link = _set_password_link(request, target.user)
+    try:
+        services.invitation_resend(membership=target, actor_membership=actor, link=link)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        request.session[INVITE_LINK_SESSION_KEY] = {"email": target.user.email, "link": link}
+        messages.success(request, f"Sent the invitation to {target.user.email} again.")
+    return redirect("accounts:members", org_id=org_id)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, org_id: int, pk: int) -> HttpResponse:
+    actor = require(request.user, org_id, Area.ADMINISTRATION, write=True)
+    target = _member_of(org_id, pk)
+    try:
+        services.invitation_revoke(membership=target, actor_membership=actor)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Revoked the invitation of {target.user.email}: its link no longer works.")
+    return redirect("accounts:members", org_id=org_id)
 
 
 def _member_of(org_id: int, pk: int) -> Membership:

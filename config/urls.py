@@ -19,11 +19,7 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path(
-        "reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(success_url="/login/", post_reset_login=False),
-        name="password_reset_confirm",
-    ),
+    path("reset/<uidb64>/<token>/", account_views.SetPasswordView.as_view(), name="password_reset_confirm"),
     path("o/<int:org_id>/", account_views.org_home, name="org_home"),
     path("o/<int:org_id>/settings/", include(org_settings)),
     path("healthz", healthz, name="healthz"),

@@ -1,10 +1,13 @@
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 
 from accounts import services
 from accounts.access import Area, access_level
-from accounts.models import Access, BuiltinRole, CustomRole, Membership, Organization
+from accounts.models import Access, BuiltinRole, CustomRole, Membership, Organization, User
 from tests.conftest import READ_STATUS, ROLES
 
 
@@ -183,10 +186,14 @@ def test_another_organizations_role_is_a_404(admin_client, org, other_org):
 
 def test_a_full_admin_invites_a_new_member_and_gets_a_set_password_link(admin_client, org, mailoutbox):
     response = admin_client.post(url("accounts:members", org), {"email": "New.Person@Example.com", "role": "read_only_admin"})
-    assert response.status_code == 200
+    assert response.status_code == 302  # and a reload of the page does not invite twice
     membership = Membership.objects.get(user__email="new.person@example.com", organization=org)
     assert membership.builtin_role == BuiltinRole.READ_ONLY_ADMIN
-    assert "/reset/" in response.content.decode() and len(mailoutbox) == 1
+    page = admin_client.get(response["Location"])
+    assert "/reset/" in page.content.decode() and len(mailoutbox) == 1
+    # The form is empty again; the link is shown once.
+    assert page.context["invite_form"].data == {}
+    assert "/reset/" not in admin_client.get(url("accounts:members", org)).content.decode()
 
 
 def test_inviting_with_a_custom_role(admin_client, org):
@@ -295,3 +302,89 @@ def test_membership_add_refuses_an_unknown_role(org):
 def test_membership_add_refuses_a_bad_email(org):
     with pytest.raises(ValidationError, match="not a valid e-mail"):
         services.membership_add(organization=org, email="not-an-email", role="full_admin")
+
+
+# --- pending invitations ------------------------------------------------------------------
+
+
+def invite(client, org, email="pending@example.com", role="read_only_admin"):
+    client.post(url("accounts:members", org), {"email": email, "role": role})
+    return Membership.objects.get(user__email=email, organization=org)
+
+
+def test_pending_invitations_are_listed_apart_until_accepted(admin_client, org):
+    pending = invite(admin_client, org)
+    page = admin_client.get(url("accounts:members", org))
+    assert list(page.context["pending"]) == [pending]
+    assert pending not in list(page.context["rows"])
+    user = pending.user
+    user.set_password("a-long-new-password-1")
+    user.save()
+    page = admin_client.get(url("accounts:members", org))
+    assert list(page.context["pending"]) == [] and pending in list(page.context["rows"])
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_only_a_full_admin_resends_or_revokes_an_invitation(member, admin_client, org, role, mailoutbox):
+    pending = invite(admin_client, org)
+    mailoutbox.clear()
+    for action in ("accounts:invitation_resend", "accounts:invitation_revoke"):
+        response = member(role).post(reverse(action, kwargs={"org_id": org.id, "pk": pending.pk}))
+        if role != "full_admin":
+            assert response.status_code == (404 if role == "outsider" else 403)
+    if role == "full_admin":
+        assert len(mailoutbox) == 1 and "/reset/" in mailoutbox[0].body
+        assert not Membership.objects.filter(pk=pending.pk).exists()
+        assert not User.objects.filter(email="pending@example.com").exists()
+    else:
+        assert not mailoutbox and Membership.objects.filter(pk=pending.pk).exists()
+
+
+def test_resending_shows_a_new_link_and_revoking_makes_every_link_stop_working(admin_client, org):
+    client = Client()  # the invitee's browser, not the admin's
+    pending = invite(admin_client, org)
+    first = admin_client.get(url("accounts:members", org))  # the page after the invite's redirect has no link left
+    response = admin_client.post(reverse("accounts:invitation_resend", kwargs={"org_id": org.id, "pk": pending.pk}),
+                                 follow=True)
+    body = response.content.decode()
+    assert "Sent the invitation to pending@example.com again." in body and first.status_code == 200
+    link = re.search(r'id="invite-link">([^<]+)<', body).group(1)
+    assert client.get(link, follow=True).context["validlink"] is True
+    admin_client.post(reverse("accounts:invitation_revoke", kwargs={"org_id": org.id, "pk": pending.pk}))
+    assert Client().get(link, follow=True).context["validlink"] is False
+
+
+def test_an_accepted_invitation_cannot_be_revoked_as_one(admin_client, users, org):
+    member_ = Membership.objects.get(user=users["read_only_admin"], organization=org)
+    response = admin_client.post(reverse("accounts:invitation_revoke", kwargs={"org_id": org.id, "pk": member_.pk}),
+                                 follow=True)
+    assert "has already accepted the invitation" in response.content.decode()
+    assert Membership.objects.filter(pk=member_.pk).exists()
+
+
+def test_revoking_keeps_an_account_that_belongs_to_another_organization(admin_client, org, other_org):
+    pending = invite(admin_client, org, email="shared@example.com")
+    Membership.objects.create(user=pending.user, organization=other_org, builtin_role=BuiltinRole.READ_ONLY_ADMIN)
+    admin_client.post(reverse("accounts:invitation_revoke", kwargs={"org_id": org.id, "pk": pending.pk}))
+    assert User.objects.filter(email="shared@example.com").exists()
+    assert not Membership.objects.filter(pk=pending.pk).exists()
+
+
+def test_the_set_password_page_names_the_account_and_the_sign_in_page_confirms(admin_client, org):
+    client = Client()  # the invitee's browser, not the admin's
+    invite(admin_client, org)
+    body = admin_client.get(url("accounts:members", org)).content.decode()
+    assert "pending@example.com" in body
+    link = re.search(r"http://testserver(/reset/[^<\"]+)", admin_client.post(
+        reverse("accounts:invitation_resend", kwargs={"org_id": org.id,
+                                                        "pk": Membership.objects.get(user__email="pending@example.com").pk}),
+        follow=True).content.decode()).group(1)
+    page = client.get(link, follow=True)
+    assert page.context["validlink"] and 'data-testid="account">pending@example.com<' in page.content.decode()
+    form_url = page.redirect_chain[-1][0] if page.redirect_chain else link
+    short = client.post(form_url, {"new_password1": "short", "new_password2": "short"})
+    assert short.status_code == 200 and "too short" in short.content.decode()
+    done = client.post(form_url, {"new_password1": "a-long-new-password-1", "new_password2": "a-long-new-password-1"},
+                       follow=True)
+    assert done.request["PATH_INFO"] == "/login/"
+    assert "Your password is set. Sign in as pending@example.com." in done.content.decode()
