@@ -9,8 +9,7 @@ from playwright.sync_api import expect
 
 from functions.models import Attempt, AttemptOutcome, Run, RunStatus
 from functions.run_services import run_trigger
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
-from runtime.services import run_execute
+from runtime import tasks
 from tests.factories import make_function
 
 from .conftest import assert_fits
@@ -26,16 +25,11 @@ def handler(event, context):
 '''
 
 
-@pytest.fixture(scope="module", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
-
-
 def run_until_finished(run, callbacks):
     """Every attempt in this process, as a worker would; nothing goes through the broker."""
     for _ in range(run.max_attempts):
         with callbacks(execute=False):
-            run_execute(run_id=run.pk)
+            tasks.execute_run(run.pk)
         Run.objects.filter(pk=run.pk).update(next_attempt_at=None)
         run.refresh_from_db()
         if run.is_finished:
@@ -44,7 +38,7 @@ def run_until_finished(run, callbacks):
 
 
 def test_a_failed_run_says_so_at_a_glance_with_its_whole_error(screen, users, org, settings, artifacts_dir,
-                                                               django_capture_on_commit_callbacks):
+                                                               django_capture_on_commit_callbacks, runtime_env):
     settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
     function = make_function(org, "uploader", files={"main.py": FAILING}, params={"bucket": "reports", "region": "north"})
     with django_capture_on_commit_callbacks(execute=False):

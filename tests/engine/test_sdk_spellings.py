@@ -8,13 +8,8 @@ import json
 import pytest
 
 from functions.run_services import run_trigger
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from secrets_vault.services import secret_set
 from tests.factories import make_function
-
-from .test_run_engine import run_to_end
-
-pytestmark = pytest.mark.sandbox
 
 # The handler's parent tells a warm start (the zygote, pid 2 in the namespace) from a cold one (bwrap's init, 1).
 GUIDE = """
@@ -77,20 +72,15 @@ def handler(event, context):
 """
 
 
-@pytest.fixture(scope="session", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
-
-
 @pytest.fixture(params=["cold", "warm"])
-def execute(request, django_capture_on_commit_callbacks, settings):
+def execute(request, run_to_end, settings):
     settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
     settings.FUNCTIONS_WARM_ENVIRONMENTS = request.param == "warm"
     expected_parent = 2 if request.param == "warm" else 1
 
     def execute(function):
         run = run_trigger(function=function, trigger="manual")
-        run = run_to_end(run, django_capture_on_commit_callbacks, limit=1)
+        run = run_to_end(run, limit=1)
         assert run.status == "succeeded", (run.reason, run.error and run.error.get("traceback"))
         value = json.loads(run.return_value)
         assert value.get("parent", expected_parent) == expected_parent, (request.param, value)

@@ -6,9 +6,19 @@ import pytest
 from functions.models import REASON_MAX_LENGTH
 from logs.models import LogEntry
 
-from .test_run_engine import execute  # noqa: F401 (the fixture)
+from functions.run_services import run_trigger
+from tests.factories import make_function
 
-pytestmark = pytest.mark.sandbox
+
+@pytest.fixture
+def execute(org, run_to_end, settings):
+    settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
+
+    def execute(code):
+        function = make_function(org, "fails", files={"main.py": code})
+        return run_to_end(run_trigger(function=function, trigger="manual"))
+
+    return execute
 
 CAUSE_ON_THE_SECOND_LINE = '''
 def helper():
@@ -21,8 +31,7 @@ def handler(event, context):
 '''
 
 
-def test_the_reason_keeps_the_whole_message(execute, settings):
-    settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
+def test_the_reason_keeps_the_whole_message(execute):
     run = execute(CAUSE_ON_THE_SECOND_LINE)
     assert run.status == "failed" and run.attempts == 3
     expected = "Handler raised ValueError: Parameter validation failed:\nInvalid type for parameter Bucket, value: 5"
@@ -31,7 +40,6 @@ def test_the_reason_keeps_the_whole_message(execute, settings):
 
 
 def test_the_runtime_logs_a_traceback_as_one_entry_in_order(execute, settings):
-    settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
     settings.FUNCTIONS_MAX_ATTEMPTS = 1
     run = execute(CAUSE_ON_THE_SECOND_LINE)
     entries = list(LogEntry.objects.filter(run=run).order_by("id").values_list("stream", "message"))
