@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -46,6 +47,22 @@ def _apply_errors(form: forms.Form, error: ValidationError) -> None:
             return
         error = ValidationError(rest)
     apply_service_errors(form, error)
+
+
+def _keep_sound_zip(form: forms.Form, organization: Organization, uploaded: UploadedFile | None) -> None:
+    """After a refused Create or Upload: keep a sound zip for the next try (its sha256 and name go into
+    the form's hidden fields), so fixing another field does not mean choosing the file again; a zip that
+    is itself wrong is not kept."""
+    form.data = form.data.copy()
+    if uploaded is not None and "bundle" not in form.errors:
+        try:
+            info = services.staged_upload_save(organization=organization, bundle=uploaded)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            form.data["staged_sha256"], form.data["staged_filename"] = info.sha256, uploaded.name
+    if "bundle" in form.errors:
+        form.data["staged_sha256"] = form.data["staged_filename"] = ""
 
 
 def _has_errors(form: forms.Form) -> bool:
@@ -193,17 +210,7 @@ def function_create(request: HttpRequest, org_id: int) -> HttpResponse:
                 )
             return redirect("functions:detail", org_id=organization.id, name=function.name)
 
-    form.data = form.data.copy()
-    if uploaded is not None and "bundle" not in form.errors:
-        # Keep a sound zip for the next try, so fixing a name does not mean choosing the file again.
-        try:
-            info = services.staged_upload_save(organization=organization, bundle=uploaded)
-        except ValidationError as error:
-            _apply_errors(form, error)
-        else:
-            form.data["staged_sha256"], form.data["staged_filename"] = info.sha256, uploaded.name
-    if "bundle" in form.errors:
-        form.data["staged_sha256"] = form.data["staged_filename"] = ""
+    _keep_sound_zip(form, organization, uploaded)
     return _render_create(request, form, organization, status=400)
 
 
@@ -437,18 +444,7 @@ def version_upload(request: HttpRequest, org_id: int, name: str) -> HttpResponse
             if staged is not None:
                 staged.close()
     if posted:
-        # As on Create: a sound zip is kept for the next try, so fixing the handler or the
-        # message does not mean choosing the file again; a zip that is itself wrong is not.
-        form.data = form.data.copy()
-        if uploaded is not None and "bundle" not in form.errors:
-            try:
-                info = services.staged_upload_save(organization=organization, bundle=uploaded)
-            except ValidationError as error:
-                _apply_errors(form, error)
-            else:
-                form.data["staged_sha256"], form.data["staged_filename"] = info.sha256, uploaded.name
-        if "bundle" in form.errors:
-            form.data["staged_sha256"] = form.data["staged_filename"] = ""
+        _keep_sound_zip(form, organization, uploaded)
     return render(
         request, "functions/upload.html",
         _frame(function, can_write, "overview", form=form,
