@@ -92,7 +92,7 @@ def bundles(tmp_path_factory):
 class Simulator:
     """One Function initialised in samsara-fn's simulator, in a working directory of its own."""
 
-    def __init__(self, workdir, name, bundle, *, secrets=None, region="us-west-2"):
+    def __init__(self, workdir, name, bundle, *, secrets=None, region="us-west-2", params=None):
         self.workdir, self.name = workdir, name
         self.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), "AWS_DEFAULT_REGION": region,
                     "AWS_EC2_METADATA_DISABLED": "true", "NO_COLOR": "1"}
@@ -101,6 +101,10 @@ class Simulator:
             secrets_file = workdir / ".secrets.json"
             secrets_file.write_text(json.dumps(secrets))
             args += ["--secrets", str(secrets_file)]
+        if params:
+            params_file = workdir / "parameters.json"
+            params_file.write_text(json.dumps(params))
+            args += ["--parameters", str(params_file)]
         samsara_fn(*args, cwd=workdir, env=self.env)
 
     @property
@@ -125,10 +129,11 @@ class Simulator:
 class Platform:
     """The same bundle uploaded here as a Function and run in the real sandbox."""
 
-    def __init__(self, organization, name, bundle, *, secrets=None):
+    def __init__(self, organization, name, bundle, *, secrets=None, params=None):
         with open(bundle, "rb") as package:
             self.function = function_create(organization=organization, actor=None, actor_label="compat test",
-                                            name=name, handler="function.main", bundle=package)
+                                            name=name, handler="function.main", bundle=package,
+                                            event_parameters=list((params or {}).items()))
         for key, value in (secrets or {}).items():
             secret_set(function=self.function, name=key, value=value, actor=None)
         self.temp_path = "/tmp"
@@ -234,9 +239,10 @@ def sim_bucket(simulated):
 # --- the templates ------------------------------------------------------------------------------
 
 
-def check_template(name, bundles, organization, tmp_path, capture, *, secrets=None, region="us-west-2", runs=1):
-    simulator = Simulator(tmp_path, name, bundles[name], secrets=secrets, region=region)
-    ours = Platform(organization, name, bundles[name], secrets=secrets)
+def check_template(name, bundles, organization, tmp_path, capture, *, secrets=None, region="us-west-2", runs=1,
+                   params=None):
+    simulator = Simulator(tmp_path, name, bundles[name], secrets=secrets, region=region, params=params)
+    ours = Platform(organization, name, bundles[name], secrets=secrets, params=params)
     bucket = f"samsara-functions-storage-{organization.id}"
     for _ in range(runs):
         simulated, platform = simulator.run(), ours.run(capture)
@@ -254,6 +260,10 @@ CASES = [
     pytest.param("access-bundle-content", "us", {}, id="access-bundle-content"),
     *[pytest.param("resolve-samsara-region", region, {}, id=f"resolve-samsara-region-{region}") for region in REGIONS],
     pytest.param("correlation-logging", "us", {}, id="correlation-logging"),
+    # SamsaraFunction* event parameters are the Function's own (CONTRACT.md): JSON lines at DEBUG, as simulated.
+    pytest.param("correlation-logging", "us",
+                 {"params": {"SamsaraFunctionLoggerIsJsonOut": "true", "SamsaraFunctionLoggerLevel": "DEBUG"}},
+                 id="correlation-logging-with-the-logger-parameters-samsaras-example-sets"),
 ]
 
 
