@@ -4,18 +4,43 @@ nothing widens the page, a skip link comes first, and the favicon is there."""
 import pytest
 from playwright.sync_api import expect
 
+from accounts.models import CustomRole
+from storage import services as storage_services
 from tests.factories import make_function
 
 from .conftest import assert_fits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def blob_store(settings, tmp_path):
+    """A storage folder of this test's own: test processes share DATA_DIR and reuse organization ids."""
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "storage")}}}
+
 def test_no_page_is_wider_than_the_screen(screen, users, org, artifacts_dir):
     screen.sign_in(users["full_admin"])
+    long_line = "    return {'report': 'a line of code much longer than a phone is wide, " + "x" * 120 + "'}\n"
     make_function(org, "fleet-report-with-a-long-name", description="Sends the weekly fleet report " * 4,
-                  params={"SamsaraFunctionLoggerLevel": "INFO", "region": "north"})
+                  params={"SamsaraFunctionLoggerLevel": "INFO", "region": "north"},
+                  files={"main.py": "def handler(event, context):\n" + long_line})
+    storage_services.folder_create(organization=org, prefix="reports/with-a-rather-long-folder-name/")
+    role = CustomRole.objects.get(organization=org, name="Functions viewer")
     base = f"/o/{org.id}/settings"
+    fn = f"{base}/developer/functions/fleet-report-with-a-long-name"
     pages = {
+        "edit": f"{fn}/edit/",
+        "delete": f"{fn}/delete/",
+        "upload": f"{fn}/versions/new/",
+        "version": f"{fn}/versions/1/",
+        "version-file": f"{fn}/versions/1/files/main.py",
+        "history": f"{fn}/history/",
+        "schedule": f"{fn}/schedule/",
+        "trigger": f"{fn}/run/",
+        "import": f"{base}/developer/functions/new/?import=1",
+        "folder": f"{base}/developer/functions/storage/?prefix=reports/",
+        "role-edit": f"{base}/roles/{role.pk}/",
         "functions": f"{base}/developer/functions/",
         "function": f"{base}/developer/functions/fleet-report-with-a-long-name/",
         "runs": f"{base}/developer/functions/fleet-report-with-a-long-name/runs/",
@@ -31,6 +56,11 @@ def test_no_page_is_wider_than_the_screen(screen, users, org, artifacts_dir):
         screen.goto(address)
         screen.screenshot(path=artifacts_dir / f"{name}.png", full_page=True)
         assert_fits(screen, name)
+    # And signed out: the sign-in page.
+    screen.context.clear_cookies()
+    screen.goto("/login/")
+    screen.screenshot(path=artifacts_dir / "login.png", full_page=True)
+    assert_fits(screen, "the sign-in page")
 
 
 def test_the_sidebar_folds_into_a_menu_on_a_phone(screen, users, org, artifacts_dir):
