@@ -13,8 +13,7 @@ from playwright.sync_api import expect
 from accounts.models import Membership
 from functions.models import Function
 from storage import services as storage_services
-from tests.factories import make_function, make_zip
-from tests.unit.test_logs_queries import add, make_run
+from tests.factories import add_log_lines, make_function, make_run, make_zip
 
 from .conftest import assert_fits
 
@@ -48,9 +47,9 @@ def test_logs_read_well_a_traceback_is_one_entry_and_streams_filter(screen, user
     function = make_function(org, "lookup")
     run = make_run(function)
     now = timezone.now()
-    add(run, (now - timedelta(seconds=30), "looking up the vehicle " + "with a long message " * 12))
-    add(run, (now - timedelta(seconds=20), TRACEBACK), stream="stderr")
-    add(run, (now - timedelta(seconds=10), f"REPORT RequestId: {run.correlation_id} Attempt: 1/3 Duration: 12 ms"),
+    add_log_lines(run, (now - timedelta(seconds=30), "looking up the vehicle " + "with a long message " * 12))
+    add_log_lines(run, (now - timedelta(seconds=20), TRACEBACK), stream="stderr")
+    add_log_lines(run, (now - timedelta(seconds=10), f"REPORT RequestId: {run.correlation_id} Attempt: 1/3 Duration: 12 ms"),
         stream="platform")
     screen.sign_in(users["read_only_admin"])
     screen.goto(functions_url(org, "lookup/logs/"))

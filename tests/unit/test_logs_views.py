@@ -308,9 +308,9 @@ def test_entries_stay_after_a_page_is_read(admin_client, function, run, now):
 
 
 def test_the_stream_filter_keeps_one_stream_on_the_page_and_the_download(admin_client, function, run, now):
-    add(run, (now - timedelta(minutes=3), "printed"))
-    add(run, (now - timedelta(minutes=2), "warned"), stream="stderr")
-    add(run, (now - timedelta(minutes=1), "REPORT RequestId: x"), stream="platform")
+    add_log_lines(run, (now - timedelta(minutes=3), "printed"))
+    add_log_lines(run, (now - timedelta(minutes=2), "warned"), stream="stderr")
+    add_log_lines(run, (now - timedelta(minutes=1), "REPORT RequestId: x"), stream="platform")
     for stream, expected in (("stdout", ["printed"]), ("stderr", ["warned"]), ("platform", ["REPORT RequestId: x"]),
                              ("", ["REPORT RequestId: x", "warned", "printed"])):
         response = admin_client.get(fn_url("logs", function), {"stream": stream} if stream else {})
@@ -336,7 +336,7 @@ def test_an_unknown_stream_is_refused_with_the_choices(admin_client, function):
     ({"range": "custom", "end": "2026-11-26T08:00", "q": "kept"}, ["start"]),
 ])
 def test_a_custom_range_with_an_empty_field_says_what_is_missing(admin_client, function, run, now, params, missing):
-    add(run, (now - timedelta(minutes=5), "never shown on an error"))
+    add_log_lines(run, (now - timedelta(minutes=5), "never shown on an error"))
     response = admin_client.get(fn_url("logs", function), params)
     assert response.status_code == 400
     assert sorted(response.context["errors"]) == sorted(missing)
