@@ -179,6 +179,15 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["function", "-created_at"], name="run_function_time_idx"),
             models.Index(fields=["status", "next_attempt_at"], name="run_status_next_idx"),
+            # The organization-wide Runs page, newest first.
+            models.Index(fields=["organization", "-created_at"], name="run_org_time_idx"),
+            # Run retention deletes the oldest rows across all organizations.
+            models.Index(fields=["created_at"], name="run_created_idx"),
+            # A Function's last error and its failure count, without walking its successes.
+            models.Index(
+                fields=["function", "-created_at"], name="run_function_failed_idx",
+                condition=models.Q(status__in=["failed", "timed_out"]),
+            ),
         ]
 
     def __str__(self):
