@@ -9,7 +9,8 @@ index.
 """
 
 import dataclasses
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
@@ -178,6 +179,17 @@ def monitor_figures(*, function, buckets):
     return figures
 
 
+def _aware(value):
+    """A raw row's time: SQLite hands back naive UTC (or text), PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _uuid(value):
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
 def _num(value):
     return None if value is None else float(value)
 
@@ -185,9 +197,22 @@ def _num(value):
 # --- the Functions list ------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Mark:
+    status: str
+    created_at: object
+    duration_ms: int | None
+    reason: str
+    correlation_id: object
+
+    @property
+    def label(self):
+        return RunStatus(self.status).label
+
+
 @dataclasses.dataclass
 class ListHealth:
-    marks: list = dataclasses.field(default_factory=list)   # newest first: (status, created_at, duration_ms, reason, correlation_id)
+    marks: list = dataclasses.field(default_factory=list)   # Marks, newest first
     finished_24h: int = 0
     succeeded_24h: int = 0
     p50_24h: float | None = None
@@ -217,13 +242,15 @@ def function_list_health(function_ids, *, now):
     if not function_ids:
         return health
     columns = "status, created_at, duration_ms, reason, correlation_id"
-    for function_id, *mark in _newest_per_function(function_ids, columns, "", MARKS):
-        health[function_id].marks.append(tuple(mark))
+    for function_id, status, created_at, duration_ms, reason, correlation_id in _newest_per_function(
+        function_ids, columns, "", MARKS
+    ):
+        health[function_id].marks.append(Mark(status, _aware(created_at), duration_ms, reason, _uuid(correlation_id)))
     failed = f" AND status IN ({_quoted(FAILED)})"
     for function_id, created_at, reason, correlation_id in _newest_per_function(
         function_ids, "created_at, reason, correlation_id", failed, 1
     ):
-        health[function_id].last_error = (created_at, reason, correlation_id)
+        health[function_id].last_error = (_aware(created_at), reason, _uuid(correlation_id))
     since = now - timedelta(hours=24)
     placeholders = ", ".join(["%s"] * len(function_ids))
     ctes, percentile = _percentile_parts(["fid"], (0.5,), source="d")

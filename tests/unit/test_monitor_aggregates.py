@@ -29,7 +29,7 @@ def test_the_figures_of_each_bucket_and_of_the_range_match_hand_computed_values(
 def test_the_list_shows_the_last_ten_outcomes_newest_first_and_the_last_error(function, org):
     quiet = make_function(org, "quiet")
     health = function_list_health([function.pk, quiet.pk], now=monitor_fixtures.NOW)
-    marks = [m[0] for m in health[function.pk].marks]
+    marks = [m.status for m in health[function.pk].marks]
     assert len(marks) == 10
     assert sorted(marks[:7]) == sorted(["succeeded"] * 4 + ["failed", "timed_out", "dropped"])
     assert marks[7:] == ["succeeded"] * 3
