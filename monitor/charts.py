@@ -10,7 +10,7 @@ import dataclasses
 import math
 
 WIDTH, HEIGHT = 640, 210
-LEFT, RIGHT, TOP, BOTTOM = 56, 10, 12, 30
+LEFT, RIGHT, TOP, BOTTOM = 80, 26, 14, 32
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
 
@@ -64,6 +64,8 @@ def _nice_ceiling(value):
 def format_value(value, unit):
     if value is None:
         return "—"
+    if value == 0 and unit != "%":
+        return "0"
     if unit == "ms":
         if value >= 10_000:
             return f"{value / 1000:,.1f} s"
@@ -77,6 +79,17 @@ def format_value(value, unit):
     return f"{value:,.2f}"
 
 
+def axis_value(value, unit):
+    """A tick label, short enough for the narrow margin: 2.5 s, 500 ms, 250 MB, 50 %."""
+    if value == 0:
+        return "0"
+    if unit == "ms":
+        return f"{value / 1000:g} s" if value >= 1000 else f"{value:g} ms"
+    if unit in ("MB", "%"):
+        return f"{value:g} {unit}"
+    return f"{value:g}"
+
+
 def build(chart, buckets, links, *, maximum=None):
     """Lay the chart out over the buckets; links[i] is bucket i's Runs URL (None: not linkable)."""
     n = len(buckets)
@@ -86,21 +99,30 @@ def build(chart, buckets, links, *, maximum=None):
         top = max(totals, default=0)
     else:
         top = max((v for s in chart.series for v in s.values if v is not None), default=0)
+    counts = chart.unit in ("runs", "attempts")
     if maximum is not None:
         top = maximum
-    elif chart.limit is not None and top and chart.limit <= top * 1.5:
-        top = max(top, chart.limit)     # the limit is near enough to draw on the same scale
-    top = _nice_ceiling(top * 1.05) if maximum is None else top
+    else:
+        if chart.limit is not None and top and chart.limit <= top * 1.5:
+            top = max(top, chart.limit)     # the limit is near enough to draw on the same scale
+        # Counts get whole-number ticks: a top of 2 is 0, 1, 2, never 1.25.
+        top = max(1, math.ceil(top)) if counts and top <= 4 else _nice_ceiling(top * (1 if counts else 1.05))
+        if counts and top % 2:
+            top += 1 if top > 1 else 0
 
     def y(value):
         return TOP + PLOT_H - (value / top) * PLOT_H
 
-    chart.y_ticks = [(round(y(top * f), 1), format_value(top * f, chart.unit)) for f in (0, 0.5, 1)]
+    fractions = (0, 1) if counts and top == 1 else (0, 0.5, 1)
+    chart.y_ticks = [(round(y(top * f), 1), axis_value(top * f, chart.unit)) for f in fractions]
     if chart.limit is not None and chart.limit <= top:
         chart.limit_y = round(y(chart.limit), 1)
-    every = max(1, math.ceil(n / 8))
+    # At most seven labels, counted back from the newest, so they stay legible when the chart is phone-sized.
+    labelled = [i for i, b in enumerate(buckets) if b.label]
+    every = max(1, math.ceil(len(labelled) / 7))
     chart.x_labels = [
-        (round(LEFT + slot * (i + 0.5), 1), b.label) for i, b in enumerate(buckets) if (n - 1 - i) % every == 0
+        (round(LEFT + slot * (i + 0.5), 1), buckets[i].label)
+        for k, i in enumerate(labelled) if (len(labelled) - 1 - k) % every == 0
     ]
     for i, bucket in enumerate(buckets):
         x = LEFT + slot * i

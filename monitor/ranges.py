@@ -78,7 +78,11 @@ def _label(start, end, zone, hours_per_bucket):
     a, b = start.astimezone(zone), end.astimezone(zone)
     if hours_per_bucket == 24:
         return a.strftime("%d %b"), a.strftime("%a %d %b %Y") + f" ({a:%Z})"
-    short = a.strftime("%H:%M") if hours_per_bucket == 1 else a.strftime("%a %H:%M")
+    if hours_per_bucket == 1:
+        short = a.strftime("%H:%M")
+    else:
+        # Six-hour blocks: the axis names each day once, at its first block.
+        short = a.strftime("%a %d") if a.hour == 0 else ""
     return short, f"{a:%a %d %b %Y %H:%M %Z} – {b:%H:%M %Z}"
 
 
