@@ -36,15 +36,6 @@ def _quoted(values):
     return ", ".join(f"'{getattr(v, "value", v)}'" for v in values)  # fixed TextChoices values, never user input
 
 
-def _buckets_cte(buckets, start, end):
-    """`b(idx, lo, hi)`: one row per bucket plus the TOTAL row spanning them all."""
-    rows = [(TOTAL, start, end)] + [(b.index, b.start, b.end) for b in buckets]
-    cast = "CAST(%s AS timestamptz)" if _postgres() else "%s"
-    sql = "b(idx, lo, hi) AS (VALUES " + ", ".join(f"(%s, {cast}, {cast})" for _ in rows) + ")"
-    params = [p for idx, lo, hi in rows for p in (idx, _time(lo), _time(hi))]
-    return sql, params
-
-
 def _percentile_parts(groups, p_values, source="v"):
     """(extra CTEs, SELECT) over `source(<groups>, v)`: count, max and the percentiles per group.
 
@@ -67,11 +58,6 @@ def _percentile_parts(groups, p_values, source="v"):
         f"COUNT(*) OVER (PARTITION BY {keys}) AS n FROM {source})"
     )
     return ctes, f"SELECT {keys}, MAX(n), MAX(v), {', '.join(pcts)} FROM {ranked} GROUP BY {keys}"
-
-
-def _percentile_select(groups, p_values):
-    ctes, select = _percentile_parts(groups, p_values)
-    return f"{ctes} {select}"
 
 
 def _fetch(sql, params):
@@ -124,58 +110,144 @@ class BucketFigures:
         return (self.one_attempt + 2 * self.two_attempts + 3 * self.three_attempts) / runs if runs else None
 
 
+def _bucket_case(column, buckets):
+    """(SQL, params): the bucket index of `column`, by binary search over the bucket edges.
+
+    About five comparisons a row for 30 buckets, where a join against a table
+    of buckets compares every row with every bucket.
+    """
+    cast = "CAST(%s AS timestamptz)" if _postgres() else "%s"
+    params = []
+
+    def node(lo, hi):
+        if lo == hi:
+            return str(lo)
+        mid = (lo + hi + 1) // 2
+        params.append(_time(buckets[mid].start))
+        text = f"CASE WHEN {column} < {cast} THEN "
+        left = node(lo, mid - 1)
+        right = node(mid, hi)
+        return f"{text}{left} ELSE {right} END"
+
+    return node(0, len(buckets) - 1), params
+
+
+def _lag_expression():
+    if _postgres():
+        return "CAST(EXTRACT(EPOCH FROM (r.started_at - r.scheduled_for)) * 1000 AS double precision)"
+    return "ROUND((julianday(r.started_at) - julianday(r.scheduled_for)) * 86400000.0)"
+
+
 def monitor_figures(*, function, buckets):
-    """{bucket index (TOTAL for the whole range): BucketFigures} for one Function, five queries in all."""
+    """{bucket index (TOTAL for the whole range): BucketFigures} for one Function, in three statements.
+
+    One index range scan of the Function's runs feeds every bucket and the
+    range's total (each row once with its bucket, once as TOTAL).
+    """
     start, end = buckets[0].start, buckets[-1].end
-    cte, cte_params = _buckets_cte(buckets, start, end)
-    runs_in = (
-        f"FROM b JOIN {RUN} r ON r.created_at >= b.lo AND r.created_at < b.hi "
-        "WHERE r.function_id = %s AND r.created_at >= %s AND r.created_at < %s"
+    bucket, bucket_params = _bucket_case("r.created_at", buckets)
+    in_range = "r.function_id = %s AND r.created_at >= %s AND r.created_at < %s"
+    range_params = [function.pk, _time(start), _time(end)]
+    columns = "status, attempts, duration_ms, peak_memory_mb, lag"
+    runs_cte = (
+        f"rr AS (SELECT {bucket} AS idx, r.status AS status, r.attempts AS attempts, r.duration_ms AS duration_ms, "
+        f"r.peak_memory_mb AS peak_memory_mb, CASE WHEN r.trigger = 'schedule' THEN {_lag_expression()} END AS lag "
+        f"FROM {RUN} r WHERE {in_range}), "
+        f"rows AS (SELECT idx, {columns} FROM rr UNION ALL SELECT {TOTAL}, {columns} FROM rr)"
     )
-    base_params = cte_params + [function.pk, _time(start), _time(end)]
+    params = bucket_params + range_params
     figures = {b.index: BucketFigures() for b in buckets}
     figures[TOTAL] = BucketFigures()
 
     def count_when(condition):
         return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
-    executed = f"r.status IN ({_quoted(EXECUTED)})"
+    executed = f"status IN ({_quoted(EXECUTED)})"
     counts_sql = (
-        f"WITH {cte} SELECT b.idx, COUNT(*), "
-        f"{count_when(f"r.status = '{RunStatus.SUCCEEDED.value}'")}, {count_when(f"r.status = '{RunStatus.FAILED.value}'")}, "
-        f"{count_when(f"r.status = '{RunStatus.TIMED_OUT.value}'")}, {count_when(f"r.status = '{RunStatus.DROPPED.value}'")}, "
-        f"{count_when(f"r.status IN ('{RunStatus.QUEUED.value}', '{RunStatus.RUNNING.value}')")}, "
-        f"{count_when(f'{executed} AND r.attempts = 1')}, {count_when(f'{executed} AND r.attempts = 2')}, "
-        f"{count_when(f'{executed} AND r.attempts >= 3')} "
-        f"{runs_in} GROUP BY b.idx"
+        f"WITH {runs_cte} SELECT idx, COUNT(*), "
+        f"{count_when(f"status = '{RunStatus.SUCCEEDED.value}'")}, {count_when(f"status = '{RunStatus.FAILED.value}'")}, "
+        f"{count_when(f"status = '{RunStatus.TIMED_OUT.value}'")}, {count_when(f"status = '{RunStatus.DROPPED.value}'")}, "
+        f"{count_when(f"status IN ('{RunStatus.QUEUED.value}', '{RunStatus.RUNNING.value}')")}, "
+        f"{count_when(f'{executed} AND attempts = 1')}, {count_when(f'{executed} AND attempts = 2')}, "
+        f"{count_when(f'{executed} AND attempts >= 3')} "
+        "FROM rows GROUP BY idx"
     )
-    for idx, *values in _fetch(counts_sql, base_params):
+    if _postgres():
+        return _monitor_figures_postgres(figures, bucket, in_range, params)
+    for idx, *values in _fetch(counts_sql, params):
         f = figures[idx]
         (f.total, f.succeeded, f.failed, f.timed_out, f.dropped, f.in_progress,
          f.one_attempt, f.two_attempts, f.three_attempts) = (int(v or 0) for v in values)
 
-    if _postgres():
-        lag = "CAST(EXTRACT(EPOCH FROM (r.started_at - r.scheduled_for)) * 1000 AS double precision)"
-    else:
-        lag = "ROUND((julianday(r.started_at) - julianday(r.scheduled_for)) * 86400000.0)"
     metrics = (
-        ("duration", "r.duration_ms", f"{executed} AND r.duration_ms IS NOT NULL"),
-        ("memory", "r.peak_memory_mb", f"{executed} AND r.peak_memory_mb IS NOT NULL"),
-        ("lag", lag, "r.trigger = 'schedule' AND r.scheduled_for IS NOT NULL AND r.started_at IS NOT NULL"),
+        ("duration", "duration_ms", f"{executed} AND duration_ms IS NOT NULL"),
+        ("memory", "peak_memory_mb", f"{executed} AND peak_memory_mb IS NOT NULL"),
+        ("lag", "lag", "lag IS NOT NULL"),
     )
+    ctes, selects = [runs_cte], []
     for name, value, condition in metrics:
-        sql = f"WITH {cte}, v AS (SELECT b.idx AS idx, {value} AS v {runs_in} AND {condition})" + _percentile_select(
-            ["idx"], (0.5, 0.95)
-        )
-        for idx, n, top, p50, p95 in _fetch(sql, base_params):
-            setattr(figures[idx], name, Stats(int(n), _num(top), _num(p50), _num(p95)))
+        extra, select = _percentile_parts(["idx"], (0.5, 0.95), source=f"m_{name}")
+        ctes.append(f"m_{name} AS (SELECT idx, {value} AS v FROM rows WHERE {condition}){extra}")
+        selects.append(f"SELECT '{name}' AS metric, p.* FROM ({select}) AS p")
+    metrics_sql = "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(selects)
+    for name, idx, n, top, p50, p95 in _fetch(metrics_sql, params):
+        setattr(figures[idx], name, Stats(int(n), _num(top), _num(p50), _num(p95)))
 
+    extra, select = _percentile_parts(["idx", "kind"], (0.5, 0.95), source="starts")
     startup_sql = (
-        f"WITH {cte}, v AS (SELECT b.idx AS idx, a.start_kind AS kind, a.startup_ms AS v {runs_in.replace('WHERE', f'JOIN {ATTEMPT} a ON a.run_id = r.id WHERE', 1)} "
-        "AND a.startup_ms IS NOT NULL AND a.start_kind IN ('cold', 'warm'))" + _percentile_select(["idx", "kind"], (0.5, 0.95))
+        f"WITH sa AS (SELECT {bucket} AS idx, a.start_kind AS kind, a.startup_ms AS v FROM {RUN} r "
+        f"JOIN {ATTEMPT} a ON a.run_id = r.id WHERE {in_range} "
+        "AND a.startup_ms IS NOT NULL AND a.start_kind IN ('cold', 'warm')), "
+        f"starts AS (SELECT idx, kind, v FROM sa UNION ALL SELECT {TOTAL}, kind, v FROM sa){extra} {select}"
     )
-    for idx, kind, n, top, p50, p95 in _fetch(startup_sql, base_params):
+    for idx, kind, n, top, p50, p95 in _fetch(startup_sql, params):
         setattr(figures[idx], kind, Stats(int(n), _num(top), _num(p50), _num(p95)))
+    return figures
+
+
+def _monitor_figures_postgres(figures, bucket, in_range, params):
+    """PostgreSQL reads the runs once for everything: FILTERed aggregates, and GROUPING SETS for the total."""
+    executed = f"status IN ({_quoted(EXECUTED)})"
+
+    def count_when(condition):
+        return f"COUNT(*) FILTER (WHERE {condition})"
+
+    def stats(value, condition):
+        return ", ".join(
+            [f"COUNT({value}) FILTER (WHERE {condition})", f"MAX({value}) FILTER (WHERE {condition})"]
+            + [f"percentile_cont({p}) WITHIN GROUP (ORDER BY {value}) FILTER (WHERE {condition})" for p in (0.5, 0.95)]
+        )
+
+    sql = (
+        f"SELECT GROUPING(idx), idx, COUNT(*), "
+        f"{count_when(f"status = '{RunStatus.SUCCEEDED.value}'")}, {count_when(f"status = '{RunStatus.FAILED.value}'")}, "
+        f"{count_when(f"status = '{RunStatus.TIMED_OUT.value}'")}, {count_when(f"status = '{RunStatus.DROPPED.value}'")}, "
+        f"{count_when(f"status IN ('{RunStatus.QUEUED.value}', '{RunStatus.RUNNING.value}')")}, "
+        f"{count_when(f'{executed} AND attempts = 1')}, {count_when(f'{executed} AND attempts = 2')}, "
+        f"{count_when(f'{executed} AND attempts >= 3')}, "
+        f"{stats('duration_ms', executed)}, {stats('peak_memory_mb', executed)}, {stats('lag', 'TRUE')} "
+        f"FROM (SELECT {bucket} AS idx, r.status, r.attempts, r.duration_ms, r.peak_memory_mb, "
+        f"CASE WHEN r.trigger = 'schedule' THEN {_lag_expression()} END AS lag FROM {RUN} r WHERE {in_range}) AS s "
+        "GROUP BY GROUPING SETS ((idx), ())"
+    )
+    for row in _fetch(sql, params):
+        grouped, idx, counts, rest = row[0], row[1], row[2:11], row[11:]
+        f = figures[TOTAL if grouped else idx]
+        (f.total, f.succeeded, f.failed, f.timed_out, f.dropped, f.in_progress,
+         f.one_attempt, f.two_attempts, f.three_attempts) = (int(v or 0) for v in counts)
+        for name, (n, top, p50, p95) in zip(("duration", "memory", "lag"), (rest[0:4], rest[4:8], rest[8:12])):
+            if n:
+                setattr(f, name, Stats(int(n), _num(top), _num(p50), _num(p95)))
+    sql = (
+        "SELECT GROUPING(idx), idx, kind, COUNT(*), MAX(v), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.95) WITHIN GROUP (ORDER BY v) "
+        f"FROM (SELECT {bucket} AS idx, a.start_kind AS kind, a.startup_ms AS v FROM {RUN} r "
+        f"JOIN {ATTEMPT} a ON a.run_id = r.id WHERE {in_range} "
+        "AND a.startup_ms IS NOT NULL AND a.start_kind IN ('cold', 'warm')) AS s "
+        "GROUP BY GROUPING SETS ((idx, kind), (kind))"
+    )
+    for grouped, idx, kind, n, top, p50, p95 in _fetch(sql, params):
+        setattr(figures[TOTAL if grouped else idx], kind, Stats(int(n), _num(top), _num(p50), _num(p95)))
     return figures
 
 

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('functions', '0007_run_monitor_indexes'),
+        ('functions', '0006_run_dropped_scheduled_start_kind'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
