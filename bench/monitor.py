@@ -25,10 +25,7 @@ import argparse
 import json
 import os
 import random
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -37,40 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _support import percentile, run_in_child  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_monitor")
 GOALS_MS = {"sqlite": 300, "postgres": 100}
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
-
-
-def _postgres_admin(url):
-    import psycopg
-
-    return psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
-
-
-def _postgres_recreate(url):
-    name = url.rsplit("/", 1)[1]
-    with _postgres_admin(url) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def _postgres_drop(url):
-    name = url.rsplit("/", 1)[1]
-    with _postgres_admin(url) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def backend_env(backend, data_dir):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings")
-    if backend == "postgres":
-        env["DATABASE_URL"] = POSTGRES_URL
-    return env
 
 
 # --- seeding ----------------------------------------------------------------------------------
@@ -298,22 +265,8 @@ def child(backend, runs, functions, repeats):
 
 
 def run_backend(backend, args):
-    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-monitor-{backend}-"))
-    try:
-        if backend == "postgres":
-            _postgres_recreate(POSTGRES_URL)
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", backend, "--runs", str(args.runs),
-             "--functions", str(args.functions), "--repeats", str(args.repeats)],
-            env=backend_env(backend, data_dir), stdout=subprocess.PIPE, text=True, check=False,
-        )
-        if done.returncode:
-            raise SystemExit(f"{backend}: the benchmark failed (exit {done.returncode})")
-        return json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if backend == "postgres":
-            _postgres_drop(POSTGRES_URL)
+    arguments = ["--runs", str(args.runs), "--functions", str(args.functions), "--repeats", str(args.repeats)]
+    return run_in_child(__file__, backend, arguments, postgres_url=POSTGRES_URL, prefix="bench-monitor")
 
 
 def report(backend, data, args):

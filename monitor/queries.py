@@ -110,6 +110,16 @@ class BucketFigures:
         return (self.one_attempt + 2 * self.two_attempts + 3 * self.three_attempts) / runs if runs else None
 
 
+# What BucketFigures counts, in its field order (total, then these): over a row of the Function's runs.
+_EXECUTED_SQL = f"status IN ({_quoted(EXECUTED)})"
+_COUNTED = (
+    f"status = '{RunStatus.SUCCEEDED.value}'", f"status = '{RunStatus.FAILED.value}'",
+    f"status = '{RunStatus.TIMED_OUT.value}'", f"status = '{RunStatus.DROPPED.value}'",
+    f"status IN ('{RunStatus.QUEUED.value}', '{RunStatus.RUNNING.value}')",
+    f"{_EXECUTED_SQL} AND attempts = 1", f"{_EXECUTED_SQL} AND attempts = 2", f"{_EXECUTED_SQL} AND attempts >= 3",
+)
+
+
 def _bucket_case(column, buckets):
     """(SQL, params): the bucket index of `column`, by binary search over the bucket edges.
 
@@ -159,19 +169,9 @@ def monitor_figures(*, function, buckets):
     figures = {b.index: BucketFigures() for b in buckets}
     figures[TOTAL] = BucketFigures()
 
-    def count_when(condition):
-        return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
-
-    executed = f"status IN ({_quoted(EXECUTED)})"
-    counts_sql = (
-        f"WITH {runs_cte} SELECT idx, COUNT(*), "
-        f"{count_when(f"status = '{RunStatus.SUCCEEDED.value}'")}, {count_when(f"status = '{RunStatus.FAILED.value}'")}, "
-        f"{count_when(f"status = '{RunStatus.TIMED_OUT.value}'")}, {count_when(f"status = '{RunStatus.DROPPED.value}'")}, "
-        f"{count_when(f"status IN ('{RunStatus.QUEUED.value}', '{RunStatus.RUNNING.value}')")}, "
-        f"{count_when(f'{executed} AND attempts = 1')}, {count_when(f'{executed} AND attempts = 2')}, "
-        f"{count_when(f'{executed} AND attempts >= 3')} "
-        "FROM rows GROUP BY idx"
-    )
+    executed = _EXECUTED_SQL
+    counts = ", ".join(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)" for condition in _COUNTED)
+    counts_sql = f"WITH {runs_cte} SELECT idx, COUNT(*), {counts} FROM rows GROUP BY idx"
     if _postgres():
         return _monitor_figures_postgres(figures, bucket, in_range, params)
     for idx, *values in _fetch(counts_sql, params):
@@ -207,10 +207,7 @@ def monitor_figures(*, function, buckets):
 
 def _monitor_figures_postgres(figures, bucket, in_range, params):
     """PostgreSQL reads the runs once for everything: FILTERed aggregates, and GROUPING SETS for the total."""
-    executed = f"status IN ({_quoted(EXECUTED)})"
-
-    def count_when(condition):
-        return f"COUNT(*) FILTER (WHERE {condition})"
+    executed = _EXECUTED_SQL
 
     def stats(value, condition):
         return ", ".join(
@@ -219,12 +216,8 @@ def _monitor_figures_postgres(figures, bucket, in_range, params):
         )
 
     sql = (
-        f"SELECT GROUPING(idx), idx, COUNT(*), "
-        f"{count_when(f"status = '{RunStatus.SUCCEEDED.value}'")}, {count_when(f"status = '{RunStatus.FAILED.value}'")}, "
-        f"{count_when(f"status = '{RunStatus.TIMED_OUT.value}'")}, {count_when(f"status = '{RunStatus.DROPPED.value}'")}, "
-        f"{count_when(f"status IN ('{RunStatus.QUEUED.value}', '{RunStatus.RUNNING.value}')")}, "
-        f"{count_when(f'{executed} AND attempts = 1')}, {count_when(f'{executed} AND attempts = 2')}, "
-        f"{count_when(f'{executed} AND attempts >= 3')}, "
+        "SELECT GROUPING(idx), idx, COUNT(*), "
+        + "".join(f"COUNT(*) FILTER (WHERE {condition}), " for condition in _COUNTED) +
         f"{stats('duration_ms', executed)}, {stats('peak_memory_mb', executed)}, {stats('lag', 'TRUE')} "
         f"FROM (SELECT {bucket} AS idx, r.status, r.attempts, r.duration_ms, r.peak_memory_mb, "
         f"CASE WHEN r.trigger = 'schedule' THEN {_lag_expression()} END AS lag FROM {RUN} r WHERE {in_range}) AS s "

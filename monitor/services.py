@@ -1,7 +1,6 @@
 """Run health's writes: failure notices (opt-in, throttled per Function) and run retention."""
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.access import Area, may_read
+from config.housekeeping import delete_in_batches
 from accounts.models import Membership
 from functions.models import FINISHED_STATUSES, Attempt, Run
 from functions.run_filters import runs_retention_cutoff
@@ -179,30 +179,20 @@ def runs_prune(*, now=None, batch_size=PRUNE_BATCH, pause=PRUNE_PAUSE_SECONDS, m
     running are left for the engine to finish.
     """
     cutoff = runs_retention_cutoff(now)
-    started = time.monotonic()
-    deleted = batches = 0
-    finished = True
-    while True:
-        with transaction.atomic():
-            ids = list(
-                Run.objects.filter(created_at__lt=cutoff, status__in=FINISHED_STATUSES)
-                .order_by("created_at").values_list("id", flat=True)[:batch_size]
-            )
-            if ids:
-                # Children first, by run id, so the collector never loads rows into Python.
-                Attempt.objects.filter(run_id__in=ids).delete()
-                FailureNotice.runs.through.objects.filter(run_id__in=ids).delete()
-                _delete_logs_of(ids)
-                deleted += Run.objects.filter(id__in=ids).delete()[0]
-        if not ids:
-            break
-        batches += 1
-        if len(ids) < batch_size:
-            break
-        if max_seconds is not None and time.monotonic() - started > max_seconds:
-            finished = False
-            break
-        time.sleep(pause)
+
+    def next_ids(size):
+        return (Run.objects.filter(created_at__lt=cutoff, status__in=FINISHED_STATUSES)
+                .order_by("created_at").values_list("id", flat=True)[:size])
+
+    def delete(ids):
+        # Children first, by run id, so the collector never loads rows into Python.
+        Attempt.objects.filter(run_id__in=ids).delete()
+        FailureNotice.runs.through.objects.filter(run_id__in=ids).delete()
+        _delete_logs_of(ids)
+        return Run.objects.filter(id__in=ids).delete()[0]
+
+    done = delete_in_batches(next_ids=next_ids, delete=delete, batch_size=batch_size, pause=pause, max_seconds=max_seconds)
+    deleted, batches, finished = done.deleted, done.batches, done.finished
     if deleted:
         logger.info("runs: deleted %s runs created before %s in %s batches", deleted, cutoff.isoformat(), batches)
     return RunPruneResult(cutoff=cutoff, deleted=deleted, batches=batches, finished=finished)
