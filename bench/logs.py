@@ -27,11 +27,9 @@ import argparse
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,10 +44,6 @@ POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0
 GOALS_MS = {"sqlite": 300, "postgres": 100}
 NEEDLE = "quota-exceeded"  # in exactly 1 of every 1,000 entries
 LINES_PER_RUN = 50
-
-
-def backend_env(backend, data_dir):
-    return _support.backend_env(backend, data_dir, POSTGRES_URL)
 
 
 def django_setup():
@@ -335,22 +329,8 @@ def download_child(org_id):
 
 
 def run_backend(backend, args):
-    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-logs-{backend}-"))
-    try:
-        if backend == "postgres":
-            _support.postgres_recreate(POSTGRES_URL)
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", backend, "--entries", str(args.entries),
-             "--functions", str(args.functions), "--repeats", str(args.repeats)],
-            env=backend_env(backend, data_dir), stdout=subprocess.PIPE, text=True, check=False,
-        )
-        if done.returncode:
-            raise SystemExit(f"{backend}: the benchmark failed (exit {done.returncode})")
-        return json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if backend == "postgres":
-            _support.postgres_drop(POSTGRES_URL)
+    arguments = ["--entries", str(args.entries), "--functions", str(args.functions), "--repeats", str(args.repeats)]
+    return _support.run_in_child(__file__, backend, arguments, postgres_url=POSTGRES_URL, prefix="bench-logs")
 
 
 def report(backend, data, args):
