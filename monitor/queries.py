@@ -54,8 +54,10 @@ def _percentile_parts(groups, p_values, source="v"):
         pcts.append(f"{low} + {fraction} * (COALESCE({high}, {low}) - {low})")
     ranked = f"{source}_ranked"
     ctes = (
-        f", {ranked} AS (SELECT {keys}, v, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY v) AS rn, "
-        f"COUNT(*) OVER (PARTITION BY {keys}) AS n FROM {source})"
+        # One window (one sort): the rank, and the group's size over the whole frame.
+        f", {ranked} AS (SELECT {keys}, v, ROW_NUMBER() OVER w AS rn, "
+        f"COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n FROM {source} "
+        f"WINDOW w AS (PARTITION BY {keys} ORDER BY v))"
     )
     return ctes, f"SELECT {keys}, MAX(n), MAX(v), {', '.join(pcts)} FROM {ranked} GROUP BY {keys}"
 
