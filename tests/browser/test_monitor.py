@@ -78,7 +78,9 @@ def test_the_functions_list_shows_recent_outcomes(sign_in, org, busy, artifacts_
     expect(marks.locator("a")).to_have_count(10)
     page.screenshot(path=artifacts_dir / "list-1440.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
     page.screenshot(path=artifacts_dir / "list-390.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the table scrolls in its box, not the page"
     page.goto(f"/o/{org.id}/settings/developer/runs/?status=failed")
     expect(page.get_by_test_id("runs")).to_contain_text("Failed")
     page.screenshot(path=artifacts_dir / "org-runs-390.png", full_page=True)
