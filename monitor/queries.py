@@ -59,7 +59,11 @@ def _percentile_parts(groups, p_values, source="v"):
         f"COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n FROM {source} "
         f"WINDOW w AS (PARTITION BY {keys} ORDER BY v))"
     )
-    return ctes, f"SELECT {keys}, MAX(n), MAX(v), {', '.join(pcts)} FROM {ranked} GROUP BY {keys}"
+    # Only the ranks the answer needs (the last, and each percentile's two neighbours) reach the GROUP BY.
+    needed = " OR ".join(
+        ["rn = n"] + [f"rn = CAST(1 + {p} * (n - 1) AS INTEGER) + {step}" for p in p_values for step in (0, 1)]
+    )
+    return ctes, f"SELECT {keys}, MAX(n), MAX(v), {', '.join(pcts)} FROM {ranked} WHERE {needed} GROUP BY {keys}"
 
 
 def _fetch(sql, params):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.access import Area, may_read
 from config.housekeeping import delete_in_batches
-from accounts.models import Membership
+from accounts.models import Membership, Organization
 from functions.models import FINISHED_STATUSES, Attempt, Run
 from functions.run_filters import runs_retention_cutoff
 from logs.models import LogEntry
@@ -179,10 +179,22 @@ def runs_prune(*, now=None, batch_size=PRUNE_BATCH, pause=PRUNE_PAUSE_SECONDS, m
     running are left for the engine to finish.
     """
     cutoff = runs_retention_cutoff(now)
+    organizations = iter(Organization.objects.order_by("pk").values_list("pk", flat=True))
+    current = [next(organizations, None)]
 
     def next_ids(size):
-        return (Run.objects.filter(created_at__lt=cutoff, status__in=FINISHED_STATUSES)
-                .order_by("created_at").values_list("id", flat=True)[:size])
+        # Organization by organization, each on its (organization, created_at) index, oldest first;
+        # a batch may span organizations, so a short one means there is nothing left anywhere.
+        ids = []
+        while current[0] is not None and len(ids) < size:
+            found = list(
+                Run.objects.filter(organization_id=current[0], created_at__lt=cutoff, status__in=FINISHED_STATUSES)
+                .order_by("created_at").values_list("id", flat=True)[: size - len(ids)]
+            )
+            ids += found
+            if len(ids) < size:
+                current[0] = next(organizations, None)
+        return ids
 
     def delete(ids):
         # Children first, by run id, so the collector never loads rows into Python.

@@ -18,7 +18,7 @@ from tests.monitor_fixtures import add_run
 pytestmark = pytest.mark.django_db
 
 
-def test_runs_older_than_retention_are_deleted_in_batches_with_what_hangs_off_them(org):
+def test_runs_older_than_retention_are_deleted_in_batches_with_what_hangs_off_them(org, other_org):
     function = make_function(org, "hello")
     now = timezone.now()
     old = [add_run(function, at=now - timedelta(days=91, minutes=i), duration_ms=1, kinds=[("cold", 5)]) for i in range(5)]
@@ -27,8 +27,11 @@ def test_runs_older_than_retention_are_deleted_in_batches_with_what_hangs_off_th
     notice = FailureNotice.objects.create(function=function, due_at=now)
     notice.runs.add(old[0], kept)
     LogEntry.objects.create(organization=org, function=function, run=old[1], attempt=1, timestamp=now, stream="stdout", message="x")
+    elsewhere = make_function(other_org, "theirs")
+    theirs = [add_run(elsewhere, at=now - timedelta(days=100, minutes=i), duration_ms=1) for i in range(2)]
     result = services.runs_prune(now=now, batch_size=2, pause=0)
-    assert result.deleted == 5 and result.batches == 3 and result.finished
+    assert result.deleted == 7 and result.batches == 4 and result.finished
+    assert not Run.objects.filter(pk__in=[r.pk for r in theirs]).exists()
     assert set(Run.objects.values_list("pk", flat=True)) == {kept.pk, stuck.pk}
     assert not Attempt.objects.filter(run_id__in=[r.pk for r in old]).exists()
     assert list(notice.runs.all()) == [kept] and not LogEntry.objects.exists()
