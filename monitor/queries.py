@@ -326,8 +326,11 @@ def function_list_health(function_ids, *, now):
     placeholders = ", ".join(["%s"] * len(function_ids))
     ctes, percentile = _percentile_parts(["fid"], (0.5,), source="d")
     sql = (
-        f"WITH v AS (SELECT function_id AS fid, status, duration_ms FROM {RUN} "
-        f"WHERE function_id IN ({placeholders}) AND created_at >= %s AND status IN ({_quoted(EXECUTED)})), "
+        # The status is tested after the range is read: as a WHERE term beside the range, SQLite's
+        # planner (no statistics) would walk the status index over the whole table instead.
+        f"WITH r AS (SELECT function_id AS fid, status, duration_ms FROM {RUN} "
+        f"WHERE function_id IN ({placeholders}) AND created_at >= %s), "
+        f"v AS (SELECT fid, status, duration_ms FROM r WHERE {_EXECUTED_SQL}), "
         "d AS (SELECT fid, duration_ms AS v FROM v WHERE duration_ms IS NOT NULL)"
         f"{ctes}, p(fid, n, top, p50) AS ({percentile}), "
         "c AS (SELECT fid, COUNT(*) AS finished, "
