@@ -48,6 +48,19 @@ def function_list_rows(
     ).order_by(*LIST_SORTS.get(sort, LIST_SORTS["name"]))
 
 
+def function_recent_runs(function: Function, *, limit: int = 5) -> list[Run]:
+    return list(function.runs.select_related("triggered_by").order_by("-created_at", "-id")[:limit])
+
+
+def function_last_error(function: Function) -> Run | None:
+    """The Function's latest failed or timed-out run (the partial index of failed runs), or None."""
+    return function.runs.filter(status__in=[RunStatus.FAILED, RunStatus.TIMED_OUT]).order_by("-created_at", "-id").first()
+
+
+def function_ever_succeeded(function: Function) -> bool:
+    return function.runs.filter(status=RunStatus.SUCCEEDED).exists()
+
+
 def function_versions(function: Function) -> QuerySet[CodeVersion]:
     return function.versions.select_related("uploaded_by").order_by("-number")
 
