@@ -17,6 +17,8 @@ def organizations(request):
     if match:
         if match.app_name == "functions":
             section = "functions"
+        elif match.url_name == "organization_runs":
+            section = "runs"
         elif match.url_name in ("members", "member_role", "member_remove"):
             section = "members"
         elif match.url_name in ("roles", "role_edit", "role_delete"):

@@ -27,11 +27,9 @@ import argparse
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,46 +37,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import _support  # noqa: E402  (bench/ is on sys.path when run as a script)
+from _support import percentile  # noqa: E402
+
 POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_logs")
 GOALS_MS = {"sqlite": 300, "postgres": 100}
 NEEDLE = "quota-exceeded"  # in exactly 1 of every 1,000 entries
 LINES_PER_RUN = 50
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
-
-
-# --- the database of one backend ------------------------------------------------------------
-
-
-def _postgres_admin(url):
-    import psycopg
-
-    base = url.rsplit("/", 1)[0] + "/postgres"
-    return psycopg.connect(base, autocommit=True)
-
-
-def _postgres_recreate(url):
-    name = url.rsplit("/", 1)[1]
-    with _postgres_admin(url) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def _postgres_drop(url):
-    name = url.rsplit("/", 1)[1]
-    with _postgres_admin(url) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def backend_env(backend, data_dir):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings")
-    if backend == "postgres":
-        env["DATABASE_URL"] = POSTGRES_URL
-    return env
 
 
 def django_setup():
@@ -364,22 +329,8 @@ def download_child(org_id):
 
 
 def run_backend(backend, args):
-    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-logs-{backend}-"))
-    try:
-        if backend == "postgres":
-            _postgres_recreate(POSTGRES_URL)
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", backend, "--entries", str(args.entries),
-             "--functions", str(args.functions), "--repeats", str(args.repeats)],
-            env=backend_env(backend, data_dir), stdout=subprocess.PIPE, text=True, check=False,
-        )
-        if done.returncode:
-            raise SystemExit(f"{backend}: the benchmark failed (exit {done.returncode})")
-        return json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if backend == "postgres":
-            _postgres_drop(POSTGRES_URL)
+    arguments = ["--entries", str(args.entries), "--functions", str(args.functions), "--repeats", str(args.repeats)]
+    return _support.run_in_child(__file__, backend, arguments, postgres_url=POSTGRES_URL, prefix="bench-logs")
 
 
 def report(backend, data, args):

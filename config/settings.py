@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "secrets_vault",
     "storage",
     "logs",
+    "monitor",
 ]
 
 MIDDLEWARE = [
@@ -278,6 +279,8 @@ SECRETS_KEY_FILE = DATA_DIR / "secrets.key"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "functions@localhost")
+# The dashboard's public address (https://functions.example.com), for links in e-mails; empty: paths only.
+SITE_URL = os.environ.get("SITE_URL", "").rstrip("/")
 
 LOGGING = {
     "version": 1,
@@ -333,3 +336,13 @@ CELERY_BEAT_SCHEDULE = {
 LOGS_RETENTION_DAYS = env_int("LOGS_RETENTION_DAYS", 7, minimum=1)
 # Hourly, in small batches (logs.services.logs_prune), so it never holds the table for long.
 CELERY_BEAT_SCHEDULE["prune-expired-logs"] = {"task": "logs.tasks.prune_logs", "schedule": 3600.0}
+
+# --- Run health (see monitor/) ---
+# Run rows (with their attempts) older than this many days are deleted by
+# monitor.tasks.prune_runs, hourly and in small batches; the Monitor tab and
+# the Runs pages say how far back they can look.
+RUNS_RETENTION_DAYS = env_int("RUNS_RETENTION_DAYS", 90, minimum=1)
+CELERY_BEAT_SCHEDULE["prune-expired-runs"] = {"task": "monitor.tasks.prune_runs", "schedule": 3600.0}
+# A failure notice goes out at most once per Function per this many minutes, with the count since.
+FAILURE_NOTICE_MINUTES = env_int("FAILURE_NOTICE_MINUTES", 15, minimum=1)
+CELERY_BEAT_SCHEDULE["send-failure-notices"] = {"task": "runtime.tasks.send_due_failure_notices", "schedule": 60.0}

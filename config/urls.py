@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts import views as account_views
+from functions import run_views
 
 from .health import healthz
 from .views import favicon
@@ -12,6 +13,8 @@ org_settings = [
     path("developer/functions/", include("functions.urls")),
     # The organization-wide Logs page: developer/logs/ (no Function name to reserve).
     path("developer/", include("logs.urls")),
+    # The organization-wide Runs page (functions.run_views).
+    path("developer/runs/", run_views.organization_runs, name="organization_runs"),
     path("", include("accounts.urls")),
 ]
 

@@ -184,6 +184,22 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["function", "-created_at"], name="run_function_time_idx"),
             models.Index(fields=["status", "next_attempt_at"], name="run_status_next_idx"),
+            # The organization-wide Runs page, newest first; run retention, oldest first, organization by
+            # organization (an index on created_at alone would tempt SQLite's planner, which has no
+            # statistics, away from the per-Function indexes for every "last 24 hours" query).
+            models.Index(fields=["organization", "-created_at"], name="run_org_time_idx"),
+            # Covers what the Monitor's aggregates read of a Function's runs in a time range
+            # (monitor.queries): an index-only range scan instead of one table page per run.
+            models.Index(
+                fields=["function", "created_at", "status", "attempts", "trigger", "duration_ms", "peak_memory_mb",
+                        "started_at", "scheduled_for", "id"],
+                name="run_function_health_idx",
+            ),
+            # A Function's last error and its failure count, without walking its successes.
+            models.Index(
+                fields=["function", "-created_at"], name="run_function_failed_idx",
+                condition=models.Q(status__in=["failed", "timed_out"]),
+            ),
         ]
 
     def __str__(self):
@@ -231,4 +247,8 @@ class Attempt(models.Model):
     class Meta:
         ordering = ["number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="attempt_run_number_unique")]
-        indexes = [models.Index(fields=["outcome", "heartbeat_at"], name="attempt_outcome_heartbeat_idx")]
+        indexes = [
+            models.Index(fields=["outcome", "heartbeat_at"], name="attempt_outcome_heartbeat_idx"),
+            # The Monitor's cold and warm starts, read by run without touching the table.
+            models.Index(fields=["run", "start_kind", "startup_ms"], name="attempt_run_start_idx"),
+        ]

@@ -2,29 +2,63 @@
 
 from __future__ import annotations
 
-from django.db.models import OuterRef, QuerySet, Subquery
-from django.db.models.functions import Lower
+from datetime import datetime, timedelta
+
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Lower
+from django.utils import timezone
 
 from accounts.models import Organization
 
-from .models import AuditEntry, CodeVersion, Function, Run
+from .models import AuditEntry, CodeVersion, Function, Run, RunStatus
 
 
-def function_list_rows(organization: Organization, *, search: str = "") -> QuerySet[Function]:
-    """The organization's Functions for the List tab, each with its last run's status and time.
+LIST_SORTS = {
+    "name": (Lower("name"),),
+    "-name": (Lower("name").desc(),),
+    "last_run": (F("last_run_at").desc(nulls_last=True), Lower("name")),
+    "-last_run": (F("last_run_at").asc(nulls_first=True), Lower("name")),
+    "failures": (F("failures_24h").desc(), Lower("name")),
+    "-failures": (F("failures_24h").asc(), Lower("name")),
+}
 
-    Two correlated subqueries on the (function, -created_at) index: one query
-    for the whole page, however many Functions it shows.
+
+def function_list_rows(
+    organization: Organization, *, search: str = "", sort: str = "name", now: datetime | None = None
+) -> QuerySet[Function]:
+    """The organization's Functions for the List tab, each with its last run and its failures in 24 hours.
+
+    Correlated subqueries on the per-Function indexes: one query for the
+    whole page, however many Functions it shows, and sortable by any of LIST_SORTS.
     """
     rows = Function.objects.of(organization).select_related("deployed_version")
     search = (search or "").strip()
     if search:
         rows = rows.filter(name__icontains=search)
     last_run = Run.objects.filter(function=OuterRef("pk")).order_by("-created_at", "-id")
+    since = (now or timezone.now()) - timedelta(hours=24)
+    failures = (
+        Run.objects.filter(function=OuterRef("pk"), status__in=[RunStatus.FAILED, RunStatus.TIMED_OUT], created_at__gte=since)
+        .order_by().values("function").annotate(n=Count("pk")).values("n")
+    )
     return rows.annotate(
         last_run_status=Subquery(last_run.values("status")[:1]),
         last_run_at=Subquery(last_run.values("created_at")[:1]),
-    ).order_by(Lower("name"))
+        failures_24h=Coalesce(Subquery(failures[:1]), 0),
+    ).order_by(*LIST_SORTS.get(sort, LIST_SORTS["name"]))
+
+
+def function_recent_runs(function: Function, *, limit: int = 5) -> list[Run]:
+    return list(function.runs.select_related("triggered_by").order_by("-created_at", "-id")[:limit])
+
+
+def function_last_error(function: Function) -> Run | None:
+    """The Function's latest failed or timed-out run (the partial index of failed runs), or None."""
+    return function.runs.filter(status__in=[RunStatus.FAILED, RunStatus.TIMED_OUT]).order_by("-created_at", "-id").first()
+
+
+def function_ever_succeeded(function: Function) -> bool:
+    return function.runs.filter(status=RunStatus.SUCCEEDED).exists()
 
 
 def function_versions(function: Function) -> QuerySet[CodeVersion]:

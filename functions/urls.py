@@ -1,6 +1,7 @@
 from django.urls import include, path, register_converter
 
 from logs import views as logs_views
+from monitor import views as monitor_views
 
 from . import converters, run_views, views
 
@@ -31,6 +32,9 @@ urlpatterns = [
     path("<fname:name>/runs/", run_views.run_list, name="runs"),
     path("<fname:name>/runs/<uuid:correlation_id>/", run_views.run_detail, name="run_detail"),
     path("<fname:name>/runs/<uuid:correlation_id>/live/", run_views.run_live, name="run_live"),
+    # Monitor (monitor.views): run health over time, and the opt-in to failure e-mails
+    path("<fname:name>/monitor/", monitor_views.function_monitor, name="monitor"),
+    path("<fname:name>/monitor/notices/", monitor_views.failure_subscription, name="failure_subscription"),
     # Logs (logs.views): the Logs tab and its JSON download
     path("<fname:name>/logs/", logs_views.function_logs, name="logs"),
     path("<fname:name>/logs.json", logs_views.function_logs_json, name="logs_json"),

@@ -16,11 +16,14 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.access import Area, function_for, may_write, require
 from accounts.models import Organization
 from accounts.forms import apply_service_errors
+from monitor.queries import function_list_health
+from secrets_vault.services import secrets_missing_values
 
 from . import queries, services
 from .bundles.errors import BundleError
@@ -77,16 +80,21 @@ def function_list(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.FUNCTIONS)
     organization = membership.organization
     search = request.GET.get("q", "").strip()[:100]
-    page = Paginator(queries.function_list_rows(organization, search=search), LIST_PAGE_SIZE).get_page(
+    sort = request.GET.get("sort", "name")
+    sort = sort if sort in queries.LIST_SORTS else "name"
+    now = timezone.now()
+    page = Paginator(queries.function_list_rows(organization, search=search, sort=sort, now=now), LIST_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     labels = dict(RunStatus.choices)
+    health = function_list_health([f.pk for f in page.object_list], now=now)
     rows = [
         {
             "function": f,
             "badge": RUN_BADGES.get(f.last_run_status, ""),
             "status_label": labels.get(f.last_run_status, f.last_run_status),
             "schedule": _schedule_summary(f),
+            "health": health[f.pk],
         }
         for f in page.object_list
     ]
@@ -97,6 +105,7 @@ def function_list(request: HttpRequest, org_id: int) -> HttpResponse:
             "page": page,
             "rows": rows,
             "search": search,
+            "sort": sort,
             "any_functions": bool(rows) or Function.objects.of(organization).exists(),
             "can_write": may_write(membership, Area.FUNCTIONS),
             "tab": "list",
@@ -280,6 +289,10 @@ def function_detail(request: HttpRequest, org_id: int, name: str) -> HttpRespons
             function, can_write, "overview",
             versions=queries.function_versions(function),
             schedule_summary=_schedule_summary(function),
+            recent_runs=queries.function_recent_runs(function),
+            last_error=queries.function_last_error(function),
+            ever_succeeded=queries.function_ever_succeeded(function),
+            missing_secrets=secrets_missing_values(function=function),
         ),
     )
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 
+from config.housekeeping import delete_in_batches
 from functions.models import Run
 
 from .models import LogEntry
@@ -100,28 +101,17 @@ def logs_prune(
     """Delete the entries older than the retention window, then mark the runs left without entries."""
     now = now or datetime.now(UTC)
     cutoff = retention_cutoff(now)
-    started = time.monotonic()
-    deleted = batches = 0
-    finished = True
-    while True:
-        with transaction.atomic():
-            # Ids first (the timestamp index, oldest first), then a DELETE by
-            # primary key: bounded work on both databases, whatever the table size.
-            ids = list(
-                LogEntry.objects.filter(timestamp__lt=cutoff).order_by("timestamp").values_list("id", flat=True)[:batch_size]
-            )
-            if ids:
-                # Nothing refers to a log entry, so Django deletes without loading the rows.
-                deleted += LogEntry.objects.filter(id__in=ids).delete()[0]
-        if not ids:
-            break
-        batches += 1
-        if len(ids) < batch_size:
-            break
-        if max_seconds is not None and time.monotonic() - started > max_seconds:
-            finished = False
-            break
-        time.sleep(pause)
+
+    def next_ids(size):
+        # The timestamp index, oldest first: bounded work on both databases, whatever the table size.
+        return LogEntry.objects.filter(timestamp__lt=cutoff).order_by("timestamp").values_list("id", flat=True)[:size]
+
+    def delete(ids):
+        # Nothing refers to a log entry, so Django deletes without loading the rows.
+        return LogEntry.objects.filter(id__in=ids).delete()[0]
+
+    done = delete_in_batches(next_ids=next_ids, delete=delete, batch_size=batch_size, pause=pause, max_seconds=max_seconds)
+    deleted, batches, finished = done.deleted, done.batches, done.finished
     runs_marked = runs_mark_logs_expired(cutoff=cutoff, batch_size=batch_size, pause=pause) if finished else 0
     if deleted or runs_marked:
         logger.info("logs: deleted %s entries older than %s in %s batches; %s runs marked logs expired",

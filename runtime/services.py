@@ -27,9 +27,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from functions.bundles.archive import extract_bundle
-from functions.models import REASON_MAX_LENGTH, Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus
+from functions.models import REASON_MAX_LENGTH, Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus, StartKind
 from logs.models import Stream
 from logs.services import log_entries_write
+from monitor.services import failure_notice_note
 from secrets_vault.services import secrets_redactor
 
 from . import sandbox, warm
@@ -339,7 +340,12 @@ def _execute_warm(
         return attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s, directory=directory)
 
     owner = (run.function.organization_id, run.function_id, run.code_version.sha256)
-    return pool.execute(invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws)
+    created = pool.created
+    result = pool.execute(invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws)
+    if pool.created != created:
+        # The environment was started for this attempt: it paid the imports, a cold start.
+        result = dataclasses.replace(result, warm_start=False)
+    return result
 
 
 def run_execute(*, run_id: int) -> Recorded | None:
@@ -351,13 +357,14 @@ def run_execute(*, run_id: int) -> Recorded | None:
     run, attempt = run_claim(run_id=run_id)
     if run is None:
         return None
+    claimed = time.monotonic()
     redact = redactor_for(run.function)
     channel = AttemptChannel(run, attempt, redact)
     outcome = {}
 
     def execute_in_sandbox() -> None:
         try:
-            outcome["result"] = _execute_attempt(run, attempt, channel)
+            outcome["result"] = _start_measured(_execute_attempt(run, attempt, channel), claimed)
         except PlatformError as error:
             outcome["result"] = _platform_failure(str(error))
             outcome["retryable"] = False
@@ -382,6 +389,15 @@ def run_execute(*, run_id: int) -> Recorded | None:
     return run_record_attempt(
         run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
     )
+
+
+def _start_measured(result: sandbox.AttemptResult, claimed: float) -> sandbox.AttemptResult:
+    """The result with startup_ms counted from the claim: fetching the code and opening the
+    environment (or forking from a warm one) up to the handler's process saying "started"."""
+    if result.startup_ms is None:
+        return result
+    before_sandbox_ms = max(0, int((time.monotonic() - claimed) * 1000) - result.duration_ms)
+    return dataclasses.replace(result, startup_ms=before_sandbox_ms + result.startup_ms)
 
 
 def _platform_failure(reason: str) -> sandbox.AttemptResult:
@@ -434,6 +450,9 @@ def run_record_attempt(
         closed = Attempt.objects.filter(pk=attempt.pk, outcome=AttemptOutcome.RUNNING).update(
             outcome=outcome, reason=reason, exit_code=result.exit_code, peak_memory_mb=result.peak_memory_mb,
             finished_at=now, duration_ms=result.duration_ms,
+            # Only an attempt whose sandbox started has a start kind (a platform failure has neither).
+            start_kind=(StartKind.WARM if result.warm_start else StartKind.COLD) if result.startup_ms is not None else "",
+            startup_ms=result.startup_ms,
         )
         if not closed:
             # The reaper already declared this attempt lost and moved the run on.
@@ -457,7 +476,8 @@ def run_record_attempt(
                 resend = (Resend(run_id=run.pk, countdown=delay),)
         else:
             final = RunStatus.TIMED_OUT if outcome == AttemptOutcome.TIMED_OUT else RunStatus.FAILED
-            current.update(status=final, finished_at=now, **common)
+            if current.update(status=final, finished_at=now, **common):
+                failure_notice_note(run=run, now=now)
     return Recorded(run=Run.objects.get(pk=run.pk), resend=resend)
 
 
@@ -487,8 +507,8 @@ def runs_reap_lost(*, now: datetime | None = None) -> Reaped:
             if attempt.number < run.max_attempts:
                 if current.update(status=RunStatus.QUEUED, next_attempt_at=now, reason=reason):
                     resend.append(Resend(run_id=run.pk))
-            else:
-                current.update(status=RunStatus.FAILED, finished_at=now, reason=reason)
+            elif current.update(status=RunStatus.FAILED, finished_at=now, reason=reason):
+                failure_notice_note(run=run, now=now)
             reaped += 1
     forgotten = Run.objects.filter(status=RunStatus.QUEUED).filter(
         Q(next_attempt_at__lt=now - timedelta(minutes=5))

@@ -35,6 +35,7 @@ def execute_run(run_id: int) -> None:
     recorded = run_execute(run_id=run_id)
     if recorded is not None:
         _send_again(recorded.resend)
+        _send_due_failure_notices(function_id=recorded.run.function_id)
 
 
 @shared_task(name="runtime.tasks.reap_lost_runs", ignore_result=True)
@@ -44,3 +45,26 @@ def reap_lost_runs() -> int:
     reaped = runs_reap_lost()
     _send_again(reaped.resend)
     return reaped.lost
+
+
+def _send_due_failure_notices(*, function_id: int | None = None) -> int:
+    """A failure opened (or joined) a notice: send it now if its throttle window allows."""
+    from monitor.services import failure_notices_due
+
+    due = failure_notices_due(function_id=function_id)
+    for notice_id in due:
+        send_failure_notice.delay(notice_id)
+    return len(due)
+
+
+@shared_task(name="runtime.tasks.send_failure_notice", ignore_result=True)
+def send_failure_notice(notice_id: int) -> None:
+    from monitor.services import failure_notice_send
+
+    failure_notice_send(notice_id=notice_id)
+
+
+@shared_task(name="runtime.tasks.send_due_failure_notices", ignore_result=True)
+def send_due_failure_notices() -> int:
+    """Every minute from beat: notices whose throttle window has passed (and any a lost message left)."""
+    return _send_due_failure_notices()

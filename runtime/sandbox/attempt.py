@@ -279,6 +279,7 @@ class Attempt:
             del self.result_buf[: newline + 1]
             if message.get("type") == "started":
                 self.started_ok = True
+                self.started_at = time.monotonic()
                 pending, self.prestart = self.prestart, []
                 self.sink.put(pending)
             elif message.get("type") == "result":
@@ -410,6 +411,7 @@ class Attempt:
             duration_ms=int((time.monotonic() - self.t0) * 1000) if hasattr(self, "t0") else 0,
             peak_memory_mb=self._peak_mb(),
             warm_start=self.launcher.warm,
+            startup_ms=int((self.started_at - self.t0) * 1000) if getattr(self, "started_at", None) else None,
         )
 
     def _conclude(self) -> AttemptResult:

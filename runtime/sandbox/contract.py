@@ -76,6 +76,7 @@ class AttemptResult:
     duration_ms: int
     peak_memory_mb: float | None
     warm_start: bool = False    # ran in a warm execution environment (runtime/warm.py)
+    startup_ms: int | None = None   # from the attempt's start to the bootstrap's "started"; None if it never said so
 
 
 class SandboxStartError(Exception):

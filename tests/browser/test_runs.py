@@ -50,6 +50,6 @@ def test_an_admin_triggers_a_run_with_an_override_and_watches_it_finish(sign_in,
     expect(page.locator("#run-status")).to_contain_text("Succeeded")
     page.screenshot(path=artifacts_dir / "finished.png", full_page=True)
 
-    page.get_by_role("link", name="Runs").click()
+    page.get_by_role("navigation", name="greeter").get_by_role("link", name="Runs").click()
     expect(page.get_by_test_id("runs")).to_contain_text("Succeeded")
     page.screenshot(path=artifacts_dir / "runs.png", full_page=True)

@@ -1,0 +1,64 @@
+"""What the benchmarks share: a throw-away database per backend, a child process per backend, percentiles.
+
+Imported by the scripts beside it (`python bench/<name>.py` puts this folder on sys.path).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def _postgres_admin(url):
+    import psycopg
+
+    return psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
+
+
+def postgres_recreate(url):
+    name = url.rsplit("/", 1)[1]
+    with _postgres_admin(url) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def postgres_drop(url):
+    name = url.rsplit("/", 1)[1]
+    with _postgres_admin(url) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def backend_env(backend, data_dir, postgres_url):
+    """The environment of a child measuring `backend`: its own DATA_DIR (SQLite), or the bench database."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings")
+    if backend == "postgres":
+        env["DATABASE_URL"] = postgres_url
+    return env
+
+
+def run_in_child(script, backend, arguments, *, postgres_url, prefix):
+    """Run `script --child backend *arguments` on a fresh database; its last stdout line is JSON."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-{backend}-"))
+    try:
+        if backend == "postgres":
+            postgres_recreate(postgres_url)
+        done = subprocess.run(
+            [sys.executable, script, "--child", backend, *arguments],
+            env=backend_env(backend, data_dir, postgres_url), stdout=subprocess.PIPE, text=True, check=False,
+        )
+        if done.returncode:
+            raise SystemExit(f"{backend}: the benchmark failed (exit {done.returncode})")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if backend == "postgres":
+            postgres_drop(postgres_url)
