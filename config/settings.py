@@ -385,6 +385,8 @@ FUNCTIONS_MAX_TIMEOUT_SECONDS = env_int("FUNCTIONS_MAX_TIMEOUT_SECONDS", 900, mi
 if FUNCTIONS_MAX_TIMEOUT_SECONDS > 900:
     raise ImproperlyConfigured("FUNCTIONS_MAX_TIMEOUT_SECONDS can be at most 900 (15 minutes, the contract's limit).")
 FUNCTIONS_MEMORY_MB = env_int("FUNCTIONS_MEMORY_MB", 1769, minimum=64)
+# An attempt printing more than this is stopped, and its run is not retried.
+FUNCTIONS_MAX_OUTPUT_MB = env_int("FUNCTIONS_MAX_OUTPUT_MB", 100, minimum=1)
 FUNCTIONS_RUNTIME_ENV = Path(os.environ.get("FUNCTIONS_RUNTIME_ENV") or BASE_DIR / ".runtime-env")
 # Worker-local: unpacked bundles (by hash) and each attempt's temp directory.
 # Never shared with the web server; a worker fetches packages through storage.
@@ -408,5 +410,8 @@ CELERY_BEAT_SCHEDULE = {
 # Entries older than this many days are deleted by logs.tasks.prune_logs; their
 # runs stay, marked "logs expired". A query may not start before that window.
 LOGS_RETENTION_DAYS = env_int("LOGS_RETENTION_DAYS", 7, minimum=1)
+# Each organization stores at most this many MB of run output per UTC day;
+# past it, lines are counted and dropped, with one marker line per attempt.
+LOGS_DAILY_VOLUME_MB = env_int("LOGS_DAILY_VOLUME_MB", 1024, minimum=1)
 # Hourly, in small batches (logs.services.logs_prune), so it never holds the table for long.
 CELERY_BEAT_SCHEDULE["prune-expired-logs"] = {"task": "logs.tasks.prune_logs", "schedule": 3600.0}

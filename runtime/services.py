@@ -29,7 +29,7 @@ from django.utils import timezone
 from functions.bundles.archive import extract_bundle
 from functions.models import REASON_MAX_LENGTH, Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus
 from logs.models import Stream
-from logs.services import log_entries_write
+from logs.services import log_entries_write, log_volume_admit
 from secrets_vault.services import secrets_redactor
 
 from . import sandbox, warm
@@ -206,6 +206,8 @@ class AttemptChannel:
         # and drops beyond it with a marker line, never slowing the Function.
         self.backlog = 0
         self.backlog_room = threading.Condition()
+        # Lines dropped over the organization's daily log volume (the REPORT line says how many).
+        self.dropped_lines = 0
 
     def __call__(self, lines: list[sandbox.OutputLine]) -> None:
         """The sandbox's on_output: redact, and queue for writing.
@@ -245,6 +247,19 @@ class AttemptChannel:
         """No more output: let serve_until_closed return once it has written everything."""
         self.queue.put(None)
 
+    def _write(self, rows: list) -> None:
+        """Store what the organization's daily log volume still admits; mark the first drop once."""
+        admitted, dropped = log_volume_admit(organization_id=self.run.function.organization_id, rows=rows)
+        if dropped:
+            if not self.dropped_lines:
+                admitted.append(self._entry(timezone.now(), Stream.PLATFORM, (
+                    f"Output dropped from here: the organization's daily log volume of "
+                    f"{settings.LOGS_DAILY_VOLUME_MB} MB is used up until midnight UTC. "
+                    "Dropped lines are counted (see the REPORT line)."
+                )))
+            self.dropped_lines += dropped
+        log_entries_write(run=self.run, attempt=self.attempt.number, rows=admitted)
+
     def serve_until_closed(self) -> None:
         """Write batches and run calls as they come, and keep the heartbeat, until close()."""
         last_beat = time.monotonic()
@@ -270,7 +285,7 @@ class AttemptChannel:
                 except queue.Empty:
                     break
             if pending:
-                log_entries_write(run=self.run, attempt=self.attempt.number, rows=pending)
+                self._write(pending)
                 with self.backlog_room:
                     self.backlog -= len(pending)
                     self.backlog_room.notify_all()
@@ -285,7 +300,10 @@ class AttemptChannel:
 
 
 def _sandbox_limits(run: Run) -> sandbox.Limits:
-    return sandbox.Limits(timeout_s=float(run.timeout_seconds), memory_mb=run.memory_mb)
+    return sandbox.Limits(
+        timeout_s=float(run.timeout_seconds), memory_mb=run.memory_mb,
+        max_output_bytes=settings.FUNCTIONS_MAX_OUTPUT_MB * 1024 * 1024,
+    )
 
 
 def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> sandbox.AttemptResult:
@@ -376,12 +394,24 @@ def run_execute(*, run_id: int) -> Recorded | None:
         # The error the runtime reports is one entry whose lines stay in order, as
         # Lambda logs it; only what the Function itself prints is a line per entry.
         channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
-    channel.add_platform_line(report_line(run, attempt, result))
+    retryable = outcome.get("retryable", True)
+    if output_flooded(result):
+        # Like a timeout of its own making, except that a second attempt would print
+        # the same flood into the shared database again: not retried.
+        result = dataclasses.replace(result, reason=f"{result.reason}; {OUTPUT_NOT_RETRIED}")
+        retryable = False
+    channel.add_platform_line(report_line(run, attempt, result, dropped_lines=channel.dropped_lines))
     channel.close()
     channel.serve_until_closed()
-    return run_record_attempt(
-        run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
-    )
+    return run_record_attempt(run=run, attempt=attempt, result=result, redact=redact, retryable=retryable)
+
+
+OUTPUT_NOT_RETRIED = "not retried: the Function's own output stopped it"
+
+
+def output_flooded(result: sandbox.AttemptResult) -> bool:
+    """Whether the attempt was stopped for passing the output limit (runtime/sandbox.py's reason)."""
+    return result.outcome == "failed" and (result.reason or "").startswith("Output limit of ")
 
 
 def _platform_failure(reason: str) -> sandbox.AttemptResult:
@@ -390,14 +420,16 @@ def _platform_failure(reason: str) -> sandbox.AttemptResult:
     )
 
 
-def report_line(run: Run, attempt: Attempt, result: sandbox.AttemptResult) -> str:
-    """Lambda's REPORT line, with the attempt and the outcome (one line: the reason's first)."""
+def report_line(run: Run, attempt: Attempt, result: sandbox.AttemptResult, *, dropped_lines: int = 0) -> str:
+    """Lambda's REPORT line, with the attempt, the outcome (one line: the reason's first) and any lines
+    dropped over the daily log volume."""
     memory = f"{result.peak_memory_mb:.0f} MB" if result.peak_memory_mb is not None else "unknown"
     reason = (result.reason or "").strip().partition("\n")[0]
     return (
         f"REPORT RequestId: {run.correlation_id} Attempt: {attempt.number}/{run.max_attempts} "
         f"Duration: {result.duration_ms} ms Memory Size: {run.memory_mb} MB Max Memory Used: {memory} "
         f"Outcome: {result.outcome}" + (f" Reason: {reason}" if result.outcome != "succeeded" else "")
+        + (f" Dropped lines: {dropped_lines}" if dropped_lines else "")
     )
 
 
