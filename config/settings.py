@@ -205,7 +205,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # since the last failure. API tokens tried at random count against the
 # source address too.
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "accounts.backends.ThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
