@@ -333,6 +333,13 @@ def main(argv):
 
 
 def _run_attempt(payload_fd, result_fd):
+    # Before the payload (the event and the attempt's AWS credentials) is read: no other
+    # process of the same uid, another run's leftover included, may ptrace this one or read
+    # its memory, environ or maps through /proc. The Function may undo it for itself only,
+    # and a program it executes starts dumpable again (execve), so the guarantee that
+    # nothing of an earlier run is left to try is the leftover check (_dirty) and, cold,
+    # the killed pid namespace.
+    _set_dumpable(0)
     os.set_inheritable(result_fd, False)
     _send(result_fd, {"type": "started"})
     _watch_for_samsara()
@@ -542,20 +549,38 @@ def _keyrings():
     return found
 
 
+def _live_tasks(pid):
+    """How many threads of process `pid` are not zombies.
+
+    Not the leader's state: a leader whose main thread exited shows "Z" in
+    /proc/PID/stat while its other threads run on, and one such process
+    lived past its run and read the next run's memory.
+    """
+    live = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0  # gone meanwhile
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", "rb") as handle:
+                state = handle.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X"):
+            live += 1
+    return live
+
+
 def _dirty(dev_before, keys_before):
-    """What an invocation left behind: processes other than the namespace's init and us (zombies
-    aside), System V IPC objects, new entries in /dev."""
+    """What an invocation left behind: processes other than the namespace's init and us with a
+    live thread (a reaped-soon zombie aside), System V IPC objects, new entries in /dev."""
     me = os.getpid()
     left = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in (1, me):
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                state = handle.read().rpartition(b")")[2].split()[0]
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if state != b"Z":
+        if _live_tasks(entry):
             left.append(f"process {entry}")
     for kind in ("shm", "msg", "sem"):
         try:
@@ -593,7 +618,6 @@ def _child(control, fds):
         os.dup2(err_fd, 2)
         os.close(out_fd)
         os.close(err_fd)
-        _set_dumpable(1)
         _run_attempt(payload_fd, result_fd)  # ends with os._exit unless the handler exits
         code = 0
     except SystemExit as exc:
