@@ -393,6 +393,9 @@ FUNCTIONS_RUNTIME_ENV = Path(os.environ.get("FUNCTIONS_RUNTIME_ENV") or BASE_DIR
 FUNCTIONS_CACHE_DIR = Path(os.environ.get("FUNCTIONS_CACHE_DIR") or DATA_DIR / "cache")
 # A running attempt's worker writes a heartbeat; one silent for this long is
 # presumed lost, and its run is retried or failed with "worker lost".
+# A worker with less free disk than this (under FUNCTIONS_CACHE_DIR or DATA_DIR)
+# claims no runs and /healthz says why (runtime/capacity.py).
+FUNCTIONS_MIN_FREE_DISK_MB = env_int("FUNCTIONS_MIN_FREE_DISK_MB", 2048, minimum=0)
 FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS = env_int("FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=2)
 FUNCTIONS_MAX_ATTEMPTS = 3
 # Seconds to wait before the 2nd and 3rd attempt.

@@ -33,12 +33,15 @@ from logs.services import log_entries_write, log_volume_admit
 from secrets_vault.services import secrets_redactor
 
 from . import sandbox, warm
+from .capacity import disk_shortage
 from .aws.endpoint import attempt_endpoint
 
 logger = logging.getLogger(__name__)
 
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 HEARTBEAT_EVERY_SECONDS = 5
+# A worker short of disk sends a run back after this many seconds (runtime/capacity.py).
+OUT_OF_DISK_RETRY_SECONDS = 30
 LOG_BATCH_SIZE = 2000
 # About 130 MB of queued lines at most per attempt (a million short ones).
 MAX_BACKLOG_LINES = 1_000_000
@@ -366,6 +369,12 @@ def run_execute(*, run_id: int) -> Recorded | None:
     The sandbox runs in a helper thread while this thread writes the output
     and heartbeats: all database work stays on the caller's connection.
     """
+    shortage = disk_shortage()
+    if shortage:
+        # Not claimed: the run stays queued and goes back for any worker (this one too, once
+        # space is freed), instead of failing here and then failing the database.
+        logger.warning("run %s not claimed: %s", run_id, shortage["message"])
+        return Recorded(run=Run.objects.get(pk=run_id), resend=(Resend(run_id=run_id, countdown=OUT_OF_DISK_RETRY_SECONDS),))
     run, attempt = run_claim(run_id=run_id)
     if run is None:
         return None
