@@ -375,6 +375,24 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "functions")
 FUNCTIONS_SANDBOX = os.environ.get("FUNCTIONS_SANDBOX", "bwrap").strip().lower()
 if FUNCTIONS_SANDBOX not in {"bwrap", "process"}:
     raise ImproperlyConfigured(f"FUNCTIONS_SANDBOX={FUNCTIONS_SANDBOX!r}: use bwrap or process.")
+# Networks a Function may reach although they are private, link-local or this
+# host's own (all blocked by default, runtime/netblock.py): comma-separated
+# CIDRs, e.g. 10.20.0.0/16,192.168.5.10/32.
+def _allowed_networks():
+    import ipaddress
+
+    networks = []
+    for item in env.list("FUNCTIONS_ALLOWED_NETWORKS", default=[]):
+        try:
+            networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"FUNCTIONS_ALLOWED_NETWORKS: {item!r} is not a network; write it like 10.20.0.0/16 or 192.168.5.10/32."
+            ) from None
+    return networks
+
+
+FUNCTIONS_ALLOWED_NETWORKS = _allowed_networks()
 # Warm execution environments (runtime/warm.py, bwrap only): one long-lived
 # sandbox per Function version per worker process, a fork per run.
 FUNCTIONS_WARM_ENVIRONMENTS = env_bool("FUNCTIONS_WARM_ENVIRONMENTS", True)

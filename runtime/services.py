@@ -34,6 +34,7 @@ from secrets_vault.services import secrets_redactor
 
 from . import sandbox, warm
 from .capacity import disk_shortage
+from .netblock import networks_to_block
 from .aws.endpoint import attempt_endpoint
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,17 @@ def isolation_summary() -> str:
     if settings.FUNCTIONS_SANDBOX == "process":
         return "none: FUNCTIONS_SANDBOX=process (rlimits only)"
     if sandbox.network_mode() == "slirp4netns":
-        return "bubblewrap; network: outbound, host loopback and metadata blocked"
+        allowed = settings.FUNCTIONS_ALLOWED_NETWORKS
+        return (
+            "bubblewrap; network: outbound; host loopback, private and link-local ranges and this host's "
+            "addresses blocked" + (f" except {', '.join(allowed)}" if allowed else "")
+        )
     return "bubblewrap; network: none (slirp4netns is not installed on this worker)"
+
+
+def blocked_networks():
+    """What a run may not reach (runtime/netblock.py), less FUNCTIONS_ALLOWED_NETWORKS."""
+    return networks_to_block(settings.FUNCTIONS_ALLOWED_NETWORKS)
 
 
 # --- preparing the attempt -----------------------------------------------------------
@@ -339,7 +349,8 @@ def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> san
         # The attempt's own AWS endpoint (secrets and storage), open exactly as long as the sandbox runs.
         with attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s) as aws:
             return sandbox.execute(
-                dataclasses.replace(invocation, aws=aws), limits, channel, mode=mode, runtime_python=runtime_python
+                dataclasses.replace(invocation, aws=aws), limits, channel, mode=mode, runtime_python=runtime_python,
+                blocked_networks=blocked_networks(),
             )
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -360,7 +371,10 @@ def _execute_warm(
         return attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s, directory=directory)
 
     owner = (run.function.organization_id, run.function_id, run.code_version.sha256)
-    return pool.execute(invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws)
+    return pool.execute(
+        invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws,
+        blocked_networks=blocked_networks(),
+    )
 
 
 def run_execute(*, run_id: int) -> Recorded | None:
