@@ -403,6 +403,12 @@ FUNCTIONS_MAX_TIMEOUT_SECONDS = env_int("FUNCTIONS_MAX_TIMEOUT_SECONDS", 900, mi
 if FUNCTIONS_MAX_TIMEOUT_SECONDS > 900:
     raise ImproperlyConfigured("FUNCTIONS_MAX_TIMEOUT_SECONDS can be at most 900 (15 minutes, the contract's limit).")
 FUNCTIONS_MEMORY_MB = env_int("FUNCTIONS_MEMORY_MB", 1769, minimum=64)
+# Each attempt's /tmp is a filesystem of its own of this many MB (a Function
+# may set its own, up to FUNCTIONS_MAX_TMP_MB; Lambda's default and ceiling).
+FUNCTIONS_TMP_MB = env_int("FUNCTIONS_TMP_MB", 512, minimum=1)
+FUNCTIONS_MAX_TMP_MB = env_int("FUNCTIONS_MAX_TMP_MB", 10240, minimum=1)
+if FUNCTIONS_TMP_MB > FUNCTIONS_MAX_TMP_MB:
+    raise ImproperlyConfigured("FUNCTIONS_TMP_MB cannot be larger than FUNCTIONS_MAX_TMP_MB.")
 # An attempt printing more than this is stopped, and its run is not retried.
 FUNCTIONS_MAX_OUTPUT_MB = env_int("FUNCTIONS_MAX_OUTPUT_MB", 100, minimum=1)
 FUNCTIONS_RUNTIME_ENV = Path(os.environ.get("FUNCTIONS_RUNTIME_ENV") or BASE_DIR / ".runtime-env")
