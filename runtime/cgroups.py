@@ -85,7 +85,8 @@ def _keyed(path: Path, key: str) -> int | None:
 class AttemptCgroup:
     def __init__(self, version: int, dirs: dict[str, Path]):
         self.version = version
-        self.dirs = dirs  # v1: {"pids": dir, "memory": dir}; v2: {"": dir}
+        self.dirs = dirs  # v1: {"pids": dir, "memory": dir, "cpu": dir}; v2: {"": dir}
+        self._peak_fd: int | None = None  # v2: memory.peak reset through this fd (peak_reset)
 
     @classmethod
     def create(cls, *, max_pids: int, memory_bytes: int, cpus: float | None = None,
@@ -212,8 +213,40 @@ class AttemptCgroup:
                     pass
             time.sleep(0.01)
 
+    def peak_reset(self) -> None:
+        """Measure the peak afresh from now: a warm environment's run reports its own, read by the worker.
+
+        v1: memory.max_usage_in_bytes is reset by writing 0. v2 (Linux 6.12+):
+        writing to memory.peak resets it for the writing file descriptor,
+        which is kept to read it back.
+        """
+        if self.version == 2:
+            if self._peak_fd is not None:
+                os.close(self._peak_fd)
+                self._peak_fd = None
+            try:
+                fd = os.open(self.dirs[""] / "memory.peak", os.O_RDWR | os.O_CLOEXEC)
+            except OSError:
+                return
+            try:
+                os.write(fd, b"reset\n")
+            except OSError:
+                os.close(fd)
+                return
+            self._peak_fd = fd
+        elif "memory" in self.dirs:
+            try:
+                _write(self.dirs["memory"] / "memory.max_usage_in_bytes", "0")
+            except OSError:
+                pass
+
     def peak_memory_bytes(self) -> int | None:
         if self.version == 2:
+            if self._peak_fd is not None:
+                try:
+                    return int(os.pread(self._peak_fd, 64, 0).split()[0])
+                except (OSError, ValueError, IndexError):
+                    return None
             return _read_int(self.dirs[""] / "memory.peak")
         if "memory" in self.dirs:
             return _read_int(self.dirs["memory"] / "memory.max_usage_in_bytes")
@@ -239,6 +272,9 @@ class AttemptCgroup:
         namespace init is reaped by the host's pid 1 (or subreaper), which
         can take a moment after it died.
         """
+        if self._peak_fd is not None:
+            os.close(self._peak_fd)
+            self._peak_fd = None
         pending = [path for path in self.dirs.values() if not _try_rmdir(path)]
         if pending:
             threading.Thread(target=_rmdir_later, args=(pending,), name="cgroup-cleanup",

@@ -233,7 +233,6 @@ class WarmLauncher:
 
     mode = "bwrap"
     warm = True
-    measures_memory = False  # the forked child's VmHWM is sampled, and its maxrss reported
 
     def __init__(self, env: WarmEnvironment):
         self.env = env
@@ -242,6 +241,12 @@ class WarmLauncher:
         self.platform_failure = False
         self.oom_before = env.oom_kills()
         self.oom_killed = False
+        # This run's peak is the environment cgroup's, reset now and read by the worker: never the
+        # zygote's report (inside the sandbox). Without a cgroup the child's VmHWM is sampled.
+        self.group = env.launcher.cgroup if env.launcher else None
+        if self.group is not None:
+            self.group.peak_reset()
+        self.measures_memory = self.group is not None
 
     def start(self, pipes: ChildPipes, wait_started: Callable[[], bool]) -> int:
         try:
@@ -305,7 +310,7 @@ class WarmLauncher:
 
     def stop(self, ending: Ending) -> Stopped:
         self._read_report(0)
-        maxrss = self.report.get("maxrss_kb") if self.report else None
+        peak = self.group.peak_memory_bytes() if self.group is not None and not self.env.dead else None
         if not self.env.dead:
             self.oom_killed = self.oom_killed or self.env.oom_kills() > self.oom_before
         problem = self._report_problem() or ending.problem or ("OOM kill" if self.oom_killed else None)
@@ -314,7 +319,7 @@ class WarmLauncher:
             if not ending.started and not ending.timed_out:
                 self.platform_failure = True
             self._destroy_environment()
-        return Stopped(peak_memory_bytes=int(maxrss) * 1024 if maxrss else None, oom_killed=self.oom_killed)
+        return Stopped(peak_memory_bytes=peak, oom_killed=self.oom_killed)
 
 
 # --------------------------------------------------------------------------

@@ -394,9 +394,9 @@ class Attempt:
     # -- result ------------------------------------------------------------
 
     def _peak_mb(self) -> float | None:
+        # Measured outside the sandbox only: the cgroup's peak, or VmHWM sampled from the
+        # host's /proc. Never what came over the result channel, which the Function can write.
         candidates = [self.sampled_peak_kb * 1024]
-        if self.result_header and self.result_header.get("maxrss_kb"):
-            candidates.append(int(self.result_header["maxrss_kb"]) * 1024)
         if self.stopped_with.peak_memory_bytes:
             candidates.append(self.stopped_with.peak_memory_bytes)
         peak = max(candidates)
@@ -418,6 +418,9 @@ class Attempt:
         header = self.result_header if self.result_complete() else None
         if self.output_exceeded:
             return self._result("failed", f"Output limit of {format_bytes(limits.max_output_bytes)} exceeded")
+        if self.timed_out:
+            # Whatever the Function wrote before, or made its parent do: the deadline is the platform's.
+            return self._result("timed_out", f"Timed out after {limits.timeout_s:g} s")
         if header is not None:
             status = header.get("status")
             if status == "ok":
@@ -441,8 +444,6 @@ class Attempt:
             if status == "too_large":
                 return self._result("failed", f"Return value too large: {header.get('size')} bytes "
                                               f"(limit {limits.max_return_bytes} bytes)")
-        if self.timed_out:
-            return self._result("timed_out", f"Timed out after {limits.timeout_s:g} s")
         if self.result_broken:
             return self._result("failed", f"Invalid result from the sandbox: {self.result_broken}")
         if not self.started_ok:
