@@ -362,7 +362,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["one_line_403"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs every sign-in at INFO; accounts.throttle says what matters (a lockout) in one line.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # A deployment may share one broker between several installations: each uses its own queue.
@@ -409,6 +410,10 @@ FUNCTIONS_TMP_MB = env_int("FUNCTIONS_TMP_MB", 512, minimum=1)
 FUNCTIONS_MAX_TMP_MB = env_int("FUNCTIONS_MAX_TMP_MB", 10240, minimum=1)
 if FUNCTIONS_TMP_MB > FUNCTIONS_MAX_TMP_MB:
     raise ImproperlyConfigured("FUNCTIONS_TMP_MB cannot be larger than FUNCTIONS_MAX_TMP_MB.")
+# The CPU each attempt may use, in percent of one CPU (its cgroup's quota;
+# Samsara gives about one vCPU per 1,769 MB). Organizations share a worker's
+# CPU by equal weight whatever their number of runs.
+FUNCTIONS_RUN_CPU_PERCENT = env_int("FUNCTIONS_RUN_CPU_PERCENT", 100, minimum=1)
 # An attempt printing more than this is stopped, and its run is not retried.
 FUNCTIONS_MAX_OUTPUT_MB = env_int("FUNCTIONS_MAX_OUTPUT_MB", 100, minimum=1)
 FUNCTIONS_RUNTIME_ENV = Path(os.environ.get("FUNCTIONS_RUNTIME_ENV") or BASE_DIR / ".runtime-env")

@@ -56,6 +56,51 @@ def _maxrss_kb():
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
+def _tmp_free_bytes():
+    try:
+        stat = os.statvfs("/tmp")
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _open_up(path, depth=0):
+    """Make every directory under `path` ours to empty again (a run may have chmod'ed them 0)."""
+    if depth > 200:
+        raise RecursionError("directories nested too deep")
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(entry.path, 0o700)
+                _open_up(entry.path, depth + 1)
+
+
+def _empty_tmp():
+    """Remove everything in /tmp (a warm environment's zygote, after each run), whatever its modes.
+
+    Returns whether /tmp is empty now; if not, the environment is reported dirty and destroyed.
+    """
+    import shutil
+
+    try:
+        _open_up("/tmp")
+    except (OSError, RecursionError):
+        pass
+    try:
+        with os.scandir("/tmp") as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass
+        return not os.listdir("/tmp")
+    except OSError:
+        return False
+
+
 def _read_all(fd):
     chunks = []
     while True:
@@ -372,6 +417,7 @@ def _run_attempt(payload_fd, result_fd):
             except Exception:
                 pass
         header["maxrss_kb"] = _maxrss_kb()
+        header["tmp_free_bytes"] = _tmp_free_bytes()
         if _relay_pid:
             # Reaped here, at once: an orphaned relay would keep the attempt's
             # cgroup busy until some other process reaped it.
@@ -709,8 +755,13 @@ def _zygote(argv):
         for fd in fds:
             os.close(fd)
         _, status, usage = os.wait4(pid, 0)
+        dirty = _dirty(dev_before, keys_before)
+        tmp_free = _tmp_free_bytes()
+        # Emptied now, whatever happened: nothing of this run's /tmp is left for the next.
+        if not _empty_tmp():
+            dirty.append("/tmp")
         control.send(json.dumps({"type": "exit", "status": status, "maxrss_kb": usage.ru_maxrss,
-                                 "dirty": _dirty(dev_before, keys_before)}).encode() + b"\n")
+                                 "tmp_free_bytes": tmp_free, "dirty": dirty}).encode() + b"\n")
 
 
 if __name__ == "__main__":

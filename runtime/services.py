@@ -111,8 +111,8 @@ def isolation_summary() -> str:
     if sandbox.network_mode() == "slirp4netns":
         allowed = settings.FUNCTIONS_ALLOWED_NETWORKS
         return (
-            "bubblewrap; network: outbound; host loopback, private and link-local ranges and this host's "
-            "addresses blocked" + (f" except {', '.join(allowed)}" if allowed else "")
+            "bubblewrap; network: outbound; host loopback, private and link-local ranges and the addresses "
+            "of this host blocked" + (f" except {', '.join(allowed)}" if allowed else "")
         )
     return "bubblewrap; network: none (slirp4netns is not installed on this worker)"
 
@@ -313,9 +313,15 @@ class AttemptChannel:
 
 
 def _sandbox_limits(run: Run) -> sandbox.Limits:
+    """The attempt's limits: the run's time, memory and /tmp; about one vCPU in its organization's CPU group."""
     return sandbox.Limits(
         timeout_s=float(run.timeout_seconds), memory_mb=run.memory_mb,
         max_output_bytes=settings.FUNCTIONS_MAX_OUTPUT_MB * 1024 * 1024,
+        tmp_mb=run.tmp_mb,
+        # No single file larger than /tmp itself: a write fails with ENOSPC, not SIGXFSZ.
+        max_file_size_mb=run.tmp_mb + 1 if settings.FUNCTIONS_SANDBOX == "bwrap" else 512,
+        cpus=settings.FUNCTIONS_RUN_CPU_PERCENT / 100,
+        cpu_group=str(run.function.organization_id),
     )
 
 
@@ -418,6 +424,14 @@ def run_execute(*, run_id: int) -> Recorded | None:
         # Lambda logs it; only what the Function itself prints is a line per entry.
         channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
     retryable = outcome.get("retryable", True)
+    if result.tmp_full:
+        note = (
+            f"/tmp reached its limit of {run.tmp_mb} MB: writes past it fail with \"No space left on device\" "
+            f"(a Function may set a larger /tmp, up to {settings.FUNCTIONS_MAX_TMP_MB} MB)"
+        )
+        channel.add_platform_line(note)
+        if result.outcome != "succeeded":
+            result = dataclasses.replace(result, reason=f"{result.reason}; /tmp full ({run.tmp_mb} MB limit)")
     if output_flooded(result):
         # Like a timeout of its own making, except that a second attempt would print
         # the same flood into the shared database again: not retried.

@@ -75,6 +75,7 @@ from .sandbox import (
     Stopped,
     function_environment,
 )
+from .sandbox.contract import TMP_FULL_BYTES
 from .sandbox.fds import close_fds, pipe, wait_readable
 from .sandbox.launcher import first_child_pid
 
@@ -319,7 +320,9 @@ class WarmLauncher:
             if not ending.started and not ending.timed_out:
                 self.platform_failure = True
             self._destroy_environment()
-        return Stopped(peak_memory_bytes=peak, oom_killed=self.oom_killed)
+        free = self.report.get("tmp_free_bytes") if self.report else None
+        return Stopped(peak_memory_bytes=peak, oom_killed=self.oom_killed,
+                       tmp_full=isinstance(free, int) and free < TMP_FULL_BYTES)
 
 
 # --------------------------------------------------------------------------

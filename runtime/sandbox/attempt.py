@@ -29,6 +29,7 @@ from .contract import (
     Invocation,
     Limits,
     OutputLine,
+    TMP_FULL_BYTES,
     SandboxStartError,
     handler_problem,
 )
@@ -410,7 +411,16 @@ class Attempt:
             duration_ms=int((time.monotonic() - self.t0) * 1000) if hasattr(self, "t0") else 0,
             peak_memory_mb=self._peak_mb(),
             warm_start=self.launcher.warm,
+            tmp_full=self._tmp_full(),
         )
+
+    def _tmp_full(self) -> bool:
+        # Bootstrap's own statvfs of /tmp as the Function ended, or the warm zygote's after it.
+        # Only ever a note on the run's page (a Function that forges it misleads nobody but
+        # itself); never a limit or a measured fact.
+        free = (self.result_header or {}).get("tmp_free_bytes")
+        stopped = getattr(self, "stopped_with", None)
+        return (isinstance(free, int) and free < TMP_FULL_BYTES) or bool(stopped and stopped.tmp_full)
 
     def _conclude(self) -> AttemptResult:
         limits = self.limits

@@ -140,7 +140,7 @@ def etc_files(network: str) -> dict[str, str]:
 
 
 def bwrap_args(invocation: Invocation, interp: Interpreter, bootstrap_argv: Sequence[str], *,
-               info_w: int, block_r: int, etc_fds: dict[str, int]) -> list[str]:
+               info_w: int, block_r: int, etc_fds: dict[str, int], tmp_mb: int = 512) -> list[str]:
     """bwrap's whole command line for one sandbox: ``args[0]`` is "bwrap", for the caller to resolve.
 
     Started with an empty environment (bwrap's own /proc/1/environ is readable inside): the
@@ -166,9 +166,12 @@ def bwrap_args(invocation: Invocation, interp: Interpreter, bootstrap_argv: Sequ
         # The venv's python is a symlink to the base interpreter, which
         # finds libpython through an absolute RUNPATH: same path inside.
         args += ["--ro-bind", str(base), str(base)]
+    # /tmp is a filesystem of its own, of the attempt's size: a write past it fails with ENOSPC
+    # inside the Function, never fills the worker's disk, and it is gone with the sandbox (a
+    # warm environment's zygote empties it after every run).
     args += ["--ro-bind", str(Path(invocation.code_dir).resolve()), CODE_PATH,
              "--ro-bind", str(BOOTSTRAP), BOOTSTRAP_PATH,
-             "--bind", str(Path(invocation.temp_dir).resolve()), TEMP_PATH]
+             "--size", str(tmp_mb * 1024 * 1024), "--perms", "0700", "--tmpfs", TEMP_PATH]
     if invocation.aws is not None:
         # Read-only is enough to connect to a socket, and the Function
         # cannot put anything of its own there.

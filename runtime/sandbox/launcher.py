@@ -75,6 +75,7 @@ class Stopped:
 
     peak_memory_bytes: int | None = None
     oom_killed: bool = False
+    tmp_full: bool = False  # /tmp had no room left as the command ended (a warm zygote's statvfs)
 
 
 class Launcher(Protocol):
@@ -168,9 +169,13 @@ class SandboxLauncher:
         return self.proc_pidfd
 
     def _new_cgroup(self) -> None:
+        # /tmp's pages are charged to the cgroup like any memory: room for them on top of the
+        # Function's own (RLIMIT_DATA still caps each process at memory_mb).
+        tmp_mb = self.limits.tmp_mb if self.mode == "bwrap" else 0
         self.cgroup = AttemptCgroup.create(
             max_pids=self.limits.max_processes + 8,  # + bwrap and its init
-            memory_bytes=self.limits.memory_mb * MB,
+            memory_bytes=(self.limits.memory_mb + tmp_mb) * MB,
+            cpus=self.limits.cpus, organization=self.limits.cpu_group,
         )
 
     def _launch_process(self, interp, pipes: ChildPipes) -> None:
@@ -208,7 +213,7 @@ class SandboxLauncher:
                 os.close(w)
                 etc_fds[dest] = r
             args = bwrap_args(self.inv, interp, self.bootstrap_argv(pipes), info_w=info_w, block_r=block_r,
-                              etc_fds=etc_fds)
+                              etc_fds=etc_fds, tmp_mb=self.limits.tmp_mb)
             args[0] = bwrap
             self._new_cgroup()
             self.proc = subprocess.Popen(

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from runtime.cgroups import AttemptCgroup
+from runtime.sandbox import Limits
 
 pytestmark = pytest.mark.sandbox
 
@@ -67,3 +68,65 @@ def test_busy_processes_in_a_capped_group_get_no_more_than_their_quota(capped_gr
         hog.wait()
     # Half a CPU over the interval, with room for the accounting's tick granularity.
     assert used <= 0.5 * elapsed * 1.25, (used, elapsed)
+
+
+# One organization's 16 busy processes beside another organization's CPU-bound run, in the real sandbox.
+HOG_RUN = """
+import os, time
+def handler(event, context):
+    for _ in range(4):
+        os.fork()          # 16 processes, all busy
+    end = time.monotonic() + float(event["seconds"])
+    while time.monotonic() < end:
+        pass
+    os._exit(0)
+"""
+
+WORK_RUN = """
+import time
+def handler(event, context):
+    started, cpu = time.monotonic(), time.process_time()
+    total = 0
+    for i in range(int(event["n"])):
+        total += i * i
+    return {"wall": time.monotonic() - started, "cpu": time.process_time() - cpu}
+"""
+
+
+def test_a_cpu_hog_of_one_organization_barely_slows_another_organizations_run(tmp_path, runtime_python, bwrap_ok):
+    import json
+    import threading
+    import uuid
+
+    from runtime.sandbox import Invocation, execute
+
+    from .conftest import CONTRACT_ENV
+
+    probe = AttemptCgroup.create(max_pids=8, memory_bytes=64 * 1024 * 1024, cpus=1.0, organization="probe")
+    if probe is None or probe.cpu_limit() is None:
+        if probe is not None:
+            probe.remove()
+        pytest.skip("no writable cgroup with the cpu controller on this machine: runs are not CPU-capped here")
+    probe.remove()
+
+    def run(source, event, organization, seconds=60):
+        code = tmp_path / f"code-{uuid.uuid4().hex[:6]}"
+        code.mkdir()
+        (code / "main.py").write_text(source)
+        invocation = Invocation(code_dir=code, handler="main.handler", event=event, function_name="cpu",
+                                request_id=str(uuid.uuid4()), env=dict(CONTRACT_ENV), temp_dir=tmp_path / "t")
+        limits = Limits(timeout_s=seconds, cpus=1.0, cpu_group=organization)
+        return execute(invocation, limits, lambda batch: None, runtime_python=runtime_python)
+
+    # The work alone, then beside the hog: its wall time is what another organization would notice.
+    n = "3000000"
+    alone = json.loads(run(WORK_RUN, {"n": n}, "org-b").return_value)
+    hog = threading.Thread(target=run, args=(HOG_RUN, {"seconds": "12"}, "org-a"))
+    hog.start()
+    time.sleep(2)  # the hog's 16 processes are all running
+    beside = json.loads(run(WORK_RUN, {"n": n}, "org-b").return_value)
+    hog.join()
+    print(f"alone {alone['wall']:.2f} s, beside a 16-process hog {beside['wall']:.2f} s")
+    # Uncapped, 16 busy processes on this 2-CPU machine made it 5-6 times slower; capped at one
+    # vCPU the hog leaves the other CPU. Other tests share the machine: a generous bound.
+    assert beside["wall"] < alone["wall"] * 2.5 + 0.5, (alone, beside)

@@ -110,7 +110,7 @@ def test_a_private_address_is_refused_by_default(connect, private_service, admin
     run, outcome = connect(private_service["host"], private_service["port"])
     assert outcome.get("errno") in (101, 113), outcome  # ENETUNREACH or EHOSTUNREACH: the sandbox's own kernel refused it
     page = admin_client.get(f"/o/{org.id}/settings/developer/functions/{run.function.name}/runs/{run.correlation_id}/")
-    assert "private and link-local ranges and this host&#x27;s addresses blocked" in page.content.decode()
+    assert "private and link-local ranges and the addresses of this host blocked" in page.content.decode()
 
 
 def test_an_allowed_network_is_reachable_and_named_on_the_run_page(connect, private_service, settings, admin_client, org):
