@@ -19,9 +19,6 @@ from functions.models import RunStatus
 from functions.run_services import run_trigger
 from runtime.netblock import host_addresses, networks_to_block
 from tests.factories import make_function
-from tests.unit.test_run_engine import run_to_end
-
-pytestmark = pytest.mark.sandbox
 
 CONNECT = """
 import socket
@@ -66,6 +63,12 @@ def private_service():
     tag = uuid.uuid4().hex[:6]
     netns, host_if, ns_if = f"sfnsec-{tag}", f"vsh{tag}", f"vsn{tag}"
     subnet = f"10.213.{random.randint(1, 250)}"
+    # ip's network namespaces of two test processes at once race (/run/netns mounts, "ip netns
+    # exec" against another's "ip netns del"): one test process at a time, set-up to clean-up.
+    import fcntl
+
+    lock = open("/tmp/sfnsec-netns.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     sh("ip", "netns", "add", netns)
     server = None
     try:
@@ -87,17 +90,18 @@ def private_service():
             server.wait()
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        lock.close()
 
 
 @pytest.fixture(params=["cold", "warm"])
-def connect(request, org, settings, django_capture_on_commit_callbacks):
+def connect(request, org, settings, run_to_end):
     settings.FUNCTIONS_WARM_ENVIRONMENTS = request.param == "warm"
     counter = iter(range(100))
 
     def connect(host, port):
         function = make_function(org, f"net{next(counter)}", files={"main.py": CONNECT},
                                  params={"host": host, "port": str(port)})
-        run = run_to_end(run_trigger(function=function, trigger="manual"), django_capture_on_commit_callbacks)
+        run = run_to_end(run_trigger(function=function, trigger="manual"))
         assert run.status == RunStatus.SUCCEEDED, run.reason
         import json
 

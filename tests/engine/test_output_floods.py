@@ -6,10 +6,8 @@ from django.utils import timezone
 from functions.models import Attempt, RunStatus
 from functions.run_services import run_trigger
 from logs.models import LogEntry, LogVolume
+from tests.engine.test_run_engine import lines
 from tests.factories import make_function
-from tests.unit.test_run_engine import lines, run_to_end
-
-pytestmark = pytest.mark.sandbox
 
 FLOOD = "def handler(event, context):\n    for i in range(400_000):\n        print('flood line', i, 'x' * 40)\n"
 
@@ -22,11 +20,11 @@ def start_kind(request, settings):
 
 
 @pytest.fixture
-def execute(org, django_capture_on_commit_callbacks):
+def execute(org, run_to_end):
     def execute(code, name="fn", organization=None):
         function = make_function(organization or org, name, files={"main.py": code})
         run = run_trigger(function=function, trigger="manual")
-        return run_to_end(run, django_capture_on_commit_callbacks)
+        return run_to_end(run)
 
     return execute
 

@@ -4,10 +4,8 @@ import pytest
 
 from functions.models import RunStatus
 from functions.run_services import run_trigger
+from tests.engine.test_run_engine import lines
 from tests.factories import make_function
-from tests.unit.test_run_engine import lines, run_to_end
-
-pytestmark = pytest.mark.sandbox
 
 FILL = """
 def handler(event, context):
@@ -20,11 +18,11 @@ def handler(event, context):
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 def test_a_write_past_the_functions_tmp_size_fails_and_the_run_says_so(org, settings, warm, admin_client,
-                                                                        django_capture_on_commit_callbacks):
+                                                                        run_to_end):
     settings.FUNCTIONS_WARM_ENVIRONMENTS = warm
     settings.FUNCTIONS_RETRY_BACKOFF_SECONDS = (0, 0)
     function = make_function(org, "filler", files={"main.py": FILL}, tmp_mb=8)
-    run = run_to_end(run_trigger(function=function, trigger="manual"), django_capture_on_commit_callbacks)
+    run = run_to_end(run_trigger(function=function, trigger="manual"))
     assert run.status == RunStatus.FAILED
     assert "No space left on device" in run.reason and run.reason.endswith("/tmp full (8 MB limit)")
     assert any(line.startswith("/tmp reached its limit of 8 MB") for line in lines(run, "platform"))
