@@ -13,6 +13,7 @@ address guessing tokens, or mixing guessed tokens and passwords, is stopped
 at the same limit.
 """
 
+import ipaddress
 import logging
 import math
 
@@ -40,9 +41,19 @@ def client_address(request):
     """
     if settings.SECURE_PROXY_SSL_HEADER:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        if forwarded and forwarded[-1]:
+        if forwarded and _is_address(forwarded[-1]):
             return forwarded[-1]
-    return request.META.get("REMOTE_ADDR") or "unknown"
+    address = request.META.get("REMOTE_ADDR")
+    # None without one (a test client's force_login): axes stores addresses in an inet column.
+    return address if _is_address(address) else None
+
+
+def _is_address(text):
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def lockout_response(request, original_response=None, credentials=None):
