@@ -105,16 +105,25 @@ def run_claim(*, run_id: int) -> tuple[Run, Attempt] | tuple[None, None]:
 
 
 def isolation_summary() -> str:
-    """What this worker's sandbox gives a run, for the run page: never claim more than is true."""
+    """What this worker's sandbox gives a run, for the run page: never claim more than is true.
+
+    At most Attempt.isolation's 200 characters: a long list of allowed networks is cut short.
+    """
     if settings.FUNCTIONS_SANDBOX == "process":
         return "none: FUNCTIONS_SANDBOX=process (rlimits only)"
+    # Not yet mapped to an unprivileged host uid (README, "Not done yet: host uid").
+    user = "; sandbox user is host root (the worker runs as root)" if os.geteuid() == 0 else ""
     if sandbox.network_mode() == "slirp4netns":
+        network = "bubblewrap; network: outbound; loopback, private, link-local and host addresses blocked"
         allowed = settings.FUNCTIONS_ALLOWED_NETWORKS
-        return (
-            "bubblewrap; network: outbound; host loopback, private and link-local ranges and the addresses "
-            "of this host blocked" + (f" except {', '.join(allowed)}" if allowed else "")
-        )
-    return "bubblewrap; network: none (slirp4netns is not installed on this worker)"
+        if allowed:
+            room = 200 - len(network) - len(user) - len(" except ") - len(" and 999 more")
+            shown, rest = [], list(allowed)
+            while rest and len(", ".join([*shown, rest[0]])) <= room:
+                shown.append(rest.pop(0))
+            network += " except " + ", ".join(shown) + (f" and {len(rest)} more" if rest else "")
+        return network + user
+    return "bubblewrap; network: none (slirp4netns is not installed on this worker)" + user
 
 
 def blocked_networks():
