@@ -111,8 +111,8 @@ def isolation_summary() -> str:
     """
     if settings.FUNCTIONS_SANDBOX == "process":
         return "none: FUNCTIONS_SANDBOX=process (rlimits only)"
-    # Not yet mapped to an unprivileged host uid (README, "Not done yet: host uid").
-    user = "; sandbox user is host root (the worker runs as root)" if os.geteuid() == 0 else ""
+    # A root worker runs each sandbox as an unprivileged host uid of its own (runtime/sandbox/bwrap.py).
+    user = "; host user: unprivileged, one per sandbox" if os.geteuid() == 0 else ""
     if sandbox.network_mode() == "slirp4netns":
         network = "bubblewrap; network: outbound; loopback, private, link-local and host addresses blocked"
         allowed = settings.FUNCTIONS_ALLOWED_NETWORKS

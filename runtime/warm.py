@@ -77,7 +77,7 @@ from .sandbox import (
 )
 from .sandbox.contract import TMP_FULL_BYTES
 from .sandbox.fds import close_fds, pipe, wait_readable
-from .sandbox.launcher import first_child_pid
+from .sandbox.launcher import first_child_pid, give_socket
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,8 @@ class WarmEnvironment:
         invocation = dataclasses.replace(invocation, temp_dir=self.temp_dir)
         launcher = WarmLauncher(self)
         with (open_aws(self.aws_dir) if open_aws else contextlib.nullcontext()) as aws:
+            if aws is not None and self.launcher is not None and self.launcher.host_uid is not None:
+                give_socket(aws.socket_path, self.launcher.host_uid)
             result = Attempt(dataclasses.replace(invocation, aws=aws), limits, on_output, launcher).run()
         self.runs += 1
         return result, launcher.platform_failure

@@ -15,7 +15,8 @@ The package, by idea:
     caps, the outcome and its reason; ``execute`` for a cold attempt.
 
 Mode "bwrap" (the default) - bubblewrap, started with an empty environment:
-  * namespaces: user (uid/gid 65534), pid, ipc, uts, cgroup (if possible),
+  * namespaces: user (uid/gid 65534; a root worker's sandbox is an
+    unprivileged host uid of its own, see bwrap.as_host_uid), pid, ipc, uts, cgroup (if possible),
     mount and network; ``--die-with-parent``, ``--new-session``,
     ``--cap-drop ALL``, ``--disable-userns`` (no nested user namespaces);
   * filesystem: an empty root made read-only, with read-only binds of /usr
@@ -35,9 +36,9 @@ Mode "bwrap" (the default) - bubblewrap, started with an empty environment:
   * limits: rlimits set by bootstrap.py before any user code is imported
     (RLIMIT_DATA = memory, NPROC, NOFILE, FSIZE, CORE=0; soft = hard), and,
     when the worker may create cgroups (runtime/cgroups.py), a per-attempt
-    cgroup with pids.max and a memory cap for the whole sandbox. RLIMIT_NPROC
-    counts per real uid and is not enforced for root: with a worker running
-    as root only the pids cgroup contains a fork bomb. Without cgroups and as
+    cgroup with pids.max, a memory cap for the whole sandbox and a CPU quota
+    in its organization's group. RLIMIT_NPROC counts per real uid: a root
+    worker's sandboxes each have their own host uid; without cgroups and as
     non-root, NPROC counts every process of the worker's uid;
   * ending: the attempt ends when the handler returns (bootstrap exits at
     once, like Lambda freezing the sandbox), on the wall-clock deadline, or

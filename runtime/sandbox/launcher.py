@@ -34,8 +34,10 @@ from .bwrap import (
     BOOTSTRAP_PATH,
     PYTHON_ARGS,
     SLIRP_ALWAYS_BLOCKED,
+    as_host_uid,
     bwrap_args,
     etc_files,
+    host_uid,
     interpreter,
     network_mode,
 )
@@ -117,6 +119,14 @@ def first_child_pid(pid: int | None) -> int | None:
         return None
 
 
+def give_socket(socket_path: Path, uid: int) -> None:
+    """Let a sandbox running as host `uid` reach its AWS endpoint: the socket's private directory
+    and the socket (connecting needs write access to it) become that uid's; nobody else's."""
+    os.chown(Path(socket_path).parent, uid, uid)
+    if Path(socket_path).exists():
+        os.chown(socket_path, uid, uid)
+
+
 def default_bootstrap_argv(pipes: ChildPipes) -> list[str]:
     return [BOOTSTRAP_PATH, str(pipes.payload_r), str(pipes.result_w)]
 
@@ -147,6 +157,7 @@ class SandboxLauncher:
         self.slirp_exit_w: int | None = None
         self.err_r: int | None = None
         self.stopped = False
+        self.host_uid: int | None = None  # a root worker's sandbox: the unprivileged host uid it runs as
 
     @property
     def measures_memory(self) -> bool:
@@ -215,6 +226,12 @@ class SandboxLauncher:
             args = bwrap_args(self.inv, interp, self.bootstrap_argv(pipes), info_w=info_w, block_r=block_r,
                               etc_fds=etc_fds, tmp_mb=self.limits.tmp_mb)
             args[0] = bwrap
+            self.host_uid = host_uid()
+            if self.host_uid is not None:
+                # A root worker: the sandbox's user is an unprivileged host uid, never root.
+                args = as_host_uid(args, self.host_uid)
+                if self.inv.aws is not None:
+                    give_socket(self.inv.aws.socket_path, self.host_uid)
             self._new_cgroup()
             self.proc = subprocess.Popen(
                 args, env={}, stdin=subprocess.DEVNULL, stdout=pipes.out_w, stderr=pipes.err_w,
