@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('functions', '0006_run_dropped_scheduled_start_kind'),
+        ('functions', '0007_reason_whole_message'),
     ]
 
     operations = [
