@@ -1,7 +1,9 @@
-"""/healthz: is the database reachable, is the broker reachable? JSON, 503 when not."""
+"""/healthz: is the database reachable, is the broker reachable, is there disk to run on? JSON, 503 when not."""
 
 from django.db import connection
 from django.http import JsonResponse
+
+from runtime.capacity import disk_shortage
 
 from .celery import app as celery_app
 
@@ -26,5 +28,7 @@ def healthz(request):
             checks[name] = {"status": "down", "error": type(error).__name__}
         else:
             checks[name] = {"status": "ok"}
+    shortage = disk_shortage()
+    checks["disk"] = {"status": "low", **shortage} if shortage else {"status": "ok"}
     healthy = all(c["status"] == "ok" for c in checks.values())
     return JsonResponse({"status": "ok" if healthy else "down", **checks}, status=200 if healthy else 503)

@@ -9,6 +9,7 @@ start instead of silently running with a development secret.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -59,7 +60,34 @@ PRODUCTION = DEPLOYMENT == "production"
 # All state of the embedded default lives here, so two instances with two
 # DATA_DIRs run side by side without touching each other.
 DATA_DIR = Path(os.environ.get("DATA_DIR") or BASE_DIR / "var").resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _harden_data_dir(path):
+    """DATA_DIR 0700 and its SQLite files 0600, also when an older version created them looser.
+
+    The database, the broker's queue and the generated keys live here, and
+    on a shared machine a world-readable db.sqlite3 hands out every
+    session and secret. SQLite creates a database's -wal and -shm files
+    with the database's own mode, so creating the file 0600 before Django
+    or kombu opens it is enough; existing ones are tightened in place.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
+    for name in ("db.sqlite3", "broker.sqlite3"):
+        try:
+            os.close(os.open(path / name, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError:
+            continue  # reported by whatever opens it next, with its own message
+    for child in path.iterdir():
+        try:
+            if child.is_file() and not child.is_symlink() and child.stat().st_uid == os.geteuid():
+                child.chmod(0o600)
+        except OSError:
+            pass
+
+
+_harden_data_dir(DATA_DIR)
 
 
 def _secret_key():
@@ -100,6 +128,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "accounts",
     "functions",
     "runtime",
@@ -119,6 +148,9 @@ MIDDLEWARE = [
     "accounts.middleware.OrganizationTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with the throttled page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -167,6 +199,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in throttling (django-axes; accounts/throttle.py): after LOGIN_FAILURE_LIMIT
+# wrong passwords for one account, or from one source address, within
+# LOGIN_LOCKOUT_MINUTES, sign-in is refused (429, the same generic message
+# whether or not the account exists) until that many minutes have passed
+# since the last failure. API tokens tried at random count against the
+# source address too.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.ThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The sign-in form's field (Django's LoginView), which holds the e-mail address.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_LOCKOUT_CALLABLE = "accounts.throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_address"
+AXES_VERBOSE = False  # accounts/throttle.py logs the one line an operator acts on
+AXES_SENSITIVE_PARAMETERS = ["password", "csrfmiddlewaretoken"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -176,6 +230,23 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# A strict Content-Security-Policy on every page: the pages load only their
+# own scripts and styles (static/js, static/css; no inline script, style
+# attribute or on* handler, which this policy would block) and are never framed.
+from django.utils.csp import CSP  # noqa: E402
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 
 LANGUAGE_CODE = "en-us"
@@ -197,7 +268,11 @@ STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local").strip().lower()
 if STORAGE_BACKEND == "local":
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(DATA_DIR / "storage"), "file_permissions_mode": 0o600},
+        "OPTIONS": {
+            "location": str(DATA_DIR / "storage"),
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
     }
 elif STORAGE_BACKEND == "s3":
     _bucket = os.environ.get("S3_BUCKET", "")
@@ -285,10 +360,13 @@ SITE_URL = os.environ.get("SITE_URL", "").rstrip("/")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # A refused request (403) is routine: one line with who, what and why, never a traceback.
+    "filters": {"one_line_403": {"()": "config.logging.OneLineForbidden"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["one_line_403"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs every sign-in at INFO; accounts.throttle says what matters (a lockout) in one line.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # A deployment may share one broker between several installations: each uses its own queue.
@@ -301,6 +379,24 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "functions")
 FUNCTIONS_SANDBOX = os.environ.get("FUNCTIONS_SANDBOX", "bwrap").strip().lower()
 if FUNCTIONS_SANDBOX not in {"bwrap", "process"}:
     raise ImproperlyConfigured(f"FUNCTIONS_SANDBOX={FUNCTIONS_SANDBOX!r}: use bwrap or process.")
+# Networks a Function may reach although they are private, link-local or this
+# host's own (all blocked by default, runtime/netblock.py): comma-separated
+# CIDRs, e.g. 10.20.0.0/16,192.168.5.10/32.
+def _allowed_networks():
+    import ipaddress
+
+    networks = []
+    for item in env.list("FUNCTIONS_ALLOWED_NETWORKS", default=[]):
+        try:
+            networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"FUNCTIONS_ALLOWED_NETWORKS: {item!r} is not a network; write it like 10.20.0.0/16 or 192.168.5.10/32."
+            ) from None
+    return networks
+
+
+FUNCTIONS_ALLOWED_NETWORKS = _allowed_networks()
 # Warm execution environments (runtime/warm.py, bwrap only): one long-lived
 # sandbox per Function version per worker process, a fork per run.
 FUNCTIONS_WARM_ENVIRONMENTS = env_bool("FUNCTIONS_WARM_ENVIRONMENTS", True)
@@ -311,12 +407,27 @@ FUNCTIONS_MAX_TIMEOUT_SECONDS = env_int("FUNCTIONS_MAX_TIMEOUT_SECONDS", 900, mi
 if FUNCTIONS_MAX_TIMEOUT_SECONDS > 900:
     raise ImproperlyConfigured("FUNCTIONS_MAX_TIMEOUT_SECONDS can be at most 900 (15 minutes, the contract's limit).")
 FUNCTIONS_MEMORY_MB = env_int("FUNCTIONS_MEMORY_MB", 1769, minimum=64)
+# Each attempt's /tmp is a filesystem of its own of this many MB (a Function
+# may set its own, up to FUNCTIONS_MAX_TMP_MB; Lambda's default and ceiling).
+FUNCTIONS_TMP_MB = env_int("FUNCTIONS_TMP_MB", 512, minimum=1)
+FUNCTIONS_MAX_TMP_MB = env_int("FUNCTIONS_MAX_TMP_MB", 10240, minimum=1)
+if FUNCTIONS_TMP_MB > FUNCTIONS_MAX_TMP_MB:
+    raise ImproperlyConfigured("FUNCTIONS_TMP_MB cannot be larger than FUNCTIONS_MAX_TMP_MB.")
+# The CPU each attempt may use, in percent of one CPU (its cgroup's quota;
+# Samsara gives about one vCPU per 1,769 MB). Organizations share a worker's
+# CPU by equal weight whatever their number of runs.
+FUNCTIONS_RUN_CPU_PERCENT = env_int("FUNCTIONS_RUN_CPU_PERCENT", 100, minimum=1)
+# An attempt printing more than this is stopped, and its run is not retried.
+FUNCTIONS_MAX_OUTPUT_MB = env_int("FUNCTIONS_MAX_OUTPUT_MB", 100, minimum=1)
 FUNCTIONS_RUNTIME_ENV = Path(os.environ.get("FUNCTIONS_RUNTIME_ENV") or BASE_DIR / ".runtime-env")
 # Worker-local: unpacked bundles (by hash) and each attempt's temp directory.
 # Never shared with the web server; a worker fetches packages through storage.
 FUNCTIONS_CACHE_DIR = Path(os.environ.get("FUNCTIONS_CACHE_DIR") or DATA_DIR / "cache")
 # A running attempt's worker writes a heartbeat; one silent for this long is
 # presumed lost, and its run is retried or failed with "worker lost".
+# A worker with less free disk than this (under FUNCTIONS_CACHE_DIR or DATA_DIR)
+# claims no runs and /healthz says why (runtime/capacity.py).
+FUNCTIONS_MIN_FREE_DISK_MB = env_int("FUNCTIONS_MIN_FREE_DISK_MB", 2048, minimum=0)
 FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS = env_int("FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=2)
 FUNCTIONS_MAX_ATTEMPTS = 3
 # Seconds to wait before the 2nd and 3rd attempt.
@@ -334,6 +445,9 @@ CELERY_BEAT_SCHEDULE = {
 # Entries older than this many days are deleted by logs.tasks.prune_logs; their
 # runs stay, marked "logs expired". A query may not start before that window.
 LOGS_RETENTION_DAYS = env_int("LOGS_RETENTION_DAYS", 7, minimum=1)
+# Each organization stores at most this many MB of run output per UTC day;
+# past it, lines are counted and dropped, with one marker line per attempt.
+LOGS_DAILY_VOLUME_MB = env_int("LOGS_DAILY_VOLUME_MB", 1024, minimum=1)
 # Hourly, in small batches (logs.services.logs_prune), so it never holds the table for long.
 CELERY_BEAT_SCHEDULE["prune-expired-logs"] = {"task": "logs.tasks.prune_logs", "schedule": 3600.0}
 

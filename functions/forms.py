@@ -43,6 +43,13 @@ class FunctionForm(forms.Form):
         widget=forms.NumberInput(attrs={"min": 1, "max": 900, "placeholder": "900"}),
         error_messages={"invalid": "The timeout must be a whole number of seconds from 1 to 900."},
     )
+    tmp_mb = forms.IntegerField(
+        required=False, label="/tmp size (MB)",
+        help_text="Optional, up to 10,240. Leave empty for the platform's default (512 MB). "
+                  "A write past it fails with “No space left on device”.",
+        widget=forms.NumberInput(attrs={"min": 1, "max": 10240, "placeholder": "512"}),
+        error_messages={"invalid": "The /tmp size must be a whole number of MB."},
+    )
     message = forms.CharField(
         required=False, label="Version message",
         help_text="Optional: what this code package changes.",

@@ -30,6 +30,8 @@ class Function(models.Model):
     visible_to_customers = models.BooleanField(default=False)
     # The Function's own lower wall-clock limit; None means the deployment's.
     timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # The size of the run's /tmp in MB (FUNCTIONS_TMP_MB when empty), like Lambda's ephemeral storage.
+    tmp_mb = models.PositiveIntegerField(null=True, blank=True)
     deployed_version = models.ForeignKey(
         "CodeVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -161,6 +163,8 @@ class Run(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)
     timeout_seconds = models.PositiveIntegerField()
+    # The /tmp size this run's attempts get, fixed when it was triggered (as the timeout is).
+    tmp_mb = models.PositiveIntegerField(default=512)
     memory_mb = models.PositiveIntegerField()
     # JSON text of the handler's return value, as the handler returned it.
     return_value = models.TextField(null=True, blank=True)

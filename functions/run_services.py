@@ -106,6 +106,7 @@ def run_trigger(
             overrides=overrides,
             max_attempts=settings.FUNCTIONS_MAX_ATTEMPTS,
             timeout_seconds=run_timeout_seconds(function),
+            tmp_mb=function.tmp_mb or settings.FUNCTIONS_TMP_MB,
             memory_mb=settings.FUNCTIONS_MEMORY_MB,
         )
         run_enqueue_on_commit(run_id=run.id)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, BinaryIO
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -194,6 +195,22 @@ def _clean_timeout(timeout_seconds: Any, errors: _Errors) -> int | None:
         )
         return None
     return timeout_seconds
+
+
+def _clean_tmp_mb(tmp_mb: Any, errors: _Errors) -> int | None:
+    if tmp_mb is None or tmp_mb == "":
+        return None
+    if isinstance(tmp_mb, str) and tmp_mb.strip().isdigit():
+        tmp_mb = int(tmp_mb)
+    ceiling = settings.FUNCTIONS_MAX_TMP_MB
+    if isinstance(tmp_mb, bool) or not isinstance(tmp_mb, int) or not (1 <= tmp_mb <= ceiling):
+        errors.add(
+            "tmp_mb",
+            f"The /tmp size must be a whole number of MB from 1 to {ceiling}; "
+            f"leave it empty for the platform's default ({settings.FUNCTIONS_TMP_MB} MB).",
+        )
+        return None
+    return tmp_mb
 
 
 def _clean_handler_format(handler: Any, errors: _Errors) -> str | None:
@@ -511,6 +528,8 @@ def _describe(field: str, value: Any) -> Any:
         return ", ".join(f"{p['name']}={p['value']}" for p in value) or "none"
     if field == "timeout_seconds":
         return f"{value} s" if value else "platform limit"
+    if field == "tmp_mb":
+        return f"{value} MB" if value else "platform default"
     if field == "visible_to_customers":
         return "yes" if value else "no"
     return value
@@ -522,6 +541,7 @@ FIELD_LABELS = {
     "event_parameters": "event parameters",
     "visible_to_customers": "visible to customers",
     "timeout_seconds": "timeout",
+    "tmp_mb": "/tmp size",
     "deployed_version": "deployed version",
     "secret_names": "secret names",
     "imported_schedule": "imported schedule",
@@ -546,6 +566,7 @@ def function_update(
     visible_to_customers: bool,
     timeout_seconds: Any = UNCHANGED,
     actor_label: str | None = None,
+    tmp_mb: Any = UNCHANGED,
 ) -> Function:
     """Change a Function's configuration (never its name) if nobody changed it since ``revision``.
 
@@ -559,6 +580,8 @@ def function_update(
     parameters = _clean_parameters(event_parameters, errors)
     if timeout_seconds is not UNCHANGED:
         timeout_seconds = _clean_timeout(timeout_seconds, errors)
+    if tmp_mb is not UNCHANGED:
+        tmp_mb = _clean_tmp_mb(tmp_mb, errors)
     try:
         revision = int(revision)
     except (TypeError, ValueError):
@@ -585,6 +608,8 @@ def function_update(
     }
     if timeout_seconds is not UNCHANGED:
         new["timeout_seconds"] = timeout_seconds
+    if tmp_mb is not UNCHANGED:
+        new["tmp_mb"] = tmp_mb
     changes = {
         field: {"from": getattr(current, field), "to": value}
         for field, value in new.items()

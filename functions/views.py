@@ -318,6 +318,7 @@ def function_edit(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
                         description=data["description"], handler=data["handler"],
                         event_parameters=form.parameters.pairs(),
                         visible_to_customers=data["visible_to_customers"], timeout_seconds=data["timeout_seconds"],
+                        tmp_mb=data["tmp_mb"],
                     )
                 except ValidationError as error:
                     _apply_errors(form, error)
@@ -329,7 +330,8 @@ def function_edit(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
             initial={
                 "name": function.name, "description": function.description, "handler": function.handler,
                 "visible_to_customers": function.visible_to_customers,
-                "timeout_seconds": function.timeout_seconds, "revision": function.revision,
+                "timeout_seconds": function.timeout_seconds, "tmp_mb": function.tmp_mb,
+                "revision": function.revision,
             },
             parameters=ParameterRows.from_stored(function.event_parameters),
         )
@@ -388,6 +390,8 @@ def _change_rows(changes: dict[str, Any]) -> list[dict[str, Any]]:
 def _change_text(field: str, value: Any) -> str:
     if field == "timeout_seconds" and value is None:
         return "platform limit"
+    if field == "tmp_mb":
+        return "platform default" if value is None else f"{value} MB"
     if value is None:
         return "—"
     if field == "event_parameters" and isinstance(value, list):

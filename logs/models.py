@@ -46,3 +46,21 @@ class LogEntry(models.Model):
         ]
         # On PostgreSQL, migration 0003 adds log_message_trgm_idx, a pg_trgm GIN
         # index on message for the case-insensitive search (logs/search.py).
+
+
+class LogVolume(models.Model):
+    """What one organization's runs printed on one UTC day: stored, and dropped over its daily limit.
+
+    One row per organization and day, updated once per batch of lines by the
+    worker writing them (logs.services.log_volume_admit), so a flood in one
+    organization cannot fill the shared database.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    stored_bytes = models.BigIntegerField(default=0)
+    dropped_lines = models.BigIntegerField(default=0)
+    dropped_bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "day"], name="log_volume_org_day_uniq")]

@@ -17,13 +17,15 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
 
 from config.housekeeping import delete_in_batches
 from functions.models import Run
 
-from .models import LogEntry
+from .models import LogEntry, LogVolume, Stream
 from .queries import retention_cutoff
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,41 @@ _COLUMNS = ("organization_id", "function_id", "run_id", "attempt", "timestamp", 
 
 PRUNE_BATCH = 10_000
 PRUNE_PAUSE_SECONDS = 0.05
+
+
+def log_volume_admit(*, organization_id: int, rows: list, now: datetime | None = None) -> tuple[list, int]:
+    """The part of `rows` the organization may still store today, and the number of lines dropped.
+
+    Each organization may store LOGS_DAILY_VOLUME_MB of output per UTC day;
+    past it, lines are counted (LogVolume.dropped_lines) and dropped. The
+    platform's own lines (a REPORT, a marker) are always kept and never
+    counted. Sizes are the messages' lengths in characters, which costs
+    nothing per line and equals bytes for ASCII output. Two workers of one
+    organization may each store one batch past the limit, not more.
+    """
+    limit = settings.LOGS_DAILY_VOLUME_MB * 1024 * 1024
+    day = (now or timezone.now()).astimezone(UTC).date()
+    volume, _ = LogVolume.objects.get_or_create(organization_id=organization_id, day=day)
+    room = limit - volume.stored_bytes
+    admitted, stored, dropped, dropped_bytes, full = [], 0, 0, 0, False
+    for row in rows:
+        size = len(row[2])
+        if row[1] == Stream.PLATFORM:
+            admitted.append(row)
+        elif not full and stored + size <= room:
+            admitted.append(row)
+            stored += size
+        else:
+            full = True  # once over, every later line is dropped too: what is kept is a prefix
+            dropped += 1
+            dropped_bytes += size
+    if stored or dropped:
+        LogVolume.objects.filter(pk=volume.pk).update(
+            stored_bytes=F("stored_bytes") + stored,
+            dropped_lines=F("dropped_lines") + dropped,
+            dropped_bytes=F("dropped_bytes") + dropped_bytes,
+        )
+    return admitted, dropped
 
 
 def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str, str]]) -> int:

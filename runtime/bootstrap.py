@@ -56,6 +56,51 @@ def _maxrss_kb():
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
+def _tmp_free_bytes():
+    try:
+        stat = os.statvfs("/tmp")
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _open_up(path, depth=0):
+    """Make every directory under `path` ours to empty again (a run may have chmod'ed them 0)."""
+    if depth > 200:
+        raise RecursionError("directories nested too deep")
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(entry.path, 0o700)
+                _open_up(entry.path, depth + 1)
+
+
+def _empty_tmp():
+    """Remove everything in /tmp (a warm environment's zygote, after each run), whatever its modes.
+
+    Returns whether /tmp is empty now; if not, the environment is reported dirty and destroyed.
+    """
+    import shutil
+
+    try:
+        _open_up("/tmp")
+    except (OSError, RecursionError):
+        pass
+    try:
+        with os.scandir("/tmp") as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass
+        return not os.listdir("/tmp")
+    except OSError:
+        return False
+
+
 def _read_all(fd):
     chunks = []
     while True:
@@ -333,6 +378,13 @@ def main(argv):
 
 
 def _run_attempt(payload_fd, result_fd):
+    # Before the payload (the event and the attempt's AWS credentials) is read: no other
+    # process of the same uid, another run's leftover included, may ptrace this one or read
+    # its memory, environ or maps through /proc. The Function may undo it for itself only,
+    # and a program it executes starts dumpable again (execve), so the guarantee that
+    # nothing of an earlier run is left to try is the leftover check (_dirty) and, cold,
+    # the killed pid namespace.
+    _set_dumpable(0)
     os.set_inheritable(result_fd, False)
     _send(result_fd, {"type": "started"})
     _watch_for_samsara()
@@ -365,6 +417,7 @@ def _run_attempt(payload_fd, result_fd):
             except Exception:
                 pass
         header["maxrss_kb"] = _maxrss_kb()
+        header["tmp_free_bytes"] = _tmp_free_bytes()
         if _relay_pid:
             # Reaped here, at once: an orphaned relay would keep the attempt's
             # cgroup busy until some other process reaped it.
@@ -542,20 +595,38 @@ def _keyrings():
     return found
 
 
+def _live_tasks(pid):
+    """How many threads of process `pid` are not zombies.
+
+    Not the leader's state: a leader whose main thread exited shows "Z" in
+    /proc/PID/stat while its other threads run on, and one such process
+    lived past its run and read the next run's memory.
+    """
+    live = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0  # gone meanwhile
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", "rb") as handle:
+                state = handle.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X"):
+            live += 1
+    return live
+
+
 def _dirty(dev_before, keys_before):
-    """What an invocation left behind: processes other than the namespace's init and us (zombies
-    aside), System V IPC objects, new entries in /dev."""
+    """What an invocation left behind: processes other than the namespace's init and us with a
+    live thread (a reaped-soon zombie aside), System V IPC objects, new entries in /dev."""
     me = os.getpid()
     left = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in (1, me):
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                state = handle.read().rpartition(b")")[2].split()[0]
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if state != b"Z":
+        if _live_tasks(entry):
             left.append(f"process {entry}")
     for kind in ("shm", "msg", "sem"):
         try:
@@ -593,7 +664,6 @@ def _child(control, fds):
         os.dup2(err_fd, 2)
         os.close(out_fd)
         os.close(err_fd)
-        _set_dumpable(1)
         _run_attempt(payload_fd, result_fd)  # ends with os._exit unless the handler exits
         code = 0
     except SystemExit as exc:
@@ -685,8 +755,13 @@ def _zygote(argv):
         for fd in fds:
             os.close(fd)
         _, status, usage = os.wait4(pid, 0)
+        dirty = _dirty(dev_before, keys_before)
+        tmp_free = _tmp_free_bytes()
+        # Emptied now, whatever happened: nothing of this run's /tmp is left for the next.
+        if not _empty_tmp():
+            dirty.append("/tmp")
         control.send(json.dumps({"type": "exit", "status": status, "maxrss_kb": usage.ru_maxrss,
-                                 "dirty": _dirty(dev_before, keys_before)}).encode() + b"\n")
+                                 "tmp_free_bytes": tmp_free, "dirty": dirty}).encode() + b"\n")
 
 
 if __name__ == "__main__":

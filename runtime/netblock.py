@@ -45,6 +45,68 @@ class NetBlockError(OSError):
     pass
 
 
+# Blocked for every run unless FUNCTIONS_ALLOWED_NETWORKS carves a network out:
+# a self-hosted platform runs inside company networks, so what is inside them
+# is out of reach by default. Private (RFC 1918), shared address space
+# (carrier-grade NAT, often internal too), link-local (cloud metadata at
+# 169.254.169.254), "this network", IETF protocol assignments, benchmarking,
+# multicast and reserved ranges. The sandbox's own 127.0.0.0/8 is its own
+# loopback and stays; slirp4netns' 10.0.2.0/24 (DNS at 10.0.2.3) is a more
+# specific, connected route and keeps working, its alias of the host's
+# loopback (10.0.2.2) is always blocked.
+PRIVATE_NETWORKS: tuple[str, ...] = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
+)
+
+
+def host_addresses() -> list[str]:
+    """This machine's own IPv4 addresses (every interface's, from the kernel's local table), as /32s.
+
+    A service listening on 0.0.0.0 is reachable through any of them, public
+    ones included, so they are blocked like the private ranges.
+    """
+    found, previous = set(), None
+    try:
+        with open("/proc/net/fib_trie") as handle:
+            for line in handle:
+                text = line.strip()
+                if text.startswith("|--"):
+                    previous = text[3:].strip()
+                elif text.startswith("/32 host LOCAL") and previous:
+                    found.add(previous)
+    except OSError:
+        return []
+    return sorted(f"{address}/32" for address in found if not address.startswith("127."))
+
+
+def networks_to_block(allowed=(), *, extra=()) -> tuple[str, ...]:
+    """PRIVATE_NETWORKS, this host's addresses and `extra`, minus the `allowed` networks.
+
+    An allowed network inside a blocked one is cut out of it (10.0.0.0/8
+    minus 10.1.0.0/16 is a handful of smaller prefixes), so the routes stay
+    plain ``unreachable`` routes; one that is outside every blocked range
+    changes nothing.
+    """
+    allowed_nets = [ipaddress.ip_network(n, strict=False) for n in allowed]
+    blocked = [ipaddress.ip_network(n, strict=False) for n in (*PRIVATE_NETWORKS, *host_addresses(), *extra)]
+    result = []
+    for network in ipaddress.collapse_addresses(n for n in blocked if n.version == 4):
+        pieces = [network]
+        for hole in allowed_nets:
+            next_pieces = []
+            for piece in pieces:
+                if hole.version != piece.version or not piece.overlaps(hole):
+                    next_pieces.append(piece)
+                elif hole.supernet_of(piece) or hole == piece:
+                    continue  # allowed whole
+                else:
+                    next_pieces.extend(piece.address_exclude(hole))
+            pieces = next_pieces
+        result.extend(pieces)
+    return tuple(str(n) for n in sorted(ipaddress.collapse_addresses(result)))
+
+
 def _route_message(network: ipaddress.IPv4Network | ipaddress.IPv6Network, seq: int) -> bytes:
     family = socket.AF_INET if network.version == 4 else socket.AF_INET6
     addr = network.network_address.packed

@@ -29,17 +29,21 @@ from django.utils import timezone
 from functions.bundles.archive import extract_bundle
 from functions.models import REASON_MAX_LENGTH, Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus, StartKind
 from logs.models import Stream
-from logs.services import log_entries_write
+from logs.services import log_entries_write, log_volume_admit
 from monitor.services import failure_notice_note
 from secrets_vault.services import secrets_redactor
 
 from . import sandbox, warm
+from .capacity import disk_shortage
+from .netblock import networks_to_block
 from .aws.endpoint import attempt_endpoint
 
 logger = logging.getLogger(__name__)
 
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 HEARTBEAT_EVERY_SECONDS = 5
+# A worker short of disk sends a run back after this many seconds (runtime/capacity.py).
+OUT_OF_DISK_RETRY_SECONDS = 30
 LOG_BATCH_SIZE = 2000
 # About 130 MB of queued lines at most per attempt (a million short ones).
 MAX_BACKLOG_LINES = 1_000_000
@@ -102,12 +106,30 @@ def run_claim(*, run_id: int) -> tuple[Run, Attempt] | tuple[None, None]:
 
 
 def isolation_summary() -> str:
-    """What this worker's sandbox gives a run, for the run page: never claim more than is true."""
+    """What this worker's sandbox gives a run, for the run page: never claim more than is true.
+
+    At most Attempt.isolation's 200 characters: a long list of allowed networks is cut short.
+    """
     if settings.FUNCTIONS_SANDBOX == "process":
         return "none: FUNCTIONS_SANDBOX=process (rlimits only)"
+    # A root worker runs each sandbox as an unprivileged host uid of its own (runtime/sandbox/bwrap.py).
+    user = "; host user: unprivileged, one per sandbox" if os.geteuid() == 0 else ""
     if sandbox.network_mode() == "slirp4netns":
-        return "bubblewrap; network: outbound, host loopback and metadata blocked"
-    return "bubblewrap; network: none (slirp4netns is not installed on this worker)"
+        network = "bubblewrap; network: outbound; loopback, private, link-local and host addresses blocked"
+        allowed = settings.FUNCTIONS_ALLOWED_NETWORKS
+        if allowed:
+            room = 200 - len(network) - len(user) - len(" except ") - len(" and 999 more")
+            shown, rest = [], list(allowed)
+            while rest and len(", ".join([*shown, rest[0]])) <= room:
+                shown.append(rest.pop(0))
+            network += " except " + ", ".join(shown) + (f" and {len(rest)} more" if rest else "")
+        return network + user
+    return "bubblewrap; network: none (slirp4netns is not installed on this worker)" + user
+
+
+def blocked_networks():
+    """What a run may not reach (runtime/netblock.py), less FUNCTIONS_ALLOWED_NETWORKS."""
+    return networks_to_block(settings.FUNCTIONS_ALLOWED_NETWORKS)
 
 
 # --- preparing the attempt -----------------------------------------------------------
@@ -207,6 +229,8 @@ class AttemptChannel:
         # and drops beyond it with a marker line, never slowing the Function.
         self.backlog = 0
         self.backlog_room = threading.Condition()
+        # Lines dropped over the organization's daily log volume (the REPORT line says how many).
+        self.dropped_lines = 0
 
     def __call__(self, lines: list[sandbox.OutputLine]) -> None:
         """The sandbox's on_output: redact, and queue for writing.
@@ -246,6 +270,19 @@ class AttemptChannel:
         """No more output: let serve_until_closed return once it has written everything."""
         self.queue.put(None)
 
+    def _write(self, rows: list) -> None:
+        """Store what the organization's daily log volume still admits; mark the first drop once."""
+        admitted, dropped = log_volume_admit(organization_id=self.run.function.organization_id, rows=rows)
+        if dropped:
+            if not self.dropped_lines:
+                admitted.append(self._entry(timezone.now(), Stream.PLATFORM, (
+                    f"Output dropped from here: the organization's daily log volume of "
+                    f"{settings.LOGS_DAILY_VOLUME_MB} MB is used up until midnight UTC. "
+                    "Dropped lines are counted (see the REPORT line)."
+                )))
+            self.dropped_lines += dropped
+        log_entries_write(run=self.run, attempt=self.attempt.number, rows=admitted)
+
     def serve_until_closed(self) -> None:
         """Write batches and run calls as they come, and keep the heartbeat, until close()."""
         last_beat = time.monotonic()
@@ -271,7 +308,7 @@ class AttemptChannel:
                 except queue.Empty:
                     break
             if pending:
-                log_entries_write(run=self.run, attempt=self.attempt.number, rows=pending)
+                self._write(pending)
                 with self.backlog_room:
                     self.backlog -= len(pending)
                     self.backlog_room.notify_all()
@@ -286,7 +323,16 @@ class AttemptChannel:
 
 
 def _sandbox_limits(run: Run) -> sandbox.Limits:
-    return sandbox.Limits(timeout_s=float(run.timeout_seconds), memory_mb=run.memory_mb)
+    """The attempt's limits: the run's time, memory and /tmp; about one vCPU in its organization's CPU group."""
+    return sandbox.Limits(
+        timeout_s=float(run.timeout_seconds), memory_mb=run.memory_mb,
+        max_output_bytes=settings.FUNCTIONS_MAX_OUTPUT_MB * 1024 * 1024,
+        tmp_mb=run.tmp_mb,
+        # No single file larger than /tmp itself: a write fails with ENOSPC, not SIGXFSZ.
+        max_file_size_mb=run.tmp_mb + 1 if settings.FUNCTIONS_SANDBOX == "bwrap" else 512,
+        cpus=settings.FUNCTIONS_RUN_CPU_PERCENT / 100,
+        cpu_group=str(run.function.organization_id),
+    )
 
 
 def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> sandbox.AttemptResult:
@@ -319,7 +365,8 @@ def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> san
         # The attempt's own AWS endpoint (secrets and storage), open exactly as long as the sandbox runs.
         with attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s) as aws:
             return sandbox.execute(
-                dataclasses.replace(invocation, aws=aws), limits, channel, mode=mode, runtime_python=runtime_python
+                dataclasses.replace(invocation, aws=aws), limits, channel, mode=mode, runtime_python=runtime_python,
+                blocked_networks=blocked_networks(),
             )
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -341,7 +388,10 @@ def _execute_warm(
 
     owner = (run.function.organization_id, run.function_id, run.code_version.sha256)
     created = pool.created
-    result = pool.execute(invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws)
+    result = pool.execute(
+        invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws,
+        blocked_networks=blocked_networks(),
+    )
     if pool.created != created:
         # The environment was started for this attempt: it paid the imports, a cold start.
         result = dataclasses.replace(result, warm_start=False)
@@ -354,6 +404,12 @@ def run_execute(*, run_id: int) -> Recorded | None:
     The sandbox runs in a helper thread while this thread writes the output
     and heartbeats: all database work stays on the caller's connection.
     """
+    shortage = disk_shortage()
+    if shortage:
+        # Not claimed: the run stays queued and goes back for any worker (this one too, once
+        # space is freed), instead of failing here and then failing the database.
+        logger.warning("run %s not claimed: %s", run_id, shortage["message"])
+        return Recorded(run=Run.objects.get(pk=run_id), resend=(Resend(run_id=run_id, countdown=OUT_OF_DISK_RETRY_SECONDS),))
     run, attempt = run_claim(run_id=run_id)
     if run is None:
         return None
@@ -383,12 +439,32 @@ def run_execute(*, run_id: int) -> Recorded | None:
         # The error the runtime reports is one entry whose lines stay in order, as
         # Lambda logs it; only what the Function itself prints is a line per entry.
         channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
-    channel.add_platform_line(report_line(run, attempt, result))
+    retryable = outcome.get("retryable", True)
+    if result.tmp_full:
+        note = (
+            f"/tmp reached its limit of {run.tmp_mb} MB: writes past it fail with \"No space left on device\" "
+            f"(a Function may set a larger /tmp, up to {settings.FUNCTIONS_MAX_TMP_MB} MB)"
+        )
+        channel.add_platform_line(note)
+        if result.outcome != "succeeded":
+            result = dataclasses.replace(result, reason=f"{result.reason}; /tmp full ({run.tmp_mb} MB limit)")
+    if output_flooded(result):
+        # Like a timeout of its own making, except that a second attempt would print
+        # the same flood into the shared database again: not retried.
+        result = dataclasses.replace(result, reason=f"{result.reason}; {OUTPUT_NOT_RETRIED}")
+        retryable = False
+    channel.add_platform_line(report_line(run, attempt, result, dropped_lines=channel.dropped_lines))
     channel.close()
     channel.serve_until_closed()
-    return run_record_attempt(
-        run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
-    )
+    return run_record_attempt(run=run, attempt=attempt, result=result, redact=redact, retryable=retryable)
+
+
+OUTPUT_NOT_RETRIED = "not retried: the Function's own output stopped it"
+
+
+def output_flooded(result: sandbox.AttemptResult) -> bool:
+    """Whether the attempt was stopped for passing the output limit (runtime/sandbox.py's reason)."""
+    return result.outcome == "failed" and (result.reason or "").startswith("Output limit of ")
 
 
 def _start_measured(result: sandbox.AttemptResult, claimed: float) -> sandbox.AttemptResult:
@@ -406,14 +482,16 @@ def _platform_failure(reason: str) -> sandbox.AttemptResult:
     )
 
 
-def report_line(run: Run, attempt: Attempt, result: sandbox.AttemptResult) -> str:
-    """Lambda's REPORT line, with the attempt and the outcome (one line: the reason's first)."""
+def report_line(run: Run, attempt: Attempt, result: sandbox.AttemptResult, *, dropped_lines: int = 0) -> str:
+    """Lambda's REPORT line, with the attempt, the outcome (one line: the reason's first) and any lines
+    dropped over the daily log volume."""
     memory = f"{result.peak_memory_mb:.0f} MB" if result.peak_memory_mb is not None else "unknown"
     reason = (result.reason or "").strip().partition("\n")[0]
     return (
         f"REPORT RequestId: {run.correlation_id} Attempt: {attempt.number}/{run.max_attempts} "
         f"Duration: {result.duration_ms} ms Memory Size: {run.memory_mb} MB Max Memory Used: {memory} "
         f"Outcome: {result.outcome}" + (f" Reason: {reason}" if result.outcome != "succeeded" else "")
+        + (f" Dropped lines: {dropped_lines}" if dropped_lines else "")
     )
 
 

@@ -75,8 +75,9 @@ from .sandbox import (
     Stopped,
     function_environment,
 )
+from .sandbox.contract import TMP_FULL_BYTES
 from .sandbox.fds import close_fds, pipe, wait_readable
-from .sandbox.launcher import first_child_pid
+from .sandbox.launcher import first_child_pid, give_socket
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,8 @@ class WarmEnvironment:
         invocation = dataclasses.replace(invocation, temp_dir=self.temp_dir)
         launcher = WarmLauncher(self)
         with (open_aws(self.aws_dir) if open_aws else contextlib.nullcontext()) as aws:
+            if aws is not None and self.launcher is not None and self.launcher.host_uid is not None:
+                give_socket(aws.socket_path, self.launcher.host_uid)
             result = Attempt(dataclasses.replace(invocation, aws=aws), limits, on_output, launcher).run()
         self.runs += 1
         return result, launcher.platform_failure
@@ -233,7 +236,6 @@ class WarmLauncher:
 
     mode = "bwrap"
     warm = True
-    measures_memory = False  # the forked child's VmHWM is sampled, and its maxrss reported
 
     def __init__(self, env: WarmEnvironment):
         self.env = env
@@ -242,6 +244,12 @@ class WarmLauncher:
         self.platform_failure = False
         self.oom_before = env.oom_kills()
         self.oom_killed = False
+        # This run's peak is the environment cgroup's, reset now and read by the worker: never the
+        # zygote's report (inside the sandbox). Without a cgroup the child's VmHWM is sampled.
+        self.group = env.launcher.cgroup if env.launcher else None
+        if self.group is not None:
+            self.group.peak_reset()
+        self.measures_memory = self.group is not None
 
     def start(self, pipes: ChildPipes, wait_started: Callable[[], bool]) -> int:
         try:
@@ -305,7 +313,7 @@ class WarmLauncher:
 
     def stop(self, ending: Ending) -> Stopped:
         self._read_report(0)
-        maxrss = self.report.get("maxrss_kb") if self.report else None
+        peak = self.group.peak_memory_bytes() if self.group is not None and not self.env.dead else None
         if not self.env.dead:
             self.oom_killed = self.oom_killed or self.env.oom_kills() > self.oom_before
         problem = self._report_problem() or ending.problem or ("OOM kill" if self.oom_killed else None)
@@ -314,7 +322,9 @@ class WarmLauncher:
             if not ending.started and not ending.timed_out:
                 self.platform_failure = True
             self._destroy_environment()
-        return Stopped(peak_memory_bytes=int(maxrss) * 1024 if maxrss else None, oom_killed=self.oom_killed)
+        free = self.report.get("tmp_free_bytes") if self.report else None
+        return Stopped(peak_memory_bytes=peak, oom_killed=self.oom_killed,
+                       tmp_full=isinstance(free, int) and free < TMP_FULL_BYTES)
 
 
 # --------------------------------------------------------------------------

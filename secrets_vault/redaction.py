@@ -17,11 +17,19 @@ What counts as an occurrence of a value:
   redacted on its own. This masks such a line wherever it appears, even
   outside the value (e.g. a PEM file's ``-----END PRIVATE KEY-----``).
 
+* the value with invisible characters inserted anywhere in it: a carriage
+  return, NUL, zero-width spaces and joiners, the word joiner, soft hyphens,
+  byte-order marks and bidirectional marks (``INVISIBLE``). Such characters
+  show nothing on a page or a terminal, so ``"ab\\rcd"`` or
+  ``"ab\\u200bcd"`` would otherwise print a readable secret unmasked. Text
+  that holds one is matched a second time with them removed, and what
+  matched is masked in the original text, invisible characters included.
+
 Limits (see the README): values shorter than 4 characters are not redacted
 (they would mask ordinary words and numbers), and a value the code
 transforms before printing (base64, upper-cased, reversed, sliced into
 pieces shorter than the value, printed one character at a time on separate
-lines) is not recognised.
+lines, look-alike letters, visible characters inserted) is not recognised.
 
 Speed: one compiled regular expression finds candidates. It is a trie of
 the values' first 32 characters, so at each position of the text only the
@@ -43,6 +51,24 @@ MIN_LENGTH = 4
 MASK = "****"
 _PREFIX = 32  # characters of each value the regular expression looks for
 
+# Characters that render as nothing: removed before a second match (see the module docstring).
+INVISIBLE = "\r\x00\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff" + "".join(
+    chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+)
+_INVISIBLE_SEARCH = re.compile(f"[{re.escape(INVISIBLE)}]").search
+_DROP_INVISIBLE = str.maketrans("", "", INVISIBLE)
+
+
+def _has_invisible(text: str) -> bool:
+    # str.isascii() is a flag CPython keeps on every string, and in ASCII text only "\r" and
+    # NUL are invisible: most lines cost two memchr() calls, not a second regular expression.
+    if text.isascii():
+        return "\r" in text or "\x00" in text
+    return _INVISIBLE_SEARCH(text) is not None
+
+# Inserted invisible characters a stream holds back room for, beyond the longest value.
+_STREAM_SLACK = 64
+
 
 _ESCAPES = (
     lambda text: json.dumps(text)[1:-1],
@@ -54,6 +80,9 @@ _ESCAPES = (
 def _forms(value: str) -> set[str]:
     """Every text form of `value` worth masking (see the module docstring)."""
     forms = {value}
+    visible = value.translate(_DROP_INVISIBLE)
+    if visible != value:  # the value itself holds some: matched in text they were removed from
+        forms.add(visible)
     # Escaped once and twice: JSON inside JSON, a repr inside an exception's repr (`KeyError: '...'`).
     for _ in range(2):
         forms |= {escape(form) for form in forms for escape in _ESCAPES}
@@ -133,6 +162,23 @@ class Redactor:
         """Merged (start, end) ranges of `text` that are secret, in order."""
         if self._search is None or not text:
             return []
+        found = self._plain_spans(text)
+        if not _has_invisible(text):
+            return found
+        # Again without the invisible characters; each range found there is mapped back to
+        # the original positions, so the characters inserted into a value are masked with it.
+        kept = [index for index, char in enumerate(text) if char not in INVISIBLE]
+        visible = "".join(text[index] for index in kept)
+        mapped = [(kept[start], kept[end - 1] + 1) for start, end in self._plain_spans(visible)]
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(found + mapped):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def _plain_spans(self, text: str) -> list[tuple[int, int]]:
         first = self._search(text)
         if first is None:
             return []
@@ -153,8 +199,15 @@ class Redactor:
 
     def redact(self, text):
         """`text` with every secret occurrence replaced by ``****`` (non-text is returned unchanged)."""
-        if self._search is None or not isinstance(text, str) or self._search(text) is None:
+        if self._search is None or not isinstance(text, str):
             return text
+        if self._search(text) is None:
+            # _has_invisible() inlined: this runs once per output line.
+            if text.isascii():
+                if "\r" not in text and "\x00" not in text:
+                    return text
+            elif _INVISIBLE_SEARCH(text) is None:
+                return text
         spans = self.spans(text)
         if not spans:
             return text
@@ -179,7 +232,8 @@ class StreamRedactor:
 
     def __init__(self, values: Iterable[str] = (), *, redactor: Redactor | None = None):
         self.redactor = redactor if redactor is not None else Redactor(values)
-        self._hold = max(self.redactor.max_length - 1, 0)
+        # Room for a value with a few invisible characters inserted, too.
+        self._hold = max(self.redactor.max_length - 1 + _STREAM_SLACK, 0) if self.redactor else 0
         self._buffer = ""
         # Leading characters of the buffer known to belong to a secret whose start was already emitted.
         self._masked_prefix = 0

@@ -15,7 +15,8 @@ The package, by idea:
     caps, the outcome and its reason; ``execute`` for a cold attempt.
 
 Mode "bwrap" (the default) - bubblewrap, started with an empty environment:
-  * namespaces: user (uid/gid 65534), pid, ipc, uts, cgroup (if possible),
+  * namespaces: user (uid/gid 65534; a root worker's sandbox is an
+    unprivileged host uid of its own, see bwrap.as_host_uid), pid, ipc, uts, cgroup (if possible),
     mount and network; ``--die-with-parent``, ``--new-session``,
     ``--cap-drop ALL``, ``--disable-userns`` (no nested user namespaces);
   * filesystem: an empty root made read-only, with read-only binds of /usr
@@ -24,9 +25,9 @@ Mode "bwrap" (the default) - bubblewrap, started with an empty environment:
     hosts, nsswitch.conf and resolv.conf, the runtime environment
     (at /opt/runtime) and its base interpreter prefix (at its own path,
     because the venv's python is a symlink to it and libpython is found by
-    an absolute RUNPATH), the bundle at /var/task and bootstrap.py; the
-    attempt's temp dir is the only writable place, at /tmp; fresh /proc and
-    /dev. The host root, /root, /work and /etc are never bound whole;
+    an absolute RUNPATH), the bundle at /var/task and bootstrap.py; /tmp,
+    a tmpfs of ``Limits.tmp_mb`` (its pages counted in the cgroup on top of
+    the memory), is the only writable place; fresh /proc and /dev. The host root, /root, /work and /etc are never bound whole;
     ``/root`` or ``/work`` may exist inside only as the empty parents of
     those binds (e.g. /root/.pyenv/versions/3.12.1 on this machine);
   * environment: exactly the contract variables plus PATH and LANG
@@ -35,9 +36,9 @@ Mode "bwrap" (the default) - bubblewrap, started with an empty environment:
   * limits: rlimits set by bootstrap.py before any user code is imported
     (RLIMIT_DATA = memory, NPROC, NOFILE, FSIZE, CORE=0; soft = hard), and,
     when the worker may create cgroups (runtime/cgroups.py), a per-attempt
-    cgroup with pids.max and a memory cap for the whole sandbox. RLIMIT_NPROC
-    counts per real uid and is not enforced for root: with a worker running
-    as root only the pids cgroup contains a fork bomb. Without cgroups and as
+    cgroup with pids.max, a memory cap for the whole sandbox and a CPU quota
+    in its organization's group. RLIMIT_NPROC counts per real uid: a root
+    worker's sandboxes each have their own host uid; without cgroups and as
     non-root, NPROC counts every process of the worker's uid;
   * ending: the attempt ends when the handler returns (bootstrap exits at
     once, like Lambda freezing the sandbox), on the wall-clock deadline, or
@@ -62,11 +63,11 @@ worker) gives it outbound access through the worker's sockets:
     slirp4netns has no destination filter of its own (``--outbound-addr``
     only picks the source address, ``--disable-dns`` only drops 10.0.2.3)
     and iptables is not used;
-  * NOT blocked, by design: the host's non-loopback addresses and private
-    ranges (a self-hosted Function may need internal services). A service on
-    the host listening on 0.0.0.0 is reachable through the host's LAN
-    address: bind databases and brokers to 127.0.0.1 or firewall them. Pass
-    more prefixes in ``blocked_networks`` to close them;
+  * the caller's ``blocked_networks`` are made unreachable the same way:
+    the worker passes runtime.netblock.networks_to_block() (private,
+    link-local and reserved ranges and every address of the host, less
+    FUNCTIONS_ALLOWED_NETWORKS); this package's own default is only the
+    metadata range;
   * DNS goes to slirp's 10.0.2.3, forwarded to the host's resolver. IPv6 is
     off.
 Without slirp4netns the sandbox has no network at all (loopback only).

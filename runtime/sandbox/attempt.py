@@ -29,6 +29,7 @@ from .contract import (
     Invocation,
     Limits,
     OutputLine,
+    TMP_FULL_BYTES,
     SandboxStartError,
     handler_problem,
 )
@@ -395,9 +396,9 @@ class Attempt:
     # -- result ------------------------------------------------------------
 
     def _peak_mb(self) -> float | None:
+        # Measured outside the sandbox only: the cgroup's peak, or VmHWM sampled from the
+        # host's /proc. Never what came over the result channel, which the Function can write.
         candidates = [self.sampled_peak_kb * 1024]
-        if self.result_header and self.result_header.get("maxrss_kb"):
-            candidates.append(int(self.result_header["maxrss_kb"]) * 1024)
         if self.stopped_with.peak_memory_bytes:
             candidates.append(self.stopped_with.peak_memory_bytes)
         peak = max(candidates)
@@ -412,7 +413,16 @@ class Attempt:
             peak_memory_mb=self._peak_mb(),
             warm_start=self.launcher.warm,
             startup_ms=int((self.started_at - self.t0) * 1000) if getattr(self, "started_at", None) else None,
+            tmp_full=self._tmp_full(),
         )
+
+    def _tmp_full(self) -> bool:
+        # Bootstrap's own statvfs of /tmp as the Function ended, or the warm zygote's after it.
+        # Only ever a note on the run's page (a Function that forges it misleads nobody but
+        # itself); never a limit or a measured fact.
+        free = (self.result_header or {}).get("tmp_free_bytes")
+        stopped = getattr(self, "stopped_with", None)
+        return (isinstance(free, int) and free < TMP_FULL_BYTES) or bool(stopped and stopped.tmp_full)
 
     def _conclude(self) -> AttemptResult:
         limits = self.limits
@@ -420,6 +430,9 @@ class Attempt:
         header = self.result_header if self.result_complete() else None
         if self.output_exceeded:
             return self._result("failed", f"Output limit of {format_bytes(limits.max_output_bytes)} exceeded")
+        if self.timed_out:
+            # Whatever the Function wrote before, or made its parent do: the deadline is the platform's.
+            return self._result("timed_out", f"Timed out after {limits.timeout_s:g} s")
         if header is not None:
             status = header.get("status")
             if status == "ok":
@@ -443,8 +456,6 @@ class Attempt:
             if status == "too_large":
                 return self._result("failed", f"Return value too large: {header.get('size')} bytes "
                                               f"(limit {limits.max_return_bytes} bytes)")
-        if self.timed_out:
-            return self._result("timed_out", f"Timed out after {limits.timeout_s:g} s")
         if self.result_broken:
             return self._result("failed", f"Invalid result from the sandbox: {self.result_broken}")
         if not self.started_ok:

@@ -6,8 +6,10 @@ is its one spelling, shared by a cold attempt and a warm environment's zygote.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -48,6 +50,62 @@ PYTHON_ARGS = ("-u", "-I", "-B")
 # What the host offers
 
 
+# A worker running as root starts each sandbox's bwrap as an unprivileged host uid of its own,
+# so the sandbox's uid 65534 is that uid on the host: not root, its files not root's, its
+# RLIMIT_NPROC its own, and no two sandboxes running at once share one. Nothing on the host
+# owns uids in this range.
+HOST_UID_BASE = 3_000_000
+HOST_UID_COUNT = 1_000_000
+_host_uids = itertools.count(random.randrange(HOST_UID_COUNT))
+
+# An unprivileged bwrap resolves its bind sources as its own uid, and the worker's files are out
+# of its reach (the base interpreter under /root, 0700; the bundles in DATA_DIR's 0700 cache).
+# So, in a mount namespace of this launch only (the host's mounts are untouched), root binds each
+# source at /mnt/N of a fresh tmpfs, then drops to the uid and execs bwrap on those views.
+# Every step execs the next: the process the worker started is bwrap itself.
+_AS_HOST_UID = (
+    'set -e; env=$1; setpriv=$2; uid=$3; n=$4; shift 4; '
+    'mount -t tmpfs -o mode=0755,size=64k sfn-sandbox-view /mnt; i=0; '
+    'while [ "$i" -lt "$n" ]; do if [ -d "$1" ]; then mkdir "/mnt/$i"; else : > "/mnt/$i"; fi; '
+    'mount --bind "$1" "/mnt/$i"; shift; i=$((i + 1)); done; '
+    # env -i: bwrap starts with an empty environment, as without this (sh would add PWD).
+    'exec "$env" -i "$setpriv" --reuid="$uid" --regid="$uid" --clear-groups -- "$@"'
+)
+
+
+def host_uid() -> int | None:
+    """The host uid a new sandbox runs as: None for a non-root worker (bwrap maps its own uid)."""
+    if os.geteuid() != 0:
+        return None
+    return HOST_UID_BASE + next(_host_uids) % HOST_UID_COUNT
+
+
+def as_host_uid(args: list[str], uid: int) -> list[str]:
+    """bwrap's command line (``args[0]`` resolved) run as host uid `uid` by a root worker."""
+    tools = {name: shutil.which(name) for name in ("unshare", "mount", "setpriv", "sh", "env")}
+    missing = [name for name, path in tools.items() if not path]
+    if missing:
+        raise SandboxStartError(
+            f"the worker runs as root and {', '.join(missing)} (util-linux) is missing: it is needed to run "
+            "sandboxes as an unprivileged host user"
+        )
+    sources, rewritten, i = [], [], 0
+    while i < len(args):
+        option = args[i]
+        if option == "--":
+            rewritten += args[i:]
+            break
+        if option in ("--bind", "--ro-bind") and i + 2 < len(args):
+            rewritten += [option, f"/mnt/{len(sources)}", args[i + 2]]
+            sources.append(args[i + 1])
+            i += 3
+            continue
+        rewritten.append(option)
+        i += 1
+    return [tools["unshare"], "--mount", "--propagation", "private", "--", tools["sh"], "-c", _AS_HOST_UID,
+            "sh", tools["env"], tools["setpriv"], str(uid), str(len(sources)), *sources, *rewritten]
+
+
 def root_layout_args() -> list[str]:
     """Read-only /usr plus the top-level /bin, /lib... as the host has them."""
     args = ["--ro-bind", "/usr", "/usr"]
@@ -72,7 +130,12 @@ def sandbox_available() -> tuple[bool, str]:
             *root_layout_args(), "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/",
             "--", "/usr/bin/true"]
     try:
+        uid = host_uid()
+        if uid is not None:
+            args = as_host_uid(args, uid)
         proc = subprocess.run(args, env={}, capture_output=True, text=True, timeout=20)
+    except SandboxStartError as exc:
+        return False, str(exc)
     except (OSError, subprocess.SubprocessError) as exc:
         return False, f"bwrap could not be run: {exc}"
     if proc.returncode != 0:
@@ -140,7 +203,7 @@ def etc_files(network: str) -> dict[str, str]:
 
 
 def bwrap_args(invocation: Invocation, interp: Interpreter, bootstrap_argv: Sequence[str], *,
-               info_w: int, block_r: int, etc_fds: dict[str, int]) -> list[str]:
+               info_w: int, block_r: int, etc_fds: dict[str, int], tmp_mb: int = 512) -> list[str]:
     """bwrap's whole command line for one sandbox: ``args[0]`` is "bwrap", for the caller to resolve.
 
     Started with an empty environment (bwrap's own /proc/1/environ is readable inside): the
@@ -166,9 +229,12 @@ def bwrap_args(invocation: Invocation, interp: Interpreter, bootstrap_argv: Sequ
         # The venv's python is a symlink to the base interpreter, which
         # finds libpython through an absolute RUNPATH: same path inside.
         args += ["--ro-bind", str(base), str(base)]
+    # /tmp is a filesystem of its own, of the attempt's size: a write past it fails with ENOSPC
+    # inside the Function, never fills the worker's disk, and it is gone with the sandbox (a
+    # warm environment's zygote empties it after every run).
     args += ["--ro-bind", str(Path(invocation.code_dir).resolve()), CODE_PATH,
              "--ro-bind", str(BOOTSTRAP), BOOTSTRAP_PATH,
-             "--bind", str(Path(invocation.temp_dir).resolve()), TEMP_PATH]
+             "--size", str(tmp_mb * 1024 * 1024), "--perms", "0700", "--tmpfs", TEMP_PATH]
     if invocation.aws is not None:
         # Read-only is enough to connect to a socket, and the Function
         # cannot put anything of its own there.

@@ -23,6 +23,10 @@ TEMP_PATH = "/tmp"
 RUNTIME_PATH = "/opt/runtime"
 
 
+# /tmp counts as full with less than this free (tmpfs hands out whole pages).
+TMP_FULL_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True)
 class Limits:
     timeout_s: float = 900.0
@@ -33,6 +37,9 @@ class Limits:
     max_open_files: int = 1024
     max_file_size_mb: int = 512
     max_return_bytes: int = 6 * 1024 * 1024      # Lambda's payload cap
+    tmp_mb: int = 512                            # /tmp's size (a tmpfs of its own; bwrap mode)
+    cpus: float | None = None                    # CPU quota of the attempt's cgroup (1.0 = one vCPU)
+    cpu_group: str | None = None                 # the attempt cgroup's parent: its organization, equal weights
 
 
 class OutputLine(NamedTuple):
@@ -77,6 +84,7 @@ class AttemptResult:
     peak_memory_mb: float | None
     warm_start: bool = False    # ran in a warm execution environment (runtime/warm.py)
     startup_ms: int | None = None   # from the attempt's start to the bootstrap's "started"; None if it never said so
+    tmp_full: bool = False      # /tmp had no room left when the Function ended (a write past it failed)
 
 
 class SandboxStartError(Exception):

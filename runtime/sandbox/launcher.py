@@ -34,8 +34,10 @@ from .bwrap import (
     BOOTSTRAP_PATH,
     PYTHON_ARGS,
     SLIRP_ALWAYS_BLOCKED,
+    as_host_uid,
     bwrap_args,
     etc_files,
+    host_uid,
     interpreter,
     network_mode,
 )
@@ -75,6 +77,7 @@ class Stopped:
 
     peak_memory_bytes: int | None = None
     oom_killed: bool = False
+    tmp_full: bool = False  # /tmp had no room left as the command ended (a warm zygote's statvfs)
 
 
 class Launcher(Protocol):
@@ -116,6 +119,14 @@ def first_child_pid(pid: int | None) -> int | None:
         return None
 
 
+def give_socket(socket_path: Path, uid: int) -> None:
+    """Let a sandbox running as host `uid` reach its AWS endpoint: the socket's private directory
+    and the socket (connecting needs write access to it) become that uid's; nobody else's."""
+    os.chown(Path(socket_path).parent, uid, uid)
+    if Path(socket_path).exists():
+        os.chown(socket_path, uid, uid)
+
+
 def default_bootstrap_argv(pipes: ChildPipes) -> list[str]:
     return [BOOTSTRAP_PATH, str(pipes.payload_r), str(pipes.result_w)]
 
@@ -146,6 +157,7 @@ class SandboxLauncher:
         self.slirp_exit_w: int | None = None
         self.err_r: int | None = None
         self.stopped = False
+        self.host_uid: int | None = None  # a root worker's sandbox: the unprivileged host uid it runs as
 
     @property
     def measures_memory(self) -> bool:
@@ -168,9 +180,13 @@ class SandboxLauncher:
         return self.proc_pidfd
 
     def _new_cgroup(self) -> None:
+        # /tmp's pages are charged to the cgroup like any memory: room for them on top of the
+        # Function's own (RLIMIT_DATA still caps each process at memory_mb).
+        tmp_mb = self.limits.tmp_mb if self.mode == "bwrap" else 0
         self.cgroup = AttemptCgroup.create(
             max_pids=self.limits.max_processes + 8,  # + bwrap and its init
-            memory_bytes=self.limits.memory_mb * MB,
+            memory_bytes=(self.limits.memory_mb + tmp_mb) * MB,
+            cpus=self.limits.cpus, organization=self.limits.cpu_group,
         )
 
     def _launch_process(self, interp, pipes: ChildPipes) -> None:
@@ -208,8 +224,14 @@ class SandboxLauncher:
                 os.close(w)
                 etc_fds[dest] = r
             args = bwrap_args(self.inv, interp, self.bootstrap_argv(pipes), info_w=info_w, block_r=block_r,
-                              etc_fds=etc_fds)
+                              etc_fds=etc_fds, tmp_mb=self.limits.tmp_mb)
             args[0] = bwrap
+            self.host_uid = host_uid()
+            if self.host_uid is not None:
+                # A root worker: the sandbox's user is an unprivileged host uid, never root.
+                args = as_host_uid(args, self.host_uid)
+                if self.inv.aws is not None:
+                    give_socket(self.inv.aws.socket_path, self.host_uid)
             self._new_cgroup()
             self.proc = subprocess.Popen(
                 args, env={}, stdin=subprocess.DEVNULL, stdout=pipes.out_w, stderr=pipes.err_w,

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 from django.db import connection
 from django.db.backends.signals import connection_created
 from django.utils import timezone
@@ -54,7 +55,8 @@ def test_an_operator_searches_sorts_pages_and_downloads(sign_in, fleet, artifact
 
     # Load more continues exactly where the page ended.
     page.get_by_test_id("load-more").click()
-    page.wait_for_function("document.querySelectorAll('[data-log-rows] tr').length === 1200")
+    # Locators, not wait_for_function: the page's CSP forbids evaluating strings (no 'unsafe-eval').
+    expect(page.locator("[data-log-rows] tr")).to_have_count(1200)
     messages = table.locator("td.msg").all_inner_texts()
     assert len(set(messages)) == 1200
     assert page.get_by_test_id("load-more").count() == 0
@@ -226,13 +228,13 @@ def _watch_the_run(page, fn, org, worker, seen, live_requests, artifacts_dir):
         time.sleep(0.05)
     run = Run.objects.get(function=fn)
     page.goto(f"/o/{org.id}/settings/developer/functions/ticker/runs/{run.correlation_id}/")
-    page.wait_for_function("document.querySelectorAll('#run-output .line').length >= 4", timeout=20_000)
+    expect(page.locator("#run-output .line").nth(3)).to_be_attached(timeout=20_000)
     page.screenshot(path=artifacts_dir / "1-running.png")
 
     worker.join(timeout=60)
     assert not worker.is_alive()
     # The page notices the end, reloads once with the result, and stops asking.
-    page.wait_for_function("document.body.textContent.includes('Succeeded')", timeout=10_000)
+    expect(page.locator("body")).to_contain_text("Succeeded", timeout=10_000)
     page.wait_for_load_state()
     page.get_by_test_id("run-return").wait_for()
     page.screenshot(path=artifacts_dir / "2-finished.png")

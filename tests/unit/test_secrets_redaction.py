@@ -39,11 +39,12 @@ def test_a_value_split_across_two_writes_is_still_caught():
     assert out == "header line\nkey: **** trailer\n"
 
 
-def test_the_stream_holds_back_less_than_the_longest_value():
+def test_the_stream_holds_back_the_longest_value_and_room_for_invisible_characters():
     stream = StreamRedactor([TOKEN])
-    emitted = stream.feed("x" * 100)
-    assert emitted == "x" * (100 - (len(TOKEN) - 1))
-    assert stream.flush() == "x" * (len(TOKEN) - 1)
+    hold = len(TOKEN) - 1 + 64
+    emitted = stream.feed("x" * 200)
+    assert emitted == "x" * (200 - hold)
+    assert stream.flush() == "x" * hold
 
 
 def test_a_value_spread_over_many_tiny_writes_is_masked_once():
@@ -168,3 +169,33 @@ def test_redacting_a_million_short_lines_with_twenty_secrets_adds_well_under_a_s
 @pytest.mark.parametrize("value", ["a.b*c+d?", "(group)|[set]", "back\\slash\\d"])
 def test_regex_characters_in_values_are_literal(value):
     assert Redactor([value]).redact(f"<{value}> abcd") == "<****> abcd"
+
+
+@pytest.mark.parametrize("invisible", ["\r", "\u200b", "\u200d", "\u2060", "\ufeff", "\u00ad", "\x00", "\u202e"])
+def test_a_value_with_an_inserted_invisible_character_is_still_masked(invisible):
+    redactor = Redactor([TOKEN])
+    forged = TOKEN[:7] + invisible + TOKEN[7:]
+    assert redactor.redact(f"token={forged}!") == "token=****!"
+    assert redactor.redact(f"{TOKEN} and {forged}") == "**** and ****"
+    # Several inserted, and the value at the very start and end of the text.
+    many = invisible.join(TOKEN)
+    assert redactor.redact(many) == "****"
+
+
+def test_invisible_characters_alone_change_nothing():
+    redactor = Redactor([TOKEN])
+    assert redactor.redact("progress\r50%\u200b done") == "progress\r50%\u200b done"
+
+
+def test_a_value_that_itself_holds_a_carriage_return_is_masked_with_and_without_it():
+    value = "line-one\r\nline-two"
+    redactor = Redactor([value])
+    assert redactor.redact(f"<{value}>") == "<****>"
+    assert redactor.redact("<line-one\nline-two>") == "<****>"
+
+
+def test_a_value_with_an_invisible_character_split_across_writes_is_caught_in_the_stream():
+    stream = StreamRedactor([TOKEN])
+    forged = TOKEN[:5] + "\u200b" + TOKEN[5:]
+    out = stream.feed(f"key: {forged[:6]}") + stream.feed(f"{forged[6:]} end") + stream.flush()
+    assert out == "key: **** end"

@@ -21,7 +21,7 @@ def parse_param(text):
 def error_text(error):
     """A ValidationError as one line, each message once, field names as the command spells them."""
     flags = {"bundle": "--zip", "handler": "--handler", "description": "--description", "params": "--param",
-             "timeout_seconds": "--timeout", "message": "--message", "name": "FN"}
+             "timeout_seconds": "--timeout", "tmp_mb": "--tmp-mb", "message": "--message", "name": "FN"}
     if hasattr(error, "error_dict"):
         parts = []
         for field, errors in error.message_dict.items():
@@ -48,9 +48,11 @@ class Command(BaseCommand):
             help="an event parameter; repeat for more. Given, they replace the Function's whole set.",
         )
         parser.add_argument("--timeout", type=int, metavar="SECONDS", help="the Function's own time limit, 1-900")
+        parser.add_argument("--tmp-mb", type=int, metavar="MB", help="the size of the Function's /tmp, up to 10240")
         parser.add_argument("--message", default="", help="a note on this version")
 
-    def handle(self, *args, function, org, zip_path, handler, description, param, timeout, message, **options):
+    def handle(self, *args, function, org, zip_path, handler, description, param, timeout, message, tmp_mb=None,
+               **options):
         organization = organization_named(org)
         params = [parse_param(p) for p in param] if param is not None else None
         try:
@@ -61,9 +63,14 @@ class Command(BaseCommand):
             try:
                 existing = Function.objects.of(organization).named(function).first()
                 if existing is None:
-                    version = self._create(organization, function, bundle, handler, description, params, timeout, message)
+                    with transaction.atomic():
+                        version = self._create(organization, function, bundle, handler, description, params, timeout,
+                                               message)
+                        if tmp_mb is not None:
+                            created = Function.objects.get(pk=version.function_id)
+                            self._configure(created, None, None, None, tmp_mb)
                 else:
-                    version = self._deploy(existing, bundle, handler, description, params, timeout, message)
+                    version = self._deploy(existing, bundle, handler, description, params, timeout, message, tmp_mb)
             except ValidationError as error:
                 raise CommandError(error_text(error)) from None
         self.stdout.write(
@@ -79,20 +86,24 @@ class Command(BaseCommand):
         )
         return function.deployed_version
 
-    def _deploy(self, function, bundle, handler, description, params, timeout, message):
+    def _deploy(self, function, bundle, handler, description, params, timeout, message, tmp_mb=None):
         # One transaction: a refused configuration change leaves no new version behind.
         with transaction.atomic():
             version = services.code_version_upload(
                 function=function, actor=None, actor_label=ACTOR_LABEL, bundle=bundle, message=message,
                 deploy=True, handler=handler,
             )
-            if description is not None or params is not None or timeout is not None:
-                services.function_update(
-                    function=function, actor=None, actor_label=ACTOR_LABEL, revision=function.revision,
-                    description=function.description if description is None else description,
-                    handler=function.handler,
-                    event_parameters=function.event_parameters if params is None else params,
-                    visible_to_customers=function.visible_to_customers,
-                    timeout_seconds=services.UNCHANGED if timeout is None else timeout,
-                )
+            self._configure(function, description, params, timeout, tmp_mb)
         return version
+
+    def _configure(self, function, description, params, timeout, tmp_mb):
+        if description is not None or params is not None or timeout is not None or tmp_mb is not None:
+            services.function_update(
+                function=function, actor=None, actor_label=ACTOR_LABEL, revision=function.revision,
+                description=function.description if description is None else description,
+                handler=function.handler,
+                event_parameters=function.event_parameters if params is None else params,
+                visible_to_customers=function.visible_to_customers,
+                timeout_seconds=services.UNCHANGED if timeout is None else timeout,
+                tmp_mb=services.UNCHANGED if tmp_mb is None else tmp_mb,
+            )
