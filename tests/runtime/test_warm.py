@@ -136,6 +136,39 @@ def test_module_globals_and_the_environment_are_not_shared_between_runs(invoke, 
     assert result.warm_start and value == expected
 
 
+def test_a_run_gets_the_aws_models_loaded_and_its_changes_to_them_stay_in_the_run(invoke, bundle):
+    # The zygote loaded the STS, SSM and S3 models once (bootstrap._warm_aws_models); a run that
+    # tampers with the cached model, or asks for its own data path, must not reach the next run.
+    code = bundle("""
+        import os, boto3
+        def handler(event, context):
+            session = boto3.session.Session(aws_access_key_id="run-key", aws_secret_access_key="x",
+                                            region_name="eu-west-1")
+            loader = session._session.get_component("data_loader")
+            cached = sorted(key[1] for key in loader._cache if key[0] == "load_service_model")
+            model = loader.load_service_model("s3", "service-2")
+            seen = model["metadata"].get("tampered")
+            model["metadata"]["tampered"] = "by a previous run"
+            client = session.client("s3", endpoint_url="http://127.0.0.1:9")
+            os.environ["AWS_DATA_PATH"] = "/tmp"
+            own = boto3.session.Session()._session
+            del os.environ["AWS_DATA_PATH"]
+            return {"cached": cached, "seen": seen, "paths": len(loader.search_paths),
+                    "paths_again": len(boto3.session.Session()._loader.search_paths),
+                    "key": client._request_signer._credentials.access_key,
+                    "own_loader": own.get_component("data_loader") is not loader}
+    """)
+    first = invoke(code)[1]
+    result, second = invoke(code)
+    assert result.warm_start and result.outcome == "succeeded", result.reason
+    for value in (first, second):
+        assert {"s3", "ssm", "sts"} <= set(value["cached"])
+        assert value["seen"] is None
+        assert value["paths"] == value["paths_again"]
+        assert value["key"] == "run-key"
+        assert value["own_loader"] is True
+
+
 @pytest.mark.slow
 def test_a_function_never_runs_in_another_functions_environment(invoke, bundle, pool):
     source = """
