@@ -553,6 +553,34 @@ def _warm_aws_models():
                                     region_name="us-east-1")
     for service in WARM_AWS_SERVICES:
         session.client(service, endpoint_url="http://127.0.0.1:9")
+    _share_builtin_handlers()
+
+
+def _share_builtin_handlers():
+    """Every new botocore session copies one table of its built-in event handlers, made here.
+
+    A session registers ~130 built-in handlers one by one, each checked with
+    inspect.signature: about a fifth of the CPU of three clients. The
+    table holds module-level functions only; each session gets its own copy (the
+    structure botocore itself copies for every client), so what a run registers
+    stays in that run's session. Sessions given their own event hooks are left alone.
+    """
+    import copy
+
+    import botocore.session
+
+    session_class = botocore.session.Session
+    template = session_class()._original_handler
+    init = session_class.__init__
+
+    def __init__(self, session_vars=None, event_hooks=None, include_builtin_handlers=True, profile=None):
+        if event_hooks is None and include_builtin_handlers:
+            event_hooks = copy.copy(template)
+            event_hooks._lookup_cache = {}
+            include_builtin_handlers = False
+        init(self, session_vars, event_hooks, include_builtin_handlers, profile)
+
+    session_class.__init__ = __init__
 
 
 def _dev_entries():

@@ -169,6 +169,34 @@ def test_a_run_gets_the_aws_models_loaded_and_its_changes_to_them_stay_in_the_ru
         assert value["own_loader"] is True
 
 
+def test_botocore_sessions_in_a_run_get_their_own_builtin_handlers(invoke, bundle):
+    # Sessions start from a table of built-in handlers the zygote made: the same handlers a
+    # session registers itself, and a handler one session adds is in no other session.
+    code = bundle("""
+        import botocore.hooks, botocore.session
+        EVENTS = ("before-parameter-build.s3.PutObject", "before-sign.s3", "needs-retry.sts", "choose-signer.ssm",
+                  "after-call.sts.AssumeRole", "creating-client-class.s3", "before-call.s3.GetObject")
+        def names(session):
+            return [[getattr(h, "__name__", repr(h)) for h in session._original_handler._handlers.prefix_search(e)]
+                    for e in EVENTS]
+        def handler(event, context):
+            mine = botocore.session.Session()
+            def added(**kwargs):
+                pass
+            mine.register("before-call.s3.GetObject", added)
+            other = botocore.session.Session()
+            own_hooks = botocore.session.Session(event_hooks=botocore.hooks.HierarchicalEmitter())
+            return {"other": names(other), "own_hooks": names(own_hooks), "mine": names(mine)[-1]}
+    """)
+    for _ in range(2):
+        result, value = invoke(code)
+        assert result.outcome == "succeeded", result.reason
+        assert value["other"] == value["own_hooks"]
+        assert "added" in value["mine"] and "added" not in value["other"][-1]
+        assert any(value["other"])
+    assert result.warm_start
+
+
 @pytest.mark.slow
 def test_a_function_never_runs_in_another_functions_environment(invoke, bundle, pool):
     source = """
