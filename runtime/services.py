@@ -23,7 +23,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from functions.bundles.archive import extract_bundle
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 HEARTBEAT_EVERY_SECONDS = 5
 LOG_BATCH_SIZE = 2000
+# How long output lines may wait to be written with the next ones (how late a line can
+# appear on the run's live page): short runs then write their output once.
+LOG_FLUSH_SECONDS = 0.1
 # About 130 MB of queued lines at most per attempt (a million short ones).
 MAX_BACKLOG_LINES = 1_000_000
 
@@ -87,14 +91,13 @@ def run_claim(*, run_id: int) -> tuple[Run, Attempt] | tuple[None, None]:
         claimed = (
             Run.objects.filter(pk=run_id, status=RunStatus.QUEUED)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .update(status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None)
+            # started_at in the same statement: one round trip fewer than setting it after.
+            .update(status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None,
+                    started_at=Coalesce(F("started_at"), Value(now)))
         )
         if not claimed:
             return None, None
         run = Run.objects.select_related("function__organization", "code_version").get(pk=run_id)
-        if run.started_at is None:
-            run.started_at = now
-            run.save(update_fields=["started_at"])
         attempt = Attempt.objects.create(
             run=run, number=run.attempts, worker=WORKER_NAME, isolation=isolation_summary(), heartbeat_at=now
         )
@@ -256,6 +259,9 @@ class AttemptChannel:
                 item = self.queue.get(timeout=HEARTBEAT_EVERY_SECONDS)
             except queue.Empty:
                 item = []
+            # Lines wait up to LOG_FLUSH_SECONDS for more: a short run's output and its REPORT
+            # line are then one write (one transaction) instead of one per burst of output.
+            flush_at = time.monotonic() + LOG_FLUSH_SECONDS
             while True:
                 if item is None:
                     done = True
@@ -267,7 +273,8 @@ class AttemptChannel:
                 if len(pending) >= LOG_BATCH_SIZE or calls:
                     break
                 try:
-                    item = self.queue.get_nowait()
+                    wait = flush_at - time.monotonic() if pending else 0
+                    item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
                 except queue.Empty:
                     break
             if pending:
@@ -372,6 +379,14 @@ def run_execute(*, run_id: int) -> Recorded | None:
             logger.exception("run %s: attempt %s failed on the platform side", run.correlation_id, attempt.number)
             outcome["result"] = _platform_failure(f"Platform error: {type(error).__name__}")
         finally:
+            result = outcome.get("result")
+            if result is not None:
+                # Queued behind the last output: written with it, in one transaction.
+                if result.error:
+                    # The error the runtime reports is one entry whose lines stay in order, as
+                    # Lambda logs it; only what the Function itself prints is a line per entry.
+                    channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
+                channel.add_platform_line(report_line(run, attempt, result))
             channel.close()
 
     executor = threading.Thread(target=execute_in_sandbox, name=f"run-{run.correlation_id}", daemon=True)
@@ -379,13 +394,6 @@ def run_execute(*, run_id: int) -> Recorded | None:
     channel.serve_until_closed()
     executor.join()
     result = outcome["result"]
-    if result.error:
-        # The error the runtime reports is one entry whose lines stay in order, as
-        # Lambda logs it; only what the Function itself prints is a line per entry.
-        channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
-    channel.add_platform_line(report_line(run, attempt, result))
-    channel.close()
-    channel.serve_until_closed()
     return run_record_attempt(
         run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
     )
