@@ -305,21 +305,10 @@ def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> san
                 f"The sandbox cannot start on worker {WORKER_NAME}: {why}. Install bubblewrap, or set "
                 "FUNCTIONS_SANDBOX=process to run without isolation (unsafe)."
             )
-    code_dir = bundle_directory(run.code_version)
     temp_dir = Path(settings.FUNCTIONS_CACHE_DIR) / "tmp" / f"{run.correlation_id}-{attempt.number}"
     temp_dir.mkdir(parents=True, exist_ok=True)
-    env = attempt_environment(run)
-    limits = _sandbox_limits(run)
-    runtime_python = Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python"
-    invocation = sandbox.Invocation(
-        code_dir=code_dir,
-        handler=run.function.handler,
-        event=run.event,
-        function_name=run.function.name,
-        request_id=str(run.correlation_id),
-        env=env,
-        temp_dir=temp_dir,
-    )
+    invocation = _invocation(run, temp_dir)
+    env, limits, runtime_python = invocation.env, _sandbox_limits(run), _runtime_python()
     try:
         if mode == "bwrap" and settings.FUNCTIONS_WARM_ENVIRONMENTS:
             return _execute_warm(run, channel, invocation, env, limits, runtime_python)
@@ -332,27 +321,95 @@ def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> san
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _execute_warm(
-    run: Run, channel: AttemptChannel, invocation: sandbox.Invocation, env: dict[str, str], limits: sandbox.Limits,
-    runtime_python: Path,
-) -> sandbox.AttemptResult:
-    """The attempt in the warm execution environment of its organization, Function and code version."""
-    pool = warm.pool(
+def _runtime_python() -> Path:
+    return Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python"
+
+
+def _invocation(run: Run, temp_dir: Path) -> sandbox.Invocation:
+    return sandbox.Invocation(
+        code_dir=bundle_directory(run.code_version),
+        handler=run.function.handler,
+        event=run.event,
+        function_name=run.function.name,
+        request_id=str(run.correlation_id),
+        env=attempt_environment(run),
+        temp_dir=temp_dir,
+    )
+
+
+def _warm_pool() -> warm.WarmPool:
+    return warm.pool(
         size=settings.FUNCTIONS_WARM_POOL_SIZE,
         idle_seconds=settings.FUNCTIONS_WARM_IDLE_SECONDS,
         temp_root=Path(settings.FUNCTIONS_CACHE_DIR) / "tmp",
     )
 
+
+def _warm_owner(run: Run) -> tuple:
+    return (run.function.organization_id, run.function_id, run.code_version.sha256)
+
+
+def _execute_warm(
+    run: Run, channel: AttemptChannel, invocation: sandbox.Invocation, env: dict[str, str], limits: sandbox.Limits,
+    runtime_python: Path,
+) -> sandbox.AttemptResult:
+    """The attempt in the warm execution environment of its organization, Function and code version."""
+    pool = _warm_pool()
+
     def open_aws(directory: Path | None) -> ContextManager[sandbox.AwsAccess]:
         return attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s, directory=directory)
 
-    owner = (run.function.organization_id, run.function_id, run.code_version.sha256)
     created = pool.created
-    result = pool.execute(invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws)
+    result = pool.execute(invocation, limits, channel, owner=_warm_owner(run), runtime_python=runtime_python,
+                          open_aws=open_aws)
     if pool.created != created:
         # The environment was started for this attempt: it paid the imports, a cold start.
         result = dataclasses.replace(result, warm_start=False)
     return result
+
+
+def warm_environments_prestart(*, now: datetime | None = None) -> int:
+    """Start, in the background, the warm environments the next runs of recently run Functions will use.
+
+    A worker that just started, or a Function just deployed, would otherwise make its
+    next run pay a cold start the user did not cause. Picks the Functions run in the last
+    FUNCTIONS_WARM_PRESTART_RECENT_SECONDS, most recent first, at their deployed version,
+    and asks this process's pool for their environments: only into free places, never for
+    a key it already has, never delaying a run (the pool starts them on a thread of their
+    own). A Run object built here, never saved, gives exactly the key a real run gets.
+    Returns how many started.
+    """
+    if settings.FUNCTIONS_SANDBOX != "bwrap" or not settings.FUNCTIONS_WARM_ENVIRONMENTS:
+        return 0
+    if not settings.FUNCTIONS_WARM_PRESTART_RECENT_SECONDS or not sandbox.sandbox_available()[0]:
+        return 0
+    now = now or timezone.now()
+    pool = _warm_pool()
+    since = now - timedelta(seconds=settings.FUNCTIONS_WARM_PRESTART_RECENT_SECONDS)
+    # The newest runs by primary key (its index; created_at has none of its own), at most 1,000 rows.
+    recent = Run.objects.order_by("-pk").values_list("function_id", "timeout_seconds", "memory_mb", "created_at")
+    chosen: dict[int, tuple[int, int]] = {}
+    for function_id, timeout_seconds, memory_mb, created_at in recent[:1000]:
+        if created_at < since:
+            break
+        chosen.setdefault(function_id, (timeout_seconds, memory_mb))
+        if len(chosen) >= pool.size:
+            break
+    functions = Function.objects.filter(pk__in=chosen, deployed_version__isnull=False).select_related(
+        "organization", "deployed_version")
+    started = 0
+    for function in functions:
+        timeout_seconds, memory_mb = chosen[function.pk]
+        run = Run(function=function, code_version=function.deployed_version, timeout_seconds=timeout_seconds,
+                  memory_mb=memory_mb, event={})
+        try:
+            invocation = _invocation(run, Path(settings.FUNCTIONS_CACHE_DIR) / "tmp")
+        except PlatformError as error:
+            logger.warning("not pre-starting %s: %s", function.name, error)
+            continue
+        started += pool.prestart(invocation, _sandbox_limits(run), owner=_warm_owner(run),
+                                 runtime_python=_runtime_python(), with_aws=True)
+    return started
 
 
 def run_execute(*, run_id: int) -> Recorded | None:

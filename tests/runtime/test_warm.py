@@ -419,3 +419,73 @@ def test_small_functions_get_no_preloaded_packages(invoke, bundle, pool):
     assert result.warm_start and preloaded is False and not pool.last_environment.preloaded
     result, preloaded = invoke(code)
     assert result.warm_start and preloaded is True and pool.last_environment.preloaded
+
+
+def _wait_ready(pool, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with pool.lock:
+            if pool.envs and not any(env.busy for env in pool.envs.values()):
+                return
+        time.sleep(0.02)
+    raise AssertionError("the pre-started environment did not get ready")
+
+
+def test_a_run_in_a_prestarted_environment_behaves_exactly_as_one_started_on_demand(bundle, tmp_path, runtime_python,
+                                                                                     bwrap_ok):
+    code = bundle("""
+        import os, resource, sys
+        def handler(event, context):
+            print("hello from", context.function_name)
+            with open("/tmp/mine", "w") as handle:
+                handle.write("x")
+            limits = {name: resource.getrlimit(getattr(resource, name))
+                      for name in ("RLIMIT_DATA", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_MSGQUEUE")}
+            preloaded = sorted(m for m in sys.modules if m.partition(".")[0] in ("boto3", "botocore", "requests", "samsara"))
+            return {"environ": dict(os.environ), "cwd": os.getcwd(), "tmp": sorted(os.listdir("/tmp")),
+                    "ids": [os.getuid(), os.getgid(), os.getpid() > 2], "limits": limits, "event": event,
+                    "preloaded": preloaded, "remaining": context.get_remaining_time_in_millis() > 0,
+                    "main": sys.modules["main"].__file__}
+    """)
+    limits = Limits(timeout_s=20)
+    outcomes = []
+    for kind in ("pre-started", "on demand"):
+        pool = WarmPool(size=2, idle_seconds=60, temp_root=tmp_path / kind)
+        try:
+            def invocation():
+                return Invocation(code_dir=code, handler="main.handler", event={"n": 1}, function_name="warm-test",
+                                  request_id=str(uuid.uuid4()), env=dict(CONTRACT_ENV), temp_dir=tmp_path / "unused")
+            if kind == "pre-started":
+                assert pool.prestart(invocation(), limits, owner="fn-a", runtime_python=runtime_python, with_aws=False)
+                assert not pool.prestart(invocation(), limits, owner="fn-a", runtime_python=runtime_python,
+                                         with_aws=False)  # one environment per key
+                _wait_ready(pool)
+                started = next(iter(pool.envs.values()))
+                assert started.zygote_host_pid and pool.prestarted == 1
+            lines = []
+            result = pool.execute(invocation(), limits, lines.extend, owner="fn-a", runtime_python=runtime_python)
+            assert result.outcome == "succeeded" and result.warm_start, result.reason
+            assert pool.created + pool.prestarted == 1
+            if kind == "pre-started":
+                assert pool.last_environment is started and started.runs == 1
+            outcomes.append((json.loads(result.return_value), [(line.stream, line.message) for line in lines]))
+        finally:
+            pool.clear()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0]["tmp"] == ["mine"] and outcomes[0][1] == [("stdout", "hello from warm-test")]
+
+
+def test_prestarting_never_takes_the_place_of_another_environment(invoke, bundle, pool, runtime_python):
+    source = """
+        def handler(event, context):
+            return 1
+    """
+    codes = [bundle(source) for _ in range(4)]
+    for code in codes[:3]:
+        invoke(code, owner=code.name)
+    before = dict(pool.envs)
+    invocation = Invocation(code_dir=codes[3], handler="main.handler", event={}, function_name="warm-test",
+                            request_id="x", env=dict(CONTRACT_ENV), temp_dir=Path("/nonexistent"))
+    assert not pool.prestart(invocation, Limits(timeout_s=20), owner=codes[3].name, runtime_python=runtime_python,
+                             with_aws=False)
+    assert pool.envs == before and pool.prestarted == 0
