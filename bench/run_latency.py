@@ -47,6 +47,8 @@ HANDLERS = {
         "    return {'ok': True, 'secrets': len(secrets)}\n"
     ),
 }
+# Handlers that need the in-run AWS endpoint (a worker's), not the bare sandbox.
+NEEDS_ENDPOINT = {"secrets + S3"}
 DISTRIBUTED_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_runs")
 DISTRIBUTED_BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 
