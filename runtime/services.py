@@ -531,19 +531,29 @@ def run_record_attempt(
             duration_ms=result.duration_ms,
         )
         if outcome == AttemptOutcome.SUCCEEDED:
-            current.update(
+            changes = dict(
                 status=RunStatus.SUCCEEDED, return_value=redact(result.return_value) if result.return_value else result.return_value,
                 finished_at=now, **common,
             )
+            updated = current.update(**changes)
         elif retryable and attempt.number < run.max_attempts:
             delay = settings.FUNCTIONS_RETRY_BACKOFF_SECONDS[min(attempt.number, len(settings.FUNCTIONS_RETRY_BACKOFF_SECONDS)) - 1]
-            if current.update(status=RunStatus.QUEUED, next_attempt_at=now + timedelta(seconds=delay), **common):
+            changes = dict(status=RunStatus.QUEUED, next_attempt_at=now + timedelta(seconds=delay), **common)
+            updated = current.update(**changes)
+            if updated:
                 resend = (Resend(run_id=run.pk, countdown=delay),)
         else:
             final = RunStatus.TIMED_OUT if outcome == AttemptOutcome.TIMED_OUT else RunStatus.FAILED
-            if current.update(status=final, finished_at=now, **common):
+            changes = dict(status=final, finished_at=now, **common)
+            updated = current.update(**changes)
+            if updated:
                 failure_notice_note(run=run, now=now)
-    return Recorded(run=Run.objects.get(pk=run.pk), resend=resend)
+    if not updated:
+        return Recorded(run=Run.objects.get(pk=run.pk), resend=resend)
+    # The row is exactly what we wrote: no need to read it back (one round trip fewer per run).
+    for field, value in changes.items():
+        setattr(run, field, value)
+    return Recorded(run=run, resend=resend)
 
 
 # --- lost workers ---------------------------------------------------------------------------
