@@ -35,7 +35,20 @@ HANDLERS = {
         "    boto3.client('s3', region_name='us-west-2')\n"
         "    return {'ok': True}\n"
     ),
+    # What a real Samsara Function does on every run: its secrets through the official SDK
+    # (STS AssumeRole, then SSM GetParameter on the in-run endpoint), then an S3 client. The
+    # bare baseline runs it "locally" (AWS_EXECUTION_ENV unset: the SDK reads no endpoint).
+    "secrets + S3": (
+        "import boto3\n"
+        "from samsara.function import Function\n"
+        "def handler(event, context):\n"
+        "    secrets = Function().secrets().load()\n"
+        "    boto3.client('s3')\n"
+        "    return {'ok': True, 'secrets': len(secrets)}\n"
+    ),
 }
+# Handlers that need the in-run AWS endpoint (a worker's), not the bare sandbox.
+NEEDS_ENDPOINT = {"secrets + S3"}
 DISTRIBUTED_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_runs")
 DISTRIBUTED_BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 
@@ -63,7 +76,7 @@ def baseline(code, runs):
 # --- the child: one mode --------------------------------------------------------------------
 
 
-def child(mode, runs, burst):
+def child(mode, runs, burst, handlers):
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(DATA_DIR=str(data_dir), CELERY_QUEUE=f"bench-{os.getpid()}", DJANGO_SETTINGS_MODULE="config.settings")
@@ -81,6 +94,7 @@ def child(mode, runs, burst):
     from accounts.services import organization_create
     from functions.models import Run
     from functions.run_services import run_trigger
+    from secrets_vault.services import secrets_replace
     from tests.factories import make_function
 
     org = organization_create(name=f"Bench {mode}")
@@ -90,21 +104,32 @@ def child(mode, runs, burst):
     )
     results = {}
     try:
-        for label, code in HANDLERS.items():
-            function = make_function(org, label.replace(" ", "-"), files={"main.py": code})
+        for label in handlers:
+            code = HANDLERS[label]
+            function = make_function(org, label.replace(" + ", "-").replace(" ", "-"), files={"main.py": code})
+            secrets_replace(function=function, secrets={"API_TOKEN": "bench-secret-value"}, actor=None,
+                            actor_label="bench")
             _wait_all([run_trigger(function=function, trigger="api").pk], Run)  # warm the worker's bundle cache
-            latencies = []
+            latencies, phases = [], {"queue": [], "sandbox": [], "worker": []}
             for _ in range(runs):
                 run = run_trigger(function=function, trigger="api")
                 _wait_all([run.pk], Run)
                 run.refresh_from_db()
                 assert run.status == "succeeded", (run.status, run.reason)
-                latencies.append((run.finished_at - run.created_at).total_seconds() * 1000)
+                total = (run.finished_at - run.created_at).total_seconds() * 1000
+                latencies.append(total)
+                # Where the time went: committed -> claimed (broker hop, claim), the attempt in
+                # the sandbox (payload to result), and the worker's own share around it.
+                queued = (run.started_at - run.created_at).total_seconds() * 1000
+                phases["queue"].append(queued)
+                phases["sandbox"].append(run.duration_ms or 0)
+                phases["worker"].append(total - queued - (run.duration_ms or 0))
             start = time.perf_counter()
             ids = [run_trigger(function=function, trigger="api").pk for _ in range(burst)]
             _wait_all(ids, Run)
             elapsed = time.perf_counter() - start
-            results[label] = {"latency_ms": latencies, "runs_per_second": burst / elapsed}
+            results[label] = {"latency_ms": latencies, "runs_per_second": burst / elapsed,
+                              "phases": {k: statistics.median(v) for k, v in phases.items()}}
     finally:
         # SIGTERM to the main process only: it stops its pool children itself.
         # Signalling the whole group can kill a child holding the pool's queue
@@ -145,17 +170,20 @@ def main():
     parser.add_argument("--runs", type=int, default=30, help="sequential runs per handler (latency)")
     parser.add_argument("--burst", type=int, default=20, help="runs triggered together (throughput)")
     parser.add_argument("--modes", default="embedded,distributed")
+    parser.add_argument("--handlers", default=",".join(HANDLERS), help="comma-separated subset of: " + ", ".join(HANDLERS))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.runs, args.burst)
+        return child(args.child, args.runs, args.burst, args.handlers.split(","))
 
     print(f"Run latency: {args.runs} sequential runs and a burst of {args.burst} per handler; medians of noisy machines vary.\n")
-    base = {label: baseline(code, args.runs) for label, code in HANDLERS.items()}
+    handlers = args.handlers.split(",")
+    base = {label: baseline(HANDLERS[label], args.runs) for label in handlers}
     rows = []
     for mode in args.modes.split(","):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", mode, "--runs", str(args.runs), "--burst", str(args.burst)],
+            [sys.executable, __file__, "--child", mode, "--runs", str(args.runs), "--burst", str(args.burst),
+             "--handlers", args.handlers],
             cwd=ROOT, capture_output=True, text=True,
         )
         if out.returncode != 0:
@@ -165,12 +193,18 @@ def main():
             latency = figures["latency_ms"]
             p50, p95 = statistics.median(latency), percentile(latency, 0.95)
             b50 = statistics.median(base[label])
-            rows.append((mode, label, p50, p95, figures["runs_per_second"], b50, p50 / b50))
-    header = f"{'mode':<12} {'handler':<13} {'p50 ms':>8} {'p95 ms':>8} {'runs/s':>7} {'bare p50 ms':>12} {'ratio':>6}"
+            ph = figures["phases"]
+            rows.append((mode, label, p50, p95, figures["runs_per_second"], b50, p50 / b50,
+                         ph["queue"], ph["sandbox"], ph["worker"]))
+    header = (f"{'mode':<12} {'handler':<13} {'p50 ms':>8} {'p95 ms':>8} {'runs/s':>7} {'bare p50 ms':>12} {'ratio':>6}"
+              f" | {'queue':>6} {'sandbox':>8} {'worker':>7}")
     print(header)
     print("-" * len(header))
-    for mode, label, p50, p95, rps, b50, ratio in rows:
-        print(f"{mode:<12} {label:<13} {p50:>8.0f} {p95:>8.0f} {rps:>7.1f} {b50:>12.0f} {ratio:>5.1f}x")
+    for mode, label, p50, p95, rps, b50, ratio, queue, box, rest in rows:
+        print(f"{mode:<12} {label:<13} {p50:>8.0f} {p95:>8.0f} {rps:>7.1f} {b50:>12.0f} {ratio:>5.1f}x"
+              f" | {queue:>6.0f} {box:>8.0f} {rest:>7.0f}")
+    print("\nqueue: trigger committed to claimed (broker hop and claim); sandbox: the attempt (payload to"
+          " result); worker: set-up, output flush and recording the outcome (medians of the sequential runs).")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run_latency import HANDLERS, baseline, percentile  # noqa: E402
+from run_latency import HANDLERS, NEEDS_ENDPOINT, baseline, percentile  # noqa: E402
 
 
 def direct(runs):
@@ -39,7 +39,9 @@ def direct(runs):
     pool = WarmPool(size=4, idle_seconds=600, temp_root=work / "warm")
     figures = {}
     for label, code in HANDLERS.items():
-        code_dir = work / label.replace(" ", "-")
+        if label in NEEDS_ENDPOINT:
+            continue  # the sandbox alone has no AWS endpoint; the engine rows below run it
+        code_dir = work / label.replace(" + ", "-").replace(" ", "-")
         code_dir.mkdir()
         (code_dir / "main.py").write_text(code)
 

@@ -402,6 +402,10 @@ FUNCTIONS_ALLOWED_NETWORKS = _allowed_networks()
 FUNCTIONS_WARM_ENVIRONMENTS = env_bool("FUNCTIONS_WARM_ENVIRONMENTS", True)
 FUNCTIONS_WARM_POOL_SIZE = env_int("FUNCTIONS_WARM_POOL_SIZE", 4, minimum=1)
 FUNCTIONS_WARM_IDLE_SECONDS = env_int("FUNCTIONS_WARM_IDLE_SECONDS", 300, minimum=1)
+# Functions run this recently get their environments pre-started when a worker starts or a new
+# version is deployed (runtime.services.warm_environments_prestart); 0 turns it off.
+FUNCTIONS_WARM_PRESTART_RECENT_SECONDS = env_int("FUNCTIONS_WARM_PRESTART_RECENT_SECONDS", 3600, minimum=0)
+FUNCTIONS_WARM_PRESTART_EVERY_SECONDS = env_int("FUNCTIONS_WARM_PRESTART_EVERY_SECONDS", 10, minimum=1)
 # The contract's ceiling is 15 minutes; a deployment may lower it.
 FUNCTIONS_MAX_TIMEOUT_SECONDS = env_int("FUNCTIONS_MAX_TIMEOUT_SECONDS", 900, minimum=1)
 if FUNCTIONS_MAX_TIMEOUT_SECONDS > 900:

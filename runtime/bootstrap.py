@@ -558,7 +558,82 @@ def _preload(argv):
         # A child would get our copy instead of the bundle's: start again without preloading.
         os.set_inheritable(int(argv[2]), True)
         os.execv(sys.executable, [sys.executable, "-u", "-I", "-B", __file__, *argv[1:4], "bare"])
+    try:
+        _warm_aws_models()
+    except Exception:
+        pass  # a run then loads the models itself, as a cold one does
     return True
+
+
+# The clients a Samsara Function makes on every run: the SDK's secrets().load() assumes the
+# role (STS) and reads the parameter (SSM); storage is S3.
+WARM_AWS_SERVICES = ("sts", "ssm", "s3")
+
+
+def _warm_aws_models():
+    """Give every botocore session of a run one loader whose caches already hold the models.
+
+    Making a client reads and parses the service's JSON models (service-2, endpoint rule
+    set, endpoints, partitions, retry config: about 120 ms of CPU for STS, SSM and S3);
+    botocore caches them per loader, and every new session makes its own loader. Here one
+    loader, made before any run, has loaded them by building throw-away clients with dummy
+    credentials, and sessions that ask for the default data path get it. Only data read
+    from the read-only runtime environment is cached: no session, client, credential,
+    configuration or environment variable of the zygote reaches a run, and a run's changes
+    to the cache stay in its own forked memory. A session given its own AWS_DATA_PATH gets
+    a loader of its own, as before.
+    """
+    import boto3.session
+    import botocore.loaders
+    import botocore.session
+
+    class _SearchPaths(list):
+        # Every boto3 session appends its resource models' directory to its loader's search
+        # path: with one loader per run that would grow by one entry per session.
+        def append(self, path):
+            if path not in self:
+                super().append(path)
+
+    loader = botocore.loaders.create_loader()
+    loader._search_paths = _SearchPaths(loader.search_paths)
+    make_loader = botocore.session.create_loader
+
+    def create_loader(search_path_string=None):
+        return make_loader(search_path_string) if search_path_string else loader
+
+    botocore.session.create_loader = create_loader
+    session = boto3.session.Session(aws_access_key_id="zygote", aws_secret_access_key="zygote",
+                                    region_name="us-east-1")
+    for service in WARM_AWS_SERVICES:
+        session.client(service, endpoint_url="http://127.0.0.1:9")
+    _share_builtin_handlers()
+
+
+def _share_builtin_handlers():
+    """Every new botocore session copies one table of its built-in event handlers, made here.
+
+    A session registers ~130 built-in handlers one by one, each checked with
+    inspect.signature: about a fifth of the CPU of three clients. The
+    table holds module-level functions only; each session gets its own copy (the
+    structure botocore itself copies for every client), so what a run registers
+    stays in that run's session. Sessions given their own event hooks are left alone.
+    """
+    import copy
+
+    import botocore.session
+
+    session_class = botocore.session.Session
+    template = session_class()._original_handler
+    init = session_class.__init__
+
+    def __init__(self, session_vars=None, event_hooks=None, include_builtin_handlers=True, profile=None):
+        if event_hooks is None and include_builtin_handlers:
+            event_hooks = copy.copy(template)
+            event_hooks._lookup_cache = {}
+            include_builtin_handlers = False
+        init(self, session_vars, event_hooks, include_builtin_handlers, profile)
+
+    session_class.__init__ = __init__
 
 
 def _dev_entries():

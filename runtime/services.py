@@ -23,7 +23,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from functions.bundles.archive import extract_bundle
@@ -45,6 +46,9 @@ HEARTBEAT_EVERY_SECONDS = 5
 # A worker short of disk sends a run back after this many seconds (runtime/capacity.py).
 OUT_OF_DISK_RETRY_SECONDS = 30
 LOG_BATCH_SIZE = 2000
+# How long output lines may wait to be written with the next ones (how late a line can
+# appear on the run's live page): short runs then write their output once.
+LOG_FLUSH_SECONDS = 0.1
 # About 130 MB of queued lines at most per attempt (a million short ones).
 MAX_BACKLOG_LINES = 1_000_000
 
@@ -91,14 +95,13 @@ def run_claim(*, run_id: int) -> tuple[Run, Attempt] | tuple[None, None]:
         claimed = (
             Run.objects.filter(pk=run_id, status=RunStatus.QUEUED)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .update(status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None)
+            # started_at in the same statement: one round trip fewer than setting it after.
+            .update(status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None,
+                    started_at=Coalesce(F("started_at"), Value(now)))
         )
         if not claimed:
             return None, None
         run = Run.objects.select_related("function__organization", "code_version").get(pk=run_id)
-        if run.started_at is None:
-            run.started_at = now
-            run.save(update_fields=["started_at"])
         attempt = Attempt.objects.create(
             run=run, number=run.attempts, worker=WORKER_NAME, isolation=isolation_summary(), heartbeat_at=now
         )
@@ -293,6 +296,9 @@ class AttemptChannel:
                 item = self.queue.get(timeout=HEARTBEAT_EVERY_SECONDS)
             except queue.Empty:
                 item = []
+            # Lines wait up to LOG_FLUSH_SECONDS for more: a short run's output and its REPORT
+            # line are then one write (one transaction) instead of one per burst of output.
+            flush_at = time.monotonic() + LOG_FLUSH_SECONDS
             while True:
                 if item is None:
                     done = True
@@ -304,7 +310,8 @@ class AttemptChannel:
                 if len(pending) >= LOG_BATCH_SIZE or calls:
                     break
                 try:
-                    item = self.queue.get_nowait()
+                    wait = flush_at - time.monotonic() if pending else 0
+                    item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
                 except queue.Empty:
                     break
             if pending:
@@ -344,21 +351,10 @@ def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> san
                 f"The sandbox cannot start on worker {WORKER_NAME}: {why}. Install bubblewrap, or set "
                 "FUNCTIONS_SANDBOX=process to run without isolation (unsafe)."
             )
-    code_dir = bundle_directory(run.code_version)
     temp_dir = Path(settings.FUNCTIONS_CACHE_DIR) / "tmp" / f"{run.correlation_id}-{attempt.number}"
     temp_dir.mkdir(parents=True, exist_ok=True)
-    env = attempt_environment(run)
-    limits = _sandbox_limits(run)
-    runtime_python = Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python"
-    invocation = sandbox.Invocation(
-        code_dir=code_dir,
-        handler=run.function.handler,
-        event=run.event,
-        function_name=run.function.name,
-        request_id=str(run.correlation_id),
-        env=env,
-        temp_dir=temp_dir,
-    )
+    invocation = _invocation(run, temp_dir)
+    env, limits, runtime_python = invocation.env, _sandbox_limits(run), _runtime_python()
     try:
         if mode == "bwrap" and settings.FUNCTIONS_WARM_ENVIRONMENTS:
             return _execute_warm(run, channel, invocation, env, limits, runtime_python)
@@ -372,30 +368,98 @@ def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> san
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _execute_warm(
-    run: Run, channel: AttemptChannel, invocation: sandbox.Invocation, env: dict[str, str], limits: sandbox.Limits,
-    runtime_python: Path,
-) -> sandbox.AttemptResult:
-    """The attempt in the warm execution environment of its organization, Function and code version."""
-    pool = warm.pool(
+def _runtime_python() -> Path:
+    return Path(settings.FUNCTIONS_RUNTIME_ENV) / "bin" / "python"
+
+
+def _invocation(run: Run, temp_dir: Path) -> sandbox.Invocation:
+    return sandbox.Invocation(
+        code_dir=bundle_directory(run.code_version),
+        handler=run.function.handler,
+        event=run.event,
+        function_name=run.function.name,
+        request_id=str(run.correlation_id),
+        env=attempt_environment(run),
+        temp_dir=temp_dir,
+    )
+
+
+def _warm_pool() -> warm.WarmPool:
+    return warm.pool(
         size=settings.FUNCTIONS_WARM_POOL_SIZE,
         idle_seconds=settings.FUNCTIONS_WARM_IDLE_SECONDS,
         temp_root=Path(settings.FUNCTIONS_CACHE_DIR) / "tmp",
     )
 
+
+def _warm_owner(run: Run) -> tuple:
+    return (run.function.organization_id, run.function_id, run.code_version.sha256)
+
+
+def _execute_warm(
+    run: Run, channel: AttemptChannel, invocation: sandbox.Invocation, env: dict[str, str], limits: sandbox.Limits,
+    runtime_python: Path,
+) -> sandbox.AttemptResult:
+    """The attempt in the warm execution environment of its organization, Function and code version."""
+    pool = _warm_pool()
+
     def open_aws(directory: Path | None) -> ContextManager[sandbox.AwsAccess]:
         return attempt_endpoint(run=run, channel=channel, env=env, timeout_s=limits.timeout_s, directory=directory)
 
-    owner = (run.function.organization_id, run.function_id, run.code_version.sha256)
     created = pool.created
     result = pool.execute(
-        invocation, limits, channel, owner=owner, runtime_python=runtime_python, open_aws=open_aws,
+        invocation, limits, channel, owner=_warm_owner(run), runtime_python=runtime_python, open_aws=open_aws,
         blocked_networks=blocked_networks(),
     )
     if pool.created != created:
         # The environment was started for this attempt: it paid the imports, a cold start.
         result = dataclasses.replace(result, warm_start=False)
     return result
+
+
+def warm_environments_prestart(*, now: datetime | None = None) -> int:
+    """Start, in the background, the warm environments the next runs of recently run Functions will use.
+
+    A worker that just started, or a Function just deployed, would otherwise make its
+    next run pay a cold start the user did not cause. Picks the Functions run in the last
+    FUNCTIONS_WARM_PRESTART_RECENT_SECONDS, most recent first, at their deployed version,
+    and asks this process's pool for their environments: only into free places, never for
+    a key it already has, never delaying a run (the pool starts them on a thread of their
+    own). A Run object built here, never saved, gives exactly the key a real run gets.
+    Returns how many started.
+    """
+    if settings.FUNCTIONS_SANDBOX != "bwrap" or not settings.FUNCTIONS_WARM_ENVIRONMENTS:
+        return 0
+    if not settings.FUNCTIONS_WARM_PRESTART_RECENT_SECONDS or not sandbox.sandbox_available()[0]:
+        return 0
+    now = now or timezone.now()
+    pool = _warm_pool()
+    since = now - timedelta(seconds=settings.FUNCTIONS_WARM_PRESTART_RECENT_SECONDS)
+    # The newest runs by primary key (its index; created_at has none of its own), at most 1,000 rows.
+    recent = Run.objects.order_by("-pk").values_list("function_id", "timeout_seconds", "memory_mb", "created_at")
+    chosen: dict[int, tuple[int, int]] = {}
+    for function_id, timeout_seconds, memory_mb, created_at in recent[:1000]:
+        if created_at < since:
+            break
+        chosen.setdefault(function_id, (timeout_seconds, memory_mb))
+        if len(chosen) >= pool.size:
+            break
+    functions = Function.objects.filter(pk__in=chosen, deployed_version__isnull=False).select_related(
+        "organization", "deployed_version")
+    started = 0
+    for function in functions:
+        timeout_seconds, memory_mb = chosen[function.pk]
+        run = Run(function=function, code_version=function.deployed_version, timeout_seconds=timeout_seconds,
+                  memory_mb=memory_mb, event={})
+        try:
+            invocation = _invocation(run, Path(settings.FUNCTIONS_CACHE_DIR) / "tmp")
+        except PlatformError as error:
+            logger.warning("not pre-starting %s: %s", function.name, error)
+            continue
+        # The same key a run would look up: the same blocked networks included.
+        started += pool.prestart(invocation, _sandbox_limits(run), owner=_warm_owner(run),
+                                 runtime_python=_runtime_python(), with_aws=True, blocked_networks=blocked_networks())
+    return started
 
 
 def run_execute(*, run_id: int) -> Recorded | None:
@@ -428,6 +492,27 @@ def run_execute(*, run_id: int) -> Recorded | None:
             logger.exception("run %s: attempt %s failed on the platform side", run.correlation_id, attempt.number)
             outcome["result"] = _platform_failure(f"Platform error: {type(error).__name__}")
         finally:
+            result = outcome.get("result")
+            if result is not None:
+                # Queued behind the last output: written with it, in one transaction.
+                if result.error:
+                    # The error the runtime reports is one entry whose lines stay in order, as
+                    # Lambda logs it; only what the Function itself prints is a line per entry.
+                    channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
+                if result.tmp_full:
+                    channel.add_platform_line(
+                        f"/tmp reached its limit of {run.tmp_mb} MB: writes past it fail with \"No space left on "
+                        f"device\" (a Function may set a larger /tmp, up to {settings.FUNCTIONS_MAX_TMP_MB} MB)"
+                    )
+                    if result.outcome != "succeeded":
+                        result = dataclasses.replace(result, reason=f"{result.reason}; /tmp full ({run.tmp_mb} MB limit)")
+                if output_flooded(result):
+                    # Like a timeout of its own making, except that a second attempt would print
+                    # the same flood into the shared database again: not retried.
+                    result = dataclasses.replace(result, reason=f"{result.reason}; {OUTPUT_NOT_RETRIED}")
+                    outcome["retryable"] = False
+                outcome["result"] = result
+                channel.add_platform_line(report_line(run, attempt, result, dropped_lines=channel.dropped_lines))
             channel.close()
 
     executor = threading.Thread(target=execute_in_sandbox, name=f"run-{run.correlation_id}", daemon=True)
@@ -435,35 +520,16 @@ def run_execute(*, run_id: int) -> Recorded | None:
     channel.serve_until_closed()
     executor.join()
     result = outcome["result"]
-    if result.error:
-        # The error the runtime reports is one entry whose lines stay in order, as
-        # Lambda logs it; only what the Function itself prints is a line per entry.
-        channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
-    retryable = outcome.get("retryable", True)
-    if result.tmp_full:
-        note = (
-            f"/tmp reached its limit of {run.tmp_mb} MB: writes past it fail with \"No space left on device\" "
-            f"(a Function may set a larger /tmp, up to {settings.FUNCTIONS_MAX_TMP_MB} MB)"
-        )
-        channel.add_platform_line(note)
-        if result.outcome != "succeeded":
-            result = dataclasses.replace(result, reason=f"{result.reason}; /tmp full ({run.tmp_mb} MB limit)")
-    if output_flooded(result):
-        # Like a timeout of its own making, except that a second attempt would print
-        # the same flood into the shared database again: not retried.
-        result = dataclasses.replace(result, reason=f"{result.reason}; {OUTPUT_NOT_RETRIED}")
-        retryable = False
-    channel.add_platform_line(report_line(run, attempt, result, dropped_lines=channel.dropped_lines))
-    channel.close()
-    channel.serve_until_closed()
-    return run_record_attempt(run=run, attempt=attempt, result=result, redact=redact, retryable=retryable)
+    return run_record_attempt(
+        run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
+    )
 
 
 OUTPUT_NOT_RETRIED = "not retried: the Function's own output stopped it"
 
 
 def output_flooded(result: sandbox.AttemptResult) -> bool:
-    """Whether the attempt was stopped for passing the output limit (runtime/sandbox.py's reason)."""
+    """Whether the attempt was stopped for passing the output limit (runtime/sandbox's reason)."""
     return result.outcome == "failed" and (result.reason or "").startswith("Output limit of ")
 
 
@@ -544,19 +610,29 @@ def run_record_attempt(
             duration_ms=result.duration_ms,
         )
         if outcome == AttemptOutcome.SUCCEEDED:
-            current.update(
+            changes = dict(
                 status=RunStatus.SUCCEEDED, return_value=redact(result.return_value) if result.return_value else result.return_value,
                 finished_at=now, **common,
             )
+            updated = current.update(**changes)
         elif retryable and attempt.number < run.max_attempts:
             delay = settings.FUNCTIONS_RETRY_BACKOFF_SECONDS[min(attempt.number, len(settings.FUNCTIONS_RETRY_BACKOFF_SECONDS)) - 1]
-            if current.update(status=RunStatus.QUEUED, next_attempt_at=now + timedelta(seconds=delay), **common):
+            changes = dict(status=RunStatus.QUEUED, next_attempt_at=now + timedelta(seconds=delay), **common)
+            updated = current.update(**changes)
+            if updated:
                 resend = (Resend(run_id=run.pk, countdown=delay),)
         else:
             final = RunStatus.TIMED_OUT if outcome == AttemptOutcome.TIMED_OUT else RunStatus.FAILED
-            if current.update(status=final, finished_at=now, **common):
+            changes = dict(status=final, finished_at=now, **common)
+            updated = current.update(**changes)
+            if updated:
                 failure_notice_note(run=run, now=now)
-    return Recorded(run=Run.objects.get(pk=run.pk), resend=resend)
+    if not updated:
+        return Recorded(run=Run.objects.get(pk=run.pk), resend=resend)
+    # The row is exactly what we wrote: no need to read it back (one round trip fewer per run).
+    for field, value in changes.items():
+        setattr(run, field, value)
+    return Recorded(run=run, resend=resend)
 
 
 # --- lost workers ---------------------------------------------------------------------------

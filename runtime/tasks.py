@@ -9,10 +9,16 @@ for the broker, so runtime.services needs nothing from functions' triggers.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterable
 
 from celery import shared_task
-from django.db import transaction
+from celery.signals import worker_process_init
+from django.db import close_old_connections, transaction
+
+logger = logging.getLogger(__name__)
 
 
 def run_enqueue_on_commit(*, run_id: int, countdown: int | None = None) -> None:
@@ -68,3 +74,30 @@ def send_failure_notice(notice_id: int) -> None:
 def send_due_failure_notices() -> int:
     """Every minute from beat: notices whose throttle window has passed (and any a lost message left)."""
     return _send_due_failure_notices()
+
+
+@worker_process_init.connect
+def _prestart_warm_environments_forever(**_kwargs) -> None:
+    """Each worker process keeps its own warm pool: from its start on, it pre-starts the environments
+    of recently run Functions, and of newly deployed versions, in a background thread.
+
+    Not a task: a task goes to one process of one worker, and each process needs its own.
+    """
+    from django.conf import settings
+
+    from runtime.services import warm_environments_prestart
+
+    every = settings.FUNCTIONS_WARM_PRESTART_EVERY_SECONDS
+
+    def loop() -> None:
+        time.sleep(0.5)  # let the process finish starting
+        while True:
+            try:
+                warm_environments_prestart()
+            except Exception:
+                logger.exception("pre-starting warm environments failed")
+            finally:
+                close_old_connections()
+            time.sleep(every)
+
+    threading.Thread(target=loop, name="warm-prestart", daemon=True).start()

@@ -334,9 +334,9 @@ class WarmLauncher:
 class _Spawner:
     """One long-lived thread that starts every environment (see the module docstring)."""
 
-    def __init__(self):
+    def __init__(self, name: str = "warm-spawner"):
         self.work: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="warm-spawner", daemon=True).start()
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
 
     def _serve(self) -> None:
         while True:
@@ -355,6 +355,10 @@ class _Spawner:
             raise box["error"]
         return box.get("result")
 
+    def submit(self, function) -> None:
+        """Run function() on the thread without waiting for it (it handles its own errors)."""
+        self.work.put((function, threading.Event(), {}))
+
 
 class WarmPool:
     def __init__(self, *, size: int = 4, idle_seconds: float = 300.0, temp_root: Path | None = None):
@@ -364,7 +368,11 @@ class WarmPool:
         self.lock = threading.Lock()
         self.envs: collections.OrderedDict[tuple, WarmEnvironment] = collections.OrderedDict()
         self.spawner = _Spawner()
+        # Pre-started environments get a thread of their own: a run that needs a new
+        # environment never waits behind one nobody is waiting for.
+        self.prestarter = _Spawner(name="warm-prestarter")
         self.created = 0
+        self.prestarted = 0
         self.last_environment: WarmEnvironment | None = None  # for tests and benchmarks
         threading.Thread(target=self._expire_forever, name="warm-expiry", daemon=True).start()
 
@@ -400,6 +408,41 @@ class WarmPool:
         with (open_aws(None) if open_aws else contextlib.nullcontext()) as aws:
             return sandbox.execute(dataclasses.replace(invocation, aws=aws), limits, on_output, mode="bwrap",
                                    runtime_python=runtime_python, blocked_networks=blocked)
+
+    def prestart(self, invocation: Invocation, limits: Limits, *, owner, runtime_python: Path, with_aws: bool = True,
+                 blocked_networks: Sequence[str] = DEFAULT_BLOCKED_NETWORKS) -> bool:
+        """Start the environment a run of this invocation would use, in the background.
+
+        Only into a free place (never evicting another environment) and only when its key has
+        none yet; True when one is being started. The environment is exactly the one ``execute``
+        would make on demand (same key, same start); until it is ready it counts as busy, so a
+        run that arrives meanwhile runs cold instead of waiting. Returns at once.
+        """
+        blocked = tuple(blocked_networks)
+        if sandbox.handler_problem(invocation.handler) or not Path(invocation.code_dir).is_dir():
+            return False
+        key = (*self.key(owner, invocation, limits, runtime_python, blocked), with_aws)
+        with self.lock:
+            if key in self.envs or len(self.envs) >= self.size:
+                return False
+            env = WarmEnvironment(key, invocation, limits, Path(runtime_python), blocked, self.temp_root, with_aws)
+            self.envs[key] = env
+            self.envs.move_to_end(key, last=False)  # least recently used: first out if runs need room
+            # Counted apart from ``created`` (environments a run had to start itself, a cold start).
+            self.prestarted += 1
+
+        def start() -> None:
+            try:
+                env.start()
+            except Exception as exc:
+                log.warning("could not pre-start a warm environment: %s", exc)
+                self._forget(env)
+                env.destroy()
+                return
+            self._release(env)
+
+        self.prestarter.submit(start)
+        return True
 
     def _acquire(self, key, invocation, limits, runtime_python, blocked, with_aws) -> WarmEnvironment | None:
         stale = []

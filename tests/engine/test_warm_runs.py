@@ -62,3 +62,46 @@ def test_runs_are_cold_when_warm_environments_are_off(org, run_value, settings):
     settings.FUNCTIONS_WARM_ENVIRONMENTS = False
     function = make_function(org, "cold-only", files={"main.py": CODE})
     assert run_value(function)["where"][0] == 1
+
+
+def _wait_until_ready(pool, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with pool.lock:
+            if not any(env.busy for env in pool.envs.values()):
+                return
+        time.sleep(0.02)
+    raise AssertionError("pre-started environments did not get ready")
+
+
+def test_after_a_worker_start_and_after_a_deploy_the_next_run_finds_its_environment_started(org, run_value, users):
+    import io
+
+    from functions.services import code_version_upload
+    from runtime import services
+    from tests.factories import make_zip
+
+    function = make_function(org, "prestarted", files={"main.py": CODE})
+    first = run_value(function)
+    pool = services._warm_pool()
+    pool.clear()  # as a worker starting afresh has none
+    assert services.warm_environments_prestart() == 1
+    assert services.warm_environments_prestart() == 0  # already there (or starting)
+    _wait_until_ready(pool)
+    prestarted = next(env for env in pool.envs.values() if env.key[0][1] == function.pk)
+    second = run_value(function)
+    assert pool.last_environment is prestarted and prestarted.runs == 1
+    assert second["where"][0] == 2 and second["where"] != first["where"]
+    assert second["key"] != first["key"]
+
+    # A new version deployed: its environment is started before its first run.
+    upload = make_zip({"main.py": CODE.replace("out = {", "out = {'version': 2, ")})
+    code_version_upload(function=function, actor=users["full_admin"], bundle=io.BytesIO(upload))
+    function.refresh_from_db()
+    assert services.warm_environments_prestart() == 1
+    _wait_until_ready(pool)
+    new = next(env for env in pool.envs.values() if env.key[0] == (org.pk, function.pk, function.deployed_version.sha256))
+    third = run_value(function)
+    assert third["version"] == 2 and pool.last_environment is new and new.runs == 1

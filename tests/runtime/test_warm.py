@@ -136,6 +136,67 @@ def test_module_globals_and_the_environment_are_not_shared_between_runs(invoke, 
     assert result.warm_start and value == expected
 
 
+def test_a_run_gets_the_aws_models_loaded_and_its_changes_to_them_stay_in_the_run(invoke, bundle):
+    # The zygote loaded the STS, SSM and S3 models once (bootstrap._warm_aws_models); a run that
+    # tampers with the cached model, or asks for its own data path, must not reach the next run.
+    code = bundle("""
+        import os, boto3
+        def handler(event, context):
+            session = boto3.session.Session(aws_access_key_id="run-key", aws_secret_access_key="x",
+                                            region_name="eu-west-1")
+            loader = session._session.get_component("data_loader")
+            cached = sorted(key[1] for key in loader._cache if key[0] == "load_service_model")
+            model = loader.load_service_model("s3", "service-2")
+            seen = model["metadata"].get("tampered")
+            model["metadata"]["tampered"] = "by a previous run"
+            client = session.client("s3", endpoint_url="http://127.0.0.1:9")
+            os.environ["AWS_DATA_PATH"] = "/tmp"
+            own = boto3.session.Session()._session
+            del os.environ["AWS_DATA_PATH"]
+            return {"cached": cached, "seen": seen, "paths": len(loader.search_paths),
+                    "paths_again": len(boto3.session.Session()._loader.search_paths),
+                    "key": client._request_signer._credentials.access_key,
+                    "own_loader": own.get_component("data_loader") is not loader}
+    """)
+    first = invoke(code)[1]
+    result, second = invoke(code)
+    assert result.warm_start and result.outcome == "succeeded", result.reason
+    for value in (first, second):
+        assert {"s3", "ssm", "sts"} <= set(value["cached"])
+        assert value["seen"] is None
+        assert value["paths"] == value["paths_again"]
+        assert value["key"] == "run-key"
+        assert value["own_loader"] is True
+
+
+def test_botocore_sessions_in_a_run_get_their_own_builtin_handlers(invoke, bundle):
+    # Sessions start from a table of built-in handlers the zygote made: the same handlers a
+    # session registers itself, and a handler one session adds is in no other session.
+    code = bundle("""
+        import botocore.hooks, botocore.session
+        EVENTS = ("before-parameter-build.s3.PutObject", "before-sign.s3", "needs-retry.sts", "choose-signer.ssm",
+                  "after-call.sts.AssumeRole", "creating-client-class.s3", "before-call.s3.GetObject")
+        def names(session):
+            return [[getattr(h, "__name__", repr(h)) for h in session._original_handler._handlers.prefix_search(e)]
+                    for e in EVENTS]
+        def handler(event, context):
+            mine = botocore.session.Session()
+            def added(**kwargs):
+                pass
+            mine.register("before-call.s3.GetObject", added)
+            other = botocore.session.Session()
+            own_hooks = botocore.session.Session(event_hooks=botocore.hooks.HierarchicalEmitter())
+            return {"other": names(other), "own_hooks": names(own_hooks), "mine": names(mine)[-1]}
+    """)
+    for _ in range(2):
+        result, value = invoke(code)
+        assert result.outcome == "succeeded", result.reason
+        assert value["other"] == value["own_hooks"]
+        assert "added" in value["mine"] and "added" not in value["other"][-1]
+        assert any(value["other"])
+    assert result.warm_start
+
+
 @pytest.mark.slow
 def test_a_function_never_runs_in_another_functions_environment(invoke, bundle, pool):
     source = """
@@ -358,3 +419,73 @@ def test_small_functions_get_no_preloaded_packages(invoke, bundle, pool):
     assert result.warm_start and preloaded is False and not pool.last_environment.preloaded
     result, preloaded = invoke(code)
     assert result.warm_start and preloaded is True and pool.last_environment.preloaded
+
+
+def _wait_ready(pool, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with pool.lock:
+            if pool.envs and not any(env.busy for env in pool.envs.values()):
+                return
+        time.sleep(0.02)
+    raise AssertionError("the pre-started environment did not get ready")
+
+
+def test_a_run_in_a_prestarted_environment_behaves_exactly_as_one_started_on_demand(bundle, tmp_path, runtime_python,
+                                                                                     bwrap_ok):
+    code = bundle("""
+        import os, resource, sys
+        def handler(event, context):
+            print("hello from", context.function_name)
+            with open("/tmp/mine", "w") as handle:
+                handle.write("x")
+            limits = {name: resource.getrlimit(getattr(resource, name))
+                      for name in ("RLIMIT_DATA", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_MSGQUEUE")}
+            preloaded = sorted(m for m in sys.modules if m.partition(".")[0] in ("boto3", "botocore", "requests", "samsara"))
+            return {"environ": dict(os.environ), "cwd": os.getcwd(), "tmp": sorted(os.listdir("/tmp")),
+                    "ids": [os.getuid(), os.getgid(), os.getpid() > 2], "limits": limits, "event": event,
+                    "preloaded": preloaded, "remaining": context.get_remaining_time_in_millis() > 0,
+                    "main": sys.modules["main"].__file__}
+    """)
+    limits = Limits(timeout_s=20)
+    outcomes = []
+    for kind in ("pre-started", "on demand"):
+        pool = WarmPool(size=2, idle_seconds=60, temp_root=tmp_path / kind)
+        try:
+            def invocation():
+                return Invocation(code_dir=code, handler="main.handler", event={"n": 1}, function_name="warm-test",
+                                  request_id=str(uuid.uuid4()), env=dict(CONTRACT_ENV), temp_dir=tmp_path / "unused")
+            if kind == "pre-started":
+                assert pool.prestart(invocation(), limits, owner="fn-a", runtime_python=runtime_python, with_aws=False)
+                assert not pool.prestart(invocation(), limits, owner="fn-a", runtime_python=runtime_python,
+                                         with_aws=False)  # one environment per key
+                _wait_ready(pool)
+                started = next(iter(pool.envs.values()))
+                assert started.zygote_host_pid and pool.prestarted == 1
+            lines = []
+            result = pool.execute(invocation(), limits, lines.extend, owner="fn-a", runtime_python=runtime_python)
+            assert result.outcome == "succeeded" and result.warm_start, result.reason
+            assert pool.created + pool.prestarted == 1
+            if kind == "pre-started":
+                assert pool.last_environment is started and started.runs == 1
+            outcomes.append((json.loads(result.return_value), [(line.stream, line.message) for line in lines]))
+        finally:
+            pool.clear()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0]["tmp"] == ["mine"] and outcomes[0][1] == [("stdout", "hello from warm-test")]
+
+
+def test_prestarting_never_takes_the_place_of_another_environment(invoke, bundle, pool, runtime_python):
+    source = """
+        def handler(event, context):
+            return 1
+    """
+    codes = [bundle(source) for _ in range(4)]
+    for code in codes[:3]:
+        invoke(code, owner=code.name)
+    before = dict(pool.envs)
+    invocation = Invocation(code_dir=codes[3], handler="main.handler", event={}, function_name="warm-test",
+                            request_id="x", env=dict(CONTRACT_ENV), temp_dir=Path("/nonexistent"))
+    assert not pool.prestart(invocation, Limits(timeout_s=20), owner=codes[3].name, runtime_python=runtime_python,
+                             with_aws=False)
+    assert pool.envs == before and pool.prestarted == 0
