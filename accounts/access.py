@@ -7,6 +7,7 @@ revealed); a member whose role lacks the permission gets 403.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -15,7 +16,7 @@ from django.shortcuts import get_object_or_404
 
 from functions.models import Function, Run
 
-from .models import Access, Membership, Organization
+from .models import Access, ApiScope, Membership, Organization
 
 
 class Area:
@@ -107,3 +108,54 @@ def run_for(user: Any, org_id: Any, name: str, correlation_id: Any, *, write: bo
         correlation_id=correlation_id,
     )
     return run, can_write
+
+
+# --- API tokens: the same questions, answered by the token's scopes ---
+
+# The scope an area needs, to read and to write; a write scope also reads.
+_SCOPES = {
+    Area.FUNCTIONS: (ApiScope.FUNCTIONS_READ, ApiScope.FUNCTIONS_WRITE),
+    Area.STORAGE: (ApiScope.STORAGE_READ, ApiScope.STORAGE_WRITE),
+}
+
+
+def token_may(token, area, *, write=False):
+    read_scope, write_scope = _SCOPES[area]
+    if write:
+        return write_scope in token.scopes
+    return read_scope in token.scopes or write_scope in token.scopes
+
+
+def token_require(token, area, *, write=False):
+    """PermissionDenied naming the missing scope unless the token may read (or write) `area`."""
+    if not token_may(token, area, write=write):
+        scope = _SCOPES[area][1 if write else 0]
+        raise PermissionDenied(
+            f"This API token does not have the “{scope.label}” scope ({scope.value}). "
+            "A Full Admin can create a token with it in Settings → Developer → API tokens."
+        )
+
+
+def function_for_token(token, name, *, write=False):
+    """The token's organization's Function named `name`; 404 for any other organization's (or none)."""
+    token_require(token, Area.FUNCTIONS, write=write)
+    function = (
+        Function.objects.select_related("organization", "deployed_version")
+        .of(token.organization).named(name).first()
+    )
+    if function is None:
+        raise Http404(f"There is no Function named “{name}”.")
+    return function
+
+
+def run_for_token(token, name, correlation_id, *, write=False):
+    """A run of the named Function of the token's organization; 404 otherwise (also for a malformed id)."""
+    function = function_for_token(token, name, write=write)
+    try:
+        correlation_id = uuid.UUID(str(correlation_id))
+    except ValueError:
+        raise Http404(f"There is no run {correlation_id} of {function.name}.") from None
+    run = Run.objects.select_related("function").filter(function=function, correlation_id=correlation_id).first()
+    if run is None:
+        raise Http404(f"There is no run {correlation_id} of {function.name}.")
+    return run

@@ -23,6 +23,8 @@ def organizations(request):
             section = "members"
         elif match.url_name in ("roles", "role_edit", "role_delete"):
             section = "roles"
+        elif match.url_name in ("api_tokens", "api_token_revoke"):
+            section = "api_tokens"
     return {
         "section": section,
         "memberships": memberships,
@@ -30,4 +32,5 @@ def organizations(request):
         "current_org": current.organization if current else None,
         "nav_functions": bool(current and may_read(current, Area.FUNCTIONS)),
         "nav_storage": bool(current and may_read(current, Area.STORAGE)),
+        "nav_api_tokens": bool(current and current.is_full_admin),
     }

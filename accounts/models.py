@@ -204,3 +204,80 @@ class Membership(models.Model):
         if self.custom_role_id:
             return Access(self.custom_role.storage_access)
         return BUILTIN_ACCESS[self.builtin_role][1]
+
+
+class ApiScope(models.TextChoices):
+    """What an API token may do (CONTRACT.md, "Public REST API"); write implies read."""
+
+    FUNCTIONS_READ = "functions:read", "Read Functions"
+    FUNCTIONS_WRITE = "functions:write", "Write Functions"
+    STORAGE_READ = "storage:read", "Read Functions Storage"
+    STORAGE_WRITE = "storage:write", "Write Functions Storage"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def of(self, organization):
+        return self.filter(organization=organization)
+
+    def usable(self, now=None):
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+
+
+class ApiToken(models.Model):
+    """A bearer token of the public REST API, scoped to one organization.
+
+    Only the sha256 of the token is stored; the token itself is shown once, when
+    it is created. Tokens start with `sfn_` so secret scanners can spot leaks.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    # ApiScope values, e.g. ["functions:read", "storage:write"].
+    scopes = models.JSONField(default=list)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # The token's first characters, shown in the list so an admin can tell tokens apart.
+    hint = models.CharField(max_length=16)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by_label = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # None only when the admin chose "never expires" explicitly.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Names tell tokens apart in History; a revoked token's name may be reused.
+            models.UniqueConstraint(
+                "organization", Lower("name"), condition=models.Q(revoked_at__isnull=True),
+                name="apitoken_active_name_unique_per_org_ci",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def actor_label(self):
+        """How History and the Storage tab name this token as the one who acted."""
+        return f"API token “{self.name}”"
+
+    @property
+    def scope_labels(self):
+        return [ApiScope(scope).label for scope in self.scopes if scope in ApiScope.values]
+
+    def is_expired(self, now=None):
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def state(self):
+        if self.revoked_at:
+            return "revoked"
+        if self.is_expired():
+            return "expired"
+        return "active"

@@ -6,16 +6,20 @@ nothing half-done; the message of a ValidationError says what to fix.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 import zoneinfo
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from .models import Access, BuiltinRole, CustomRole, Membership, Organization, Region, User
+from .models import Access, ApiScope, ApiToken, BuiltinRole, CustomRole, Membership, Organization, Region, User
 
 ROLE_NAME_RE = re.compile(r"^[\w .&'()/-]{1,64}$")
 
@@ -249,3 +253,109 @@ def custom_role_delete(*, role: CustomRole) -> None:
             f"the role “{role.name}”: give them another role first."
         )
     role.delete()
+
+
+# --- API tokens ---
+
+API_TOKEN_PREFIX = "sfn_"
+API_TOKEN_DEFAULT_DAYS = 90
+API_TOKEN_MAX_DAYS = 365
+API_TOKEN_NAME_MAX = 100
+# last_used_at is written at most this often per token, not on every request.
+API_TOKEN_USE_RESOLUTION = timedelta(seconds=60)
+# What a token may be given on the command line and in the form, in a stable order.
+API_SCOPES = [scope.value for scope in ApiScope]
+
+
+def api_token_hash(raw):
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _clean_scopes(scopes):
+    if isinstance(scopes, str):
+        scopes = [part.strip() for part in scopes.split(",") if part.strip()]
+    scopes = list(scopes or ())
+    unknown = [s for s in scopes if s not in API_SCOPES]
+    if unknown:
+        raise ValidationError(
+            {"scopes": [f"Unknown scope {', '.join(map(str, unknown))}: choose from {', '.join(API_SCOPES)}."]}
+        )
+    if not scopes:
+        raise ValidationError({"scopes": ["Choose at least one scope."]})
+    return [s for s in API_SCOPES if s in scopes]
+
+
+def api_token_create(*, organization, name, scopes, expires_in_days=API_TOKEN_DEFAULT_DAYS, actor=None, actor_label=""):
+    """A new API token: returns (token row, the token itself), the only time the token exists in clear.
+
+    `expires_in_days` is 1..365 (default 90); None means the token never
+    expires, which callers pass only when the admin chose it explicitly.
+    """
+    errors = {}
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name:
+        errors["name"] = ["Give the token a name that says what uses it (for example “CI deploys”)."]
+    elif len(name) > API_TOKEN_NAME_MAX:
+        errors["name"] = [f"The name is {len(name)} characters long; the limit is {API_TOKEN_NAME_MAX}."]
+    elif ApiToken.objects.of(organization).filter(revoked_at__isnull=True, name__iexact=name).exists():
+        errors["name"] = [f"A token named “{name}” already exists in {organization.name}: choose another name."]
+    try:
+        scopes = _clean_scopes(scopes)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    if expires_in_days is not None:
+        if isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int) or not (
+            1 <= expires_in_days <= API_TOKEN_MAX_DAYS
+        ):
+            errors["expires_in_days"] = [
+                f"A token expires after 1 to {API_TOKEN_MAX_DAYS} days (default {API_TOKEN_DEFAULT_DAYS}), "
+                "or never when you choose that explicitly."
+            ]
+    if errors:
+        raise ValidationError(errors)
+    raw = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days is not None else None
+    try:
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                organization=organization, name=name, scopes=scopes, token_hash=api_token_hash(raw),
+                hint=raw[:10], created_by=user, created_by_label=(user.email if user else actor_label)[:254],
+                expires_at=expires_at,
+            )
+    except IntegrityError:
+        raise ValidationError({"name": [f"A token named “{name}” already exists in {organization.name}: choose another name."]}) from None
+    return token, raw
+
+
+def api_token_revoke(*, token, actor=None):
+    """Revoke the token at once; revoking a revoked token changes nothing."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_by=user)
+    token.refresh_from_db()
+    return token
+
+
+class ApiTokenRefused(Exception):
+    """The bearer token cannot be used; the message says why (for the 401 answer)."""
+
+
+def api_token_authenticate(raw):
+    """The usable ApiToken the bearer string names, its last use recorded; ApiTokenRefused otherwise."""
+    if not isinstance(raw, str) or not raw.startswith(API_TOKEN_PREFIX) or len(raw) > 200:
+        raise ApiTokenRefused(
+            "The Authorization header must be “Bearer <token>” with an API token (it starts with sfn_). "
+            "Create one in Settings → Developer → API tokens."
+        )
+    token = ApiToken.objects.select_related("organization").filter(token_hash=api_token_hash(raw)).first()
+    if token is None:
+        raise ApiTokenRefused("This API token is not valid: check that it was copied whole.")
+    now = timezone.now()
+    if token.revoked_at:
+        raise ApiTokenRefused(f"The API token “{token.name}” was revoked: create a new one.")
+    if token.is_expired(now):
+        raise ApiTokenRefused(f"The API token “{token.name}” expired at {token.expires_at:%Y-%m-%d %H:%M} UTC: create a new one.")
+    if token.last_used_at is None or token.last_used_at < now - API_TOKEN_USE_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token

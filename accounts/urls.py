@@ -13,4 +13,6 @@ urlpatterns = [
     path("roles/", views.roles, name="roles"),
     path("roles/<int:pk>/", views.role_edit, name="role_edit"),
     path("roles/<int:pk>/delete/", views.role_delete, name="role_delete"),
+    path("developer/api-tokens/", views.api_tokens, name="api_tokens"),
+    path("developer/api-tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
 ]

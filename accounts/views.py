@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from . import services
 from .access import Area, may_read, require
 from .forms import apply_service_errors
-from .models import Access, BuiltinRole, CustomRole, Membership, Organization, User
+from .models import Access, ApiScope, ApiToken, BuiltinRole, CustomRole, Membership, Organization, User
 
 
 @login_required
@@ -277,3 +277,61 @@ def role_delete(request: HttpRequest, org_id: int, pk: int) -> HttpResponse:
 def permission_denied(request: HttpRequest, exception: Exception = None) -> HttpResponse:
     message = str(exception) if exception and str(exception) else "You do not have access to this page."
     return render(request, "403.html", {"message": message}, status=403)
+
+
+# --- API tokens (Full Admin) ---
+
+EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("180", "180 days"), ("365", "1 year"), ("never", "Never (not recommended)")]
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=services.API_TOKEN_NAME_MAX, help_text="What uses it, e.g. “CI deploys”.")
+    scopes = forms.MultipleChoiceField(choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple)
+    expires = forms.ChoiceField(label="Expires after", choices=EXPIRY_CHOICES, initial="90")
+
+
+@login_required
+def api_tokens(request, org_id):
+    """List, create (the token shown this once) and revoke the organization's API tokens."""
+    membership = require(request.user, org_id, Area.ADMINISTRATION, write=True)
+    organization = membership.organization
+    form = ApiTokenForm()
+    created = None
+    if request.method == "POST":
+        form = ApiTokenForm(request.POST)
+        if form.is_valid():
+            expires = form.cleaned_data["expires"]
+            try:
+                token, raw = services.api_token_create(
+                    organization=organization, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
+                    expires_in_days=None if expires == "never" else int(expires), actor=request.user,
+                )
+            except ValidationError as error:
+                apply_service_errors(form, error)
+            else:
+                created = (token, raw)
+                form = ApiTokenForm()
+    response = render(
+        request,
+        "accounts/api_tokens.html",
+        {
+            "form": form,
+            "created": created,
+            "tokens": ApiToken.objects.of(organization).select_related("created_by"),
+            "api_base": request.build_absolute_uri("/api"),
+        },
+        status=400 if form.errors else 200,
+    )
+    # The page may carry a token in clear: never keep it in a cache.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def api_token_revoke(request, org_id, pk):
+    require(request.user, org_id, Area.ADMINISTRATION, write=True)
+    token = get_object_or_404(ApiToken, pk=pk, organization_id=org_id)
+    services.api_token_revoke(token=token, actor=request.user)
+    messages.success(request, f"Revoked the API token “{token.name}”: requests with it are refused from now on.")
+    return redirect("accounts:api_tokens", org_id=org_id)

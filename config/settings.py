@@ -136,6 +136,9 @@ INSTALLED_APPS = [
     "storage",
     "logs",
     "monitor",
+    "api",
+    # django-ninja: serves /api/docs with its Swagger UI assets from static/, no CDN.
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -464,3 +467,16 @@ CELERY_BEAT_SCHEDULE["prune-expired-runs"] = {"task": "monitor.tasks.prune_runs"
 # A failure notice goes out at most once per Function per this many minutes, with the count since.
 FAILURE_NOTICE_MINUTES = env_int("FAILURE_NOTICE_MINUTES", 15, minimum=1)
 CELERY_BEAT_SCHEDULE["send-failure-notices"] = {"task": "runtime.tasks.send_due_failure_notices", "schedule": 60.0}
+
+# --- Public REST API (see api/) ---
+# Requests per second each API token may make (Samsara's own limit is 150).
+API_RATE_LIMIT_PER_SECOND = env_int("API_RATE_LIMIT_PER_SECOND", 150, minimum=1)
+# Runs each token may start per minute for one Function (Samsara allows 2).
+API_RUN_STARTS_PER_MINUTE = env_int("API_RUN_STARTS_PER_MINUTE", 60, minimum=1)
+# How long uploadPutUrl, downloadGetUrl and the storage URLs stay valid.
+API_SIGNED_URL_SECONDS = env_int("API_SIGNED_URL_SECONDS", 3600, minimum=60)
+# Rate counters live in the broker's Redis when it is Redis (else in the
+# database); the prefix keeps installations sharing one Redis apart.
+API_RATE_LIMIT_KEY_PREFIX = f"functions-api:{CELERY_TASK_DEFAULT_QUEUE}:"
+# Stored Idempotency-Key answers and database rate counters past their use.
+CELERY_BEAT_SCHEDULE["prune-api-records"] = {"task": "api.tasks.prune_api_records", "schedule": 3600.0}

@@ -27,4 +27,5 @@ urlpatterns = [
     path("o/<int:org_id>/settings/", include(org_settings)),
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon, name="favicon"),
+    path("api/", include("api.urls")),
 ]

@@ -319,18 +319,27 @@ def function_create(
     name: str,
     description: str = "",
     handler: str,
-    bundle: BinaryIO,
+    bundle: BinaryIO | None,
     event_parameters: ParameterInput = (),
     visible_to_customers: bool = False,
     message: str = "",
     timeout_seconds: int | str | None = None,
     actor_label: str | None = None,
+    code_later: bool = False,
+    imported_schedule: dict[str, Any] | None = None,
 ) -> Function:
-    """Create a Function with its code as version 1, deployed."""
+    """Create a Function with its code as version 1, deployed.
+
+    With ``code_later`` (the REST API's create, whose code arrives through
+    ``uploadPutUrl`` and a deploy) ``bundle`` may be None: the Function is
+    created without code, its handler checked for format only, and runs are
+    refused until a version is deployed (which checks the handler in the zip).
+    """
     return _function_create(
         organization=organization, actor=actor, name=name, description=description, handler=handler,
         bundle=bundle, event_parameters=event_parameters, visible_to_customers=visible_to_customers,
         message=message, timeout_seconds=timeout_seconds, actor_label=actor_label,
+        code_later=code_later, imported_schedule=imported_schedule,
     )
 
 
@@ -341,7 +350,7 @@ def _function_create(
     name: str,
     description: str,
     handler: str,
-    bundle: BinaryIO,
+    bundle: BinaryIO | None,
     event_parameters: ParameterInput,
     visible_to_customers: bool,
     message: str,
@@ -350,6 +359,7 @@ def _function_create(
     action: str = AuditAction.CREATED,
     audit_extra: dict[str, Any] | None = None,
     imported_schedule: dict[str, Any] | None = None,
+    code_later: bool = False,
 ) -> Function:
     errors = _Errors()
     name = _clean_name(name, organization, errors)
@@ -358,11 +368,14 @@ def _function_create(
     parameters = _clean_parameters(event_parameters, errors)
     timeout_seconds = _clean_timeout(timeout_seconds, errors)
     message = _clean_message(message, errors)
-    info = _check_bundle(bundle, handler, errors)
+    without_code = code_later and bundle is None
+    info = None if without_code else _check_bundle(bundle, handler, errors)
     errors.raise_if_any()
 
-    key = package_key(organization, info.sha256)
-    _store(key, bundle)
+    key = None
+    if info is not None:
+        key = package_key(organization, info.sha256)
+        _store(key, bundle)
     try:
         with transaction.atomic():
             function = Function.objects.create(
@@ -376,28 +389,32 @@ def _function_create(
                 created_by=actor_user(actor),
                 imported_schedule=imported_schedule,
             )
-            version = _version_create(
-                function=function, actor=actor, info=info, key=key, handler=handler, message=message,
-                actor_label=actor_label,
-            )
-            function.deployed_version = version
-            function.save(update_fields=["deployed_version"])
             verb = "Imported" if action == AuditAction.IMPORTED else "Created"
+            changes = {
+                "description": {"from": None, "to": description},
+                "handler": {"from": None, "to": handler},
+                "event_parameters": {"from": None, "to": parameters},
+                "visible_to_customers": {"from": None, "to": bool(visible_to_customers)},
+                "timeout_seconds": {"from": None, "to": timeout_seconds},
+            }
+            if info is None:
+                summary = f"{verb} {name} with handler {handler}; its code is to be uploaded"
+            else:
+                version = _version_create(
+                    function=function, actor=actor, info=info, key=key, handler=handler, message=message,
+                    actor_label=actor_label,
+                )
+                function.deployed_version = version
+                function.save(update_fields=["deployed_version"])
+                changes["deployed_version"] = {"from": None, "to": 1}
+                summary = f"{verb} {name} with version 1 ({info.file_count} files) and handler {handler}"
             audit_record(
                 function=function,
                 actor=actor,
                 actor_label=actor_label,
                 action=action,
-                summary=f"{verb} {name} with version 1 ({info.file_count} files) and handler {handler}",
-                changes={
-                    "description": {"from": None, "to": description},
-                    "handler": {"from": None, "to": handler},
-                    "event_parameters": {"from": None, "to": parameters},
-                    "visible_to_customers": {"from": None, "to": bool(visible_to_customers)},
-                    "timeout_seconds": {"from": None, "to": timeout_seconds},
-                    "deployed_version": {"from": None, "to": 1},
-                    **(audit_extra or {}),
-                },
+                summary=summary,
+                changes={**changes, **(audit_extra or {})},
             )
     except IntegrityError:
         # Two admins created the same name at the same moment: the constraint decided.
@@ -567,8 +584,13 @@ def function_update(
     timeout_seconds: Any = UNCHANGED,
     actor_label: str | None = None,
     tmp_mb: Any = UNCHANGED,
+    imported_schedule: Any = UNCHANGED,
 ) -> Function:
     """Change a Function's configuration (never its name) if nobody changed it since ``revision``.
+
+    ``imported_schedule`` (the REST API's ``config.schedule`` and
+    ``isScheduleEnabled``, kept in the import's shape until schedules exist)
+    is left as it is unless given.
 
     The write is a conditional UPDATE ... WHERE revision = N, so of two
     concurrent saves based on the same revision exactly one wins; the other
@@ -610,6 +632,8 @@ def function_update(
         new["timeout_seconds"] = timeout_seconds
     if tmp_mb is not UNCHANGED:
         new["tmp_mb"] = tmp_mb
+    if imported_schedule is not UNCHANGED:
+        new["imported_schedule"] = imported_schedule
     changes = {
         field: {"from": getattr(current, field), "to": value}
         for field, value in new.items()
@@ -653,6 +677,8 @@ def _update_summary(changes: dict[str, Any]) -> str:
             parts.append("event parameters (" + ("; ".join(bits) or "reordered") + ")")
         elif field == "description":
             parts.append("description")
+        elif field == "imported_schedule":
+            parts.append("schedule")
         else:
             parts.append(f"{FIELD_LABELS[field]} to {_describe(field, change['to'])}")
     return "Changed " + ", ".join(parts)

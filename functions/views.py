@@ -293,8 +293,33 @@ def function_detail(request: HttpRequest, org_id: int, name: str) -> HttpRespons
             last_error=queries.function_last_error(function),
             ever_succeeded=queries.function_ever_succeeded(function),
             missing_secrets=secrets_missing_values(function=function),
+            api_examples=_api_examples(request, function),
         ),
     )
+
+
+def _api_examples(request, function):
+    """The details page's "API" section: a curl command and an SDK snippet that start a run of this Function."""
+    import json
+    import shlex
+    from urllib.parse import quote
+
+    base = request.build_absolute_uri("/api")
+    body = json.dumps({"paramsOverride": function.parameters_dict})
+    curl = (
+        f"curl -X POST {shlex.quote(f'{base}/functions/{quote(function.name)}/runs?wait=30')} \\\n"
+        '  -H "Authorization: Bearer $SAMSARA_API_TOKEN" -H "Content-Type: application/json" \\\n'
+        f"  -d {shlex.quote(body)}"
+    )
+    sdk = (
+        "import os\n"
+        "from samsara import Samsara\n\n"
+        f"client = Samsara(token=os.environ[\"SAMSARA_API_TOKEN\"], base_url={base!r})\n"
+        f"started = client.beta_ap_is.start_function_run(name={function.name!r}, params_override={function.parameters_dict!r})\n"
+        f"run = client.beta_ap_is.get_function_run(name={function.name!r}, correlation_id=started.data.correlation_id)\n"
+        "print(run.data.status)"
+    )
+    return {"base": base, "curl": curl, "sdk": sdk}
 
 
 @login_required

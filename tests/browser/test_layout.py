@@ -51,6 +51,7 @@ def test_no_page_is_wider_than_the_screen(screen, users, org, artifacts_dir):
         "org-logs": f"{base}/developer/logs/",
         "members": f"{base}/members/",
         "roles": f"{base}/roles/",
+        "api-tokens": f"{base}/developer/api-tokens/",
     }
     for name, address in pages.items():
         screen.goto(address)
