@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404
 
 from functions.models import Function, Run
 
-from .models import Access, ApiScope, Membership, Organization
+from .models import Access, ApiScope, ApiToken, Membership, Organization
 
 
 class Area:
@@ -119,14 +119,14 @@ _SCOPES = {
 }
 
 
-def token_may(token, area, *, write=False):
+def token_may(token: ApiToken, area: str, *, write: bool = False) -> bool:
     read_scope, write_scope = _SCOPES[area]
     if write:
         return write_scope in token.scopes
     return read_scope in token.scopes or write_scope in token.scopes
 
 
-def token_require(token, area, *, write=False):
+def token_require(token: ApiToken, area: str, *, write: bool = False) -> None:
     """PermissionDenied naming the missing scope unless the token may read (or write) `area`."""
     if not token_may(token, area, write=write):
         scope = _SCOPES[area][1 if write else 0]
@@ -136,7 +136,7 @@ def token_require(token, area, *, write=False):
         )
 
 
-def function_for_token(token, name, *, write=False):
+def function_for_token(token: ApiToken, name: str, *, write: bool = False) -> Function:
     """The token's organization's Function named `name`; 404 for any other organization's (or none)."""
     token_require(token, Area.FUNCTIONS, write=write)
     function = (
@@ -148,7 +148,7 @@ def function_for_token(token, name, *, write=False):
     return function
 
 
-def run_for_token(token, name, correlation_id, *, write=False):
+def run_for_token(token: ApiToken, name: str, correlation_id: Any, *, write: bool = False) -> Run:
     """A run of the named Function of the token's organization; 404 otherwise (also for a malformed id)."""
     function = function_for_token(token, name, write=write)
     try:

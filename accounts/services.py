@@ -267,11 +267,11 @@ API_TOKEN_USE_RESOLUTION = timedelta(seconds=60)
 API_SCOPES = [scope.value for scope in ApiScope]
 
 
-def api_token_hash(raw):
+def api_token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _clean_scopes(scopes):
+def _clean_scopes(scopes: Any) -> list[str]:
     if isinstance(scopes, str):
         scopes = [part.strip() for part in scopes.split(",") if part.strip()]
     scopes = list(scopes or ())
@@ -285,7 +285,15 @@ def _clean_scopes(scopes):
     return [s for s in API_SCOPES if s in scopes]
 
 
-def api_token_create(*, organization, name, scopes, expires_in_days=API_TOKEN_DEFAULT_DAYS, actor=None, actor_label=""):
+def api_token_create(
+    *,
+    organization: Organization,
+    name: str,
+    scopes: Any,
+    expires_in_days: int | None = API_TOKEN_DEFAULT_DAYS,
+    actor: Any = None,
+    actor_label: str = "",
+) -> tuple[ApiToken, str]:
     """A new API token: returns (token row, the token itself), the only time the token exists in clear.
 
     `expires_in_days` is 1..365 (default 90); None means the token never
@@ -328,7 +336,7 @@ def api_token_create(*, organization, name, scopes, expires_in_days=API_TOKEN_DE
     return token, raw
 
 
-def api_token_revoke(*, token, actor=None):
+def api_token_revoke(*, token: ApiToken, actor: Any = None) -> ApiToken:
     """Revoke the token at once; revoking a revoked token changes nothing."""
     user = actor if getattr(actor, "is_authenticated", False) else None
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_by=user)
@@ -340,7 +348,7 @@ class ApiTokenRefused(Exception):
     """The bearer token cannot be used; the message says why (for the 401 answer)."""
 
 
-def api_token_authenticate(raw):
+def api_token_authenticate(raw: str) -> ApiToken:
     """The usable ApiToken the bearer string names, its last use recorded; ApiTokenRefused otherwise."""
     if not isinstance(raw, str) or not raw.startswith(API_TOKEN_PREFIX) or len(raw) > 200:
         raise ApiTokenRefused(
