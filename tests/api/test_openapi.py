@@ -65,6 +65,7 @@ def api_schema(live_server, org, settings):
     return schema
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_no_operation_answers_5xx_or_breaks_its_schema(api_schema):
     """Every operation, with generated valid and invalid inputs (Schemathesis's pytest plugin does not

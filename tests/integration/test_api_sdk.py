@@ -26,7 +26,7 @@ from accounts.services import API_SCOPES, api_token_create
 from functions.models import AuditEntry, Run
 from tests.integration.test_worker import queue, start_worker  # noqa: F401 - fixtures
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox, pytest.mark.slow]
 
 HANDLER = """
 from samsara.function import Function
