@@ -75,7 +75,7 @@ def test_deploy_refuses_a_bad_zip_with_the_dashboards_message_and_keeps_the_depl
     message = assert_error(api.post("/functions/hello/deploy"), 400, "bundle:")
     assert "zip" in message
     upload(url, make_zip({"other.py": HELLO}))
-    assert_error(api.post("/functions/hello/deploy"), 400, "handler:", "main.py")
+    assert_error(api.post("/functions/hello/deploy"), 400, "main.handler", "main.py")
     function = Function.objects.get()
     assert function.deployed_version.number == 1 and CodeVersion.objects.count() == 1
 
