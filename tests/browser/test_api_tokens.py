@@ -53,3 +53,13 @@ def test_a_functions_page_shows_copyable_api_examples(sign_in, org, artifacts_di
     page.screenshot(path=artifacts_dir / "function-api-section.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.locator("[data-testid=api-section]").screenshot(path=artifacts_dir / "function-api-section-390.png")
+
+
+def test_the_api_reference_renders_under_the_strict_csp(page, artifacts_dir):
+    violations = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.goto("/api/docs")
+    page.wait_for_selector(".opblock", timeout=15_000)
+    assert page.locator(".opblock").count() >= 15
+    page.screenshot(path=artifacts_dir / "api-docs.png")
+    assert not violations, violations
