@@ -16,6 +16,7 @@ at the same limit.
 import ipaddress
 import logging
 import math
+import uuid
 
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cool_off
@@ -23,6 +24,7 @@ from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
+from django.http import JsonResponse
 from django.shortcuts import render
 
 logger = logging.getLogger("accounts.throttle")
@@ -62,6 +64,19 @@ def lockout_response(request, original_response=None, credentials=None):
     The same words whether the account exists or not, and whether the
     account or the address is locked, so the page tells a guesser nothing.
     """
+    seconds = max(1, math.ceil(get_cool_off(request).total_seconds()))
+    if request.path.startswith("/api/"):
+        # The REST API's clients read JSON in the API's error shape, not a sign-in page.
+        response = JsonResponse(
+            {
+                "message": "Too many requests with unknown, expired or revoked tokens from this address. "
+                f"Retry after {seconds} s.",
+                "requestId": getattr(request, "api_request_id", None) or str(uuid.uuid4()),
+            },
+            status=429,
+        )
+        response["Retry-After"] = str(seconds)
+        return response
     return render(
         request, "registration/login_throttled.html",
         {"minutes": max(1, math.ceil(get_cool_off(request).total_seconds() / 60))}, status=429,

@@ -17,6 +17,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 
 from accounts.services import ApiTokenRefused, api_token_authenticate
+from accounts.throttle import token_auth_failed, token_auth_throttled
 from storage.errors import ObjectTooLarge, QuotaExceeded, StorageError
 
 from .idempotency import IdempotencyKeyReused
@@ -59,9 +60,15 @@ class TokenAuth(HttpBearer):
     openapi_description = "An API token from Settings → Developer → API tokens (starts with sfn_)."
 
     def authenticate(self, request, token):
+        # An address that keeps presenting unknown tokens is refused before any lookup,
+        # at the same limit and cool-off as wrong passwords (accounts/throttle.py).
+        wait = token_auth_throttled(request=request)
+        if wait:
+            raise rate_limited("Too many requests with unknown, expired or revoked tokens from this address.", wait)
         try:
             api_token = api_token_authenticate(token)
         except ApiTokenRefused as refused:
+            token_auth_failed(request=request)
             raise ApiProblem(401, str(refused)) from None
         verdict = rate_limit_hit(key=f"token:{api_token.pk}", limit=settings.API_RATE_LIMIT_PER_SECOND, seconds=1)
         if not verdict.allowed:

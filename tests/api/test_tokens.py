@@ -202,3 +202,23 @@ def test_apitoken_refuses_bad_input_with_a_message(org):
     out = StringIO()
     call_command("apitoken", "--org", org.name, "--name", "CI", "--scopes", "storage:read", "--expires-days", "never", stdout=out)
     assert json.loads(out.getvalue())["expiresAt"] is None
+
+
+def test_an_address_guessing_tokens_is_throttled_and_then_refused_even_a_valid_token(api_client, client, settings):
+    api = api_client()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert_error(client.get("/api/functions", HTTP_AUTHORIZATION="Bearer sfn_guessed"), 401, "not valid")
+    # The guess that reaches the limit, and every request after it, answer in the API's own shape.
+    for _ in range(2):
+        throttled = client.get("/api/functions", HTTP_AUTHORIZATION="Bearer sfn_guessed")
+        assert_error(throttled, 429, "unknown, expired or revoked tokens")
+        assert int(throttled["Retry-After"]) > 0
+    # The lock is the address's: a right token from it waits too, as a right password does.
+    assert_error(api.get("/functions"), 429, "Retry after")
+
+
+def test_a_few_wrong_tokens_do_not_lock_an_address_out(api_client, client, settings):
+    api = api_client()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        client.get("/api/functions", HTTP_AUTHORIZATION="Bearer sfn_typo")
+    assert api.get("/functions").status_code == 200
