@@ -159,3 +159,20 @@ def run_for_token(token: ApiToken, name: str, correlation_id: Any, *, write: boo
     if run is None:
         raise Http404(f"There is no run {correlation_id} of {function.name}.")
     return run
+
+
+def alert_for(user, org_id, alert_id, *, write=False):
+    """(alert, can_write) for an alert configuration of the organization; 404 for any other's.
+
+    Alerts are part of Functions: roles that read Functions see them, roles that
+    write Functions change them and fire test incidents.
+    """
+    from django.shortcuts import get_object_or_404
+
+    from alerts.models import AlertConfiguration
+
+    membership = require(user, org_id, Area.FUNCTIONS, write=write)
+    alert = get_object_or_404(
+        AlertConfiguration.objects.select_related("organization"), organization=membership.organization, pk=alert_id
+    )
+    return alert, may_write(membership, Area.FUNCTIONS)

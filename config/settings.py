@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "api",
     # django-ninja: serves /api/docs with its Swagger UI assets from static/, no CDN.
     "ninja",
+    "alerts",
 ]
 
 MIDDLEWARE = [

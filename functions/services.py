@@ -32,6 +32,7 @@ from secrets_vault.services import secret_create_missing
 
 from accounts.models import Organization
 
+from . import queries
 from .audit import Actor, AuditAction, actor_name, actor_user, audit_record
 from .bundles.archive import BundleInfo, inspect_bundle
 from .bundles.errors import BundleError
@@ -645,6 +646,10 @@ def function_update(
         )
         if not updated:
             raise ValidationError(_stale_message(current))
+        if current.visible_to_customers and not new["visible_to_customers"]:
+            # After the UPDATE, which holds the row's lock: an alert adding this
+            # Function now waits for us and then sees it hidden.
+            function_refuse_if_alert_action(current, doing="hide")
         if changes:
             audit_record(
                 function=current,
@@ -838,14 +843,38 @@ def code_version_read_file(version: CodeVersion, path: str, *, limit: int = MAX_
 # --------------------------------------------------------------------------- delete
 
 
+def function_refuse_if_alert_action(function: Function, *, doing: str) -> None:
+    """ValidationError naming the alerts when ``function`` is one's action; ``doing`` is
+    "hide" or "delete". Callers ask inside the transaction that changes the Function,
+    after locking its row, so an alert created meanwhile cannot slip past."""
+    names = [name for _, name in queries.function_alerts(function)]
+    if not names:
+        return
+    listed = ", ".join(f"“{name}”" for name in names)
+    which = f"the alert {listed}" if len(names) == 1 else f"the alerts {listed}"
+    if doing == "hide":
+        raise ValidationError(
+            {"visible_to_customers": [
+                f"{function.name} is the action of {which}: an alert's action must be visible to customers. "
+                "Remove it from the alert's actions first, then hide it."
+            ]}
+        )
+    raise ValidationError(
+        f"{function.name} is the action of {which}: remove it from the alert's actions first, then delete it."
+    )
+
+
 def function_delete(*, function: Function, actor: Actor, actor_label: str | None = None) -> None:
     """Delete the Function, its versions, runs and logs; its History stays (under its name).
 
-    Stored packages no other version of the organization uses are removed
-    once the deletion commits.
+    Refused while the Function is an alert's action. Stored packages no other
+    version of the organization uses are removed once the deletion commits.
     """
     organization = function.organization
     with transaction.atomic():
+        # The lock orders this against alerts.services adding the Function as an action.
+        Function.objects.select_for_update().filter(pk=function.pk).first()
+        function_refuse_if_alert_action(function, doing="delete")
         keys = set(CodeVersion.objects.filter(function=function).values_list("storage_key", flat=True))
         audit_record(
             function=function, actor=actor, actor_label=actor_label, action=AuditAction.DELETED,
