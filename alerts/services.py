@@ -15,13 +15,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from functions.bundles.names import json_type
 from functions.models import Function, TriggerSource
 from functions.run_services import run_trigger
+from functions.services import FieldErrors, clean_description
 
 from .models import AlertAction, AlertConfiguration, Incident, IncidentKey, IncidentRun, IncidentSource
 
 MAX_NAME_LENGTH = 100
-MAX_DESCRIPTION_LENGTH = 2000
 MAX_ID_LENGTH = 64
 # Incidents with the same alert, driver, asset and incident time within this
 # window are one incident (CONTRACT.md "Alerts").
@@ -47,18 +48,6 @@ class FireResult:
     deduplicated: bool
     first: Incident
     runs: list = field(default_factory=list)
-
-
-class _Errors:
-    def __init__(self):
-        self.by_field = {}
-
-    def add(self, key, message):
-        self.by_field.setdefault(key, []).append(message)
-
-    def raise_if_any(self):
-        if self.by_field:
-            raise ValidationError(self.by_field)
 
 
 def _actor_user(actor):
@@ -90,21 +79,6 @@ def _name_taken_message(name, organization):
         f"An alert named “{name}” already exists in {organization.name} (names are compared without regard "
         "to case). Choose another name."
     )
-
-
-def _clean_description(description, errors):
-    if description is None:
-        return ""
-    if not isinstance(description, str):
-        errors.add("description", "The description must be text.")
-        return ""
-    description = description.strip()
-    if len(description) > MAX_DESCRIPTION_LENGTH:
-        errors.add(
-            "description",
-            f"The description is {len(description):,} characters long; the limit is {MAX_DESCRIPTION_LENGTH:,}.",
-        )
-    return description
 
 
 def _locked_actions(organization, functions, errors):
@@ -145,9 +119,9 @@ def _locked_actions(organization, functions, errors):
 
 def alert_create(*, organization, actor, name, functions, description="", enabled=True):
     """Create an alert configuration with "Execute Function" actions (one per Function, in order)."""
-    errors = _Errors()
+    errors = FieldErrors()
     name = _clean_name(name, organization, errors)
-    description = _clean_description(description, errors)
+    description = clean_description(description, errors)
     try:
         with transaction.atomic():
             chosen = _locked_actions(organization, functions, errors)
@@ -170,9 +144,9 @@ def alert_create(*, organization, actor, name, functions, description="", enable
 def alert_update(*, alert, actor, name, functions, description="", enabled=True):
     """Change an alert's name, description, enabled flag and its actions (the whole set)."""
     organization = alert.organization
-    errors = _Errors()
+    errors = FieldErrors()
     name = _clean_name(name, organization, errors, exclude=alert)
-    description = _clean_description(description, errors)
+    description = clean_description(description, errors)
     try:
         with transaction.atomic():
             chosen = _locked_actions(organization, functions, errors)
@@ -202,7 +176,7 @@ def alert_delete(*, alert, actor):
 
 def _clean_digits(value, key, errors, *, what):
     if not isinstance(value, str):
-        errors.add(key, f"{key} must be a string of digits (the {what}'s id), not {_json_type(value)}.")
+        errors.add(key, f"{key} must be a string of digits (the {what}'s id), not {json_type(value)}.")
         return None
     if value != "" and not (value.isascii() and value.isdigit()):
         errors.add(key, f"{key} must contain only the digits 0-9 (the {what}'s id), or be empty; got “{value[:40]}”.")
@@ -219,7 +193,7 @@ def _clean_incident_time(value, errors):
         return None
     if not isinstance(value, str):
         errors.add(
-            key, f"{key} must be a string of digits (epoch milliseconds, e.g. “1735689600000”), not {_json_type(value)}."
+            key, f"{key} must be a string of digits (epoch milliseconds, e.g. “1735689600000”), not {json_type(value)}."
         )
         return None
     if not (value.isascii() and value.isdigit()):
@@ -239,20 +213,6 @@ def _clean_incident_time(value, errors):
     return value
 
 
-def _json_type(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def incident_payload_parse(data):
     """An incident's JSON body (``driverId``*, ``assetId``*, ``alertIncidentTime``) as
     incident_fire's keyword arguments. Missing and unknown fields are refused here;
@@ -261,7 +221,7 @@ def incident_payload_parse(data):
         raise ValidationError(
             "The incident must be a JSON object with driverId, assetId and optionally alertIncidentTime."
         )
-    errors = _Errors()
+    errors = FieldErrors()
     for key in ("driverId", "assetId"):
         if key not in data:
             errors.add(key, f"{key} is required: a string of digits, or \"\" when there is none.")
@@ -281,7 +241,7 @@ def incident_payload_parse(data):
 
 def incident_payload_validate(*, driver_id, asset_id, alert_incident_time=None):
     """(driver_id, asset_id, alert_incident_time) checked, or a ValidationError naming each field at fault."""
-    errors = _Errors()
+    errors = FieldErrors()
     driver_id = _clean_digits(driver_id, "driverId", errors, what="driver")
     asset_id = _clean_digits(asset_id, "assetId", errors, what="asset")
     alert_incident_time = _clean_incident_time(alert_incident_time, errors)
