@@ -305,25 +305,45 @@ def _claim_key(incident):
     owner. An expired key is taken over by a conditional UPDATE, which exactly
     one delivery wins.
     """
-    now = timezone.now()
     lookup = {
         "alert_id": incident.alert_id,
         "driver_id": incident.driver_id,
         "asset_id": incident.asset_id,
         "incident_time": incident.alert_incident_time or "",
     }
-    try:
-        with transaction.atomic():
-            IncidentKey.objects.create(**lookup, incident=incident, expires_at=now + DEDUPLICATION_WINDOW)
-        return None
-    except IntegrityError:
-        pass
-    taken = IncidentKey.objects.filter(**lookup, expires_at__lte=now).update(
-        incident=incident, expires_at=now + DEDUPLICATION_WINDOW
-    )
-    if taken:
-        return None
-    return IncidentKey.objects.select_related("incident").get(**lookup).incident
+    # A second pass only when the key vanished between our INSERT and our read
+    # (incident_keys_prune deleted it as expired): then the INSERT wins.
+    for _ in range(2):
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                IncidentKey.objects.create(**lookup, incident=incident, expires_at=now + DEDUPLICATION_WINDOW)
+            return None
+        except IntegrityError:
+            pass
+        taken = IncidentKey.objects.filter(**lookup, expires_at__lte=now).update(
+            incident=incident, expires_at=now + DEDUPLICATION_WINDOW
+        )
+        if taken:
+            return None
+        owner = IncidentKey.objects.filter(**lookup).select_related("incident").first()
+        if owner is not None:
+            return owner.incident
+    raise RuntimeError("the deduplication key of an incident could be neither claimed nor read")
+
+
+def incident_keys_prune(*, batch_size=1000):
+    """Delete deduplication keys whose 24 hours are over (beat runs it hourly); how many.
+
+    Nothing depends on it: an expired key is taken over by the next incident
+    with its values anyway. It keeps the table the size of one day of incidents.
+    """
+    deleted = 0
+    while True:
+        ids = list(IncidentKey.objects.filter(expires_at__lte=timezone.now()).values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += IncidentKey.objects.filter(pk__in=ids, expires_at__lte=timezone.now()).delete()[0]
 
 
 def _start_action(incident, function, payload, user):

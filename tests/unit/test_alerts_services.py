@@ -338,3 +338,20 @@ def test_a_good_body_parses_to_the_services_arguments():
     assert services.incident_payload_parse({"driverId": "1", "assetId": ""}) == {
         "driver_id": "1", "asset_id": "", "alert_incident_time": None,
     }
+
+
+def test_expired_keys_are_pruned_and_live_ones_kept(org, alert, visible):
+    fire(alert)
+    fire(alert, driver_id="999")
+    IncidentKey.objects.filter(driver_id="123").update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.incident_keys_prune(batch_size=1) == 1
+    assert list(IncidentKey.objects.values_list("driver_id", flat=True)) == ["999"]
+    # The pruned incident, delivered again, is a new incident; the live one still deduplicates.
+    assert not fire(alert).deduplicated and fire(alert, driver_id="999").deduplicated
+
+
+def test_beat_prunes_the_keys_hourly(settings):
+    from alerts.tasks import prune_incident_keys
+
+    entry = settings.CELERY_BEAT_SCHEDULE["prune-incident-keys"]
+    assert entry == {"task": prune_incident_keys.name, "schedule": 3600.0}
