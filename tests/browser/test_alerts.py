@@ -6,11 +6,10 @@ import pytest
 from playwright.sync_api import expect
 
 from functions.models import Run
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from runtime.services import run_execute
 from tests.factories import make_function
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox, pytest.mark.usefixtures("runtime_env")]
 
 NOTIFY = """
 import time
@@ -20,11 +19,6 @@ def handler(event, context):
     time.sleep(2)
     return {"notified": event["driverId"]}
 """
-
-
-@pytest.fixture(scope="module", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
 
 
 def test_an_admin_creates_an_alert_fires_a_test_incident_and_watches_its_run_finish(sign_in, org, artifacts_dir):

@@ -10,11 +10,8 @@ from django.core.management import call_command
 from alerts import services
 from alerts.models import IncidentSource
 from functions.models import Run, RunStatus
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from runtime.services import run_execute
 from tests.factories import make_function
-
-pytestmark = pytest.mark.sandbox
 
 ECHO = """
 def handler(event, context):
@@ -23,13 +20,8 @@ def handler(event, context):
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
-
-
 @pytest.mark.django_db
-def test_the_handler_sees_parameters_payload_trigger_and_correlation_id_in_the_contracts_order(org):
+def test_the_handler_sees_parameters_payload_trigger_and_correlation_id_in_the_contracts_order(org, run_to_end):
     # A parameter named like a payload field: the payload wins, as CONTRACT.md's order says.
     function = make_function(
         org, "echo", files={"main.py": ECHO}, visible_to_customers=True,
@@ -39,9 +31,7 @@ def test_the_handler_sees_parameters_payload_trigger_and_correlation_id_in_the_c
     result = services.incident_fire(
         alert=alert, driver_id="123", asset_id="", alert_incident_time="1735689600000", source=IncidentSource.COMMAND,
     )
-    run = result.runs[0].run
-    run_execute(run_id=run.pk)
-    run.refresh_from_db()
+    run = run_to_end(result.runs[0].run, limit=1)
     assert run.status == RunStatus.SUCCEEDED, run.reason
     seen = json.loads(run.return_value)
     cid = str(run.correlation_id)
