@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from functions.audit import actor_name, actor_user
 from functions.bundles.names import json_type
 from functions.models import Function, TriggerSource
 from functions.run_services import run_trigger
@@ -48,10 +49,6 @@ class FireResult:
     deduplicated: bool
     first: Incident
     runs: list = field(default_factory=list)
-
-
-def _actor_user(actor):
-    return actor if getattr(actor, "is_authenticated", False) else None
 
 
 # --------------------------------------------------------------------------- configurations
@@ -128,7 +125,7 @@ def alert_create(*, organization, actor, name, functions, description="", enable
             errors.raise_if_any()
             alert = AlertConfiguration.objects.create(
                 organization=organization, name=name, description=description, enabled=bool(enabled),
-                created_by=_actor_user(actor),
+                created_by=actor_user(actor),
             )
             AlertAction.objects.bulk_create(
                 AlertAction(alert=alert, function=function, position=index) for index, function in enumerate(chosen)
@@ -276,12 +273,12 @@ def incident_fire(
         raise ValidationError(
             f"The alert “{current.name}” has no actions: add a Function for it to execute first.", code="no_actions"
         )
-    user = _actor_user(actor)
-    label = source_label or (user.email if user is not None else "")
+    user = actor_user(actor)
+    label = actor_name(actor, source_label)
     with transaction.atomic():
         incident = Incident.objects.create(
             alert=current, driver_id=driver_id, asset_id=asset_id, alert_incident_time=alert_incident_time,
-            source=source, source_label=label[:254], actor=user, replay_of=replay_of,
+            source=source, source_label=label, actor=user, replay_of=replay_of,
         )
         if replay_of is None:
             first = _claim_key(incident)
