@@ -1,14 +1,19 @@
 """Read-side queries of the alert pages, kept out of the views."""
 
-from django.db.models import Count, Max, Prefetch
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Count, Max, Prefetch, QuerySet
 from django.db.models.functions import Lower
 
+from accounts.models import Organization
 from functions.models import FINISHED_STATUSES
 
 from .models import AlertAction, AlertConfiguration, Incident, IncidentRun
 
 
-def alert_list_rows(organization):
+def alert_list_rows(organization: Organization) -> QuerySet[AlertConfiguration]:
     """The organization's alerts by name, each with its actions' Functions, incident count and last incident."""
     return (
         AlertConfiguration.objects.of(organization)
@@ -18,11 +23,11 @@ def alert_list_rows(organization):
     )
 
 
-def alert_actions(alert):
+def alert_actions(alert: AlertConfiguration) -> list[AlertAction]:
     return list(alert.actions.select_related("function", "function__deployed_version"))
 
 
-def alert_incidents(alert):
+def alert_incidents(alert: AlertConfiguration) -> QuerySet[Incident]:
     """The alert's incidents, newest first, with what each started (or why it could not)."""
     return (
         Incident.objects.filter(alert=alert)
@@ -37,7 +42,7 @@ def alert_incidents(alert):
     )
 
 
-def incidents_finished(incidents):
+def incidents_finished(incidents: Iterable[Incident]) -> bool:
     """Whether every run the given incidents started has ended (the page stops polling)."""
     return all(
         action_run.run is None or action_run.run.status in FINISHED_STATUSES

@@ -8,14 +8,19 @@ behind and starts nothing. ValidationErrors are keyed by the field at fault
 ``alertIncidentTime`` for an incident, as the API names them).
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from functions.audit import actor_name, actor_user
+from accounts.models import Organization
+from functions.audit import Actor, actor_name, actor_user
 from functions.bundles.names import json_type
 from functions.models import Function, TriggerSource
 from functions.run_services import run_trigger
@@ -48,13 +53,15 @@ class FireResult:
     incident: Incident
     deduplicated: bool
     first: Incident
-    runs: list = field(default_factory=list)
+    runs: list[IncidentRun] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- configurations
 
 
-def _clean_name(name, organization, errors, *, exclude=None):
+def _clean_name(
+    name: Any, organization: Organization, errors: FieldErrors, *, exclude: AlertConfiguration | None = None
+) -> str | None:
     if not isinstance(name, str) or not name.strip():
         errors.add("name", "Give the alert a name.")
         return None
@@ -71,14 +78,14 @@ def _clean_name(name, organization, errors, *, exclude=None):
     return name
 
 
-def _name_taken_message(name, organization):
+def _name_taken_message(name: str, organization: Organization) -> str:
     return (
         f"An alert named “{name}” already exists in {organization.name} (names are compared without regard "
         "to case). Choose another name."
     )
 
 
-def _locked_actions(organization, functions, errors):
+def _locked_actions(organization: Organization, functions: Iterable[Function], errors: FieldErrors) -> list[Function]:
     """The chosen Functions, locked, once each, in the order given; errors added for any
     that is not the organization's or not visible to customers.
 
@@ -114,7 +121,10 @@ def _locked_actions(organization, functions, errors):
     return chosen
 
 
-def alert_create(*, organization, actor, name, functions, description="", enabled=True):
+def alert_create(
+    *, organization: Organization, actor: Actor, name: str, functions: Iterable[Function], description: str = "",
+    enabled: bool = True,
+) -> AlertConfiguration:
     """Create an alert configuration with "Execute Function" actions (one per Function, in order)."""
     errors = FieldErrors()
     name = _clean_name(name, organization, errors)
@@ -138,7 +148,10 @@ def alert_create(*, organization, actor, name, functions, description="", enable
     return alert
 
 
-def alert_update(*, alert, actor, name, functions, description="", enabled=True):
+def alert_update(
+    *, alert: AlertConfiguration, actor: Actor, name: str, functions: Iterable[Function], description: str = "",
+    enabled: bool = True,
+) -> AlertConfiguration:
     """Change an alert's name, description, enabled flag and its actions (the whole set)."""
     organization = alert.organization
     errors = FieldErrors()
@@ -163,7 +176,7 @@ def alert_update(*, alert, actor, name, functions, description="", enabled=True)
     return alert
 
 
-def alert_delete(*, alert, actor):
+def alert_delete(*, alert: AlertConfiguration, actor: Actor) -> None:
     """Delete the alert, its actions and its incidents' records; the runs they started stay."""
     AlertConfiguration.objects.filter(pk=alert.pk).delete()
 
@@ -171,7 +184,7 @@ def alert_delete(*, alert, actor):
 # --------------------------------------------------------------------------- incidents
 
 
-def _clean_digits(value, key, errors, *, what):
+def _clean_digits(value: Any, key: str, errors: FieldErrors, *, what: str) -> str | None:
     if not isinstance(value, str):
         errors.add(key, f"{key} must be a string of digits (the {what}'s id), not {json_type(value)}.")
         return None
@@ -184,7 +197,7 @@ def _clean_digits(value, key, errors, *, what):
     return value
 
 
-def _clean_incident_time(value, errors):
+def _clean_incident_time(value: Any, errors: FieldErrors) -> str | None:
     key = "alertIncidentTime"
     if value is None:
         return None
@@ -210,7 +223,7 @@ def _clean_incident_time(value, errors):
     return value
 
 
-def incident_payload_parse(data):
+def incident_payload_parse(data: Any) -> dict[str, Any]:
     """An incident's JSON body (``driverId``*, ``assetId``*, ``alertIncidentTime``) as
     incident_fire's keyword arguments. Missing and unknown fields are refused here;
     the values themselves are checked by incident_fire."""
@@ -236,7 +249,9 @@ def incident_payload_parse(data):
     }
 
 
-def incident_payload_validate(*, driver_id, asset_id, alert_incident_time=None):
+def incident_payload_validate(
+    *, driver_id: Any, asset_id: Any, alert_incident_time: Any = None
+) -> tuple[str, str, str | None]:
     """(driver_id, asset_id, alert_incident_time) checked, or a ValidationError naming each field at fault."""
     errors = FieldErrors()
     driver_id = _clean_digits(driver_id, "driverId", errors, what="driver")
@@ -247,8 +262,16 @@ def incident_payload_validate(*, driver_id, asset_id, alert_incident_time=None):
 
 
 def incident_fire(
-    *, alert, driver_id, asset_id, alert_incident_time=None, source, source_label="", actor=None, replay_of=None
-):
+    *,
+    alert: AlertConfiguration,
+    driver_id: Any,
+    asset_id: Any,
+    alert_incident_time: Any = None,
+    source: str,
+    source_label: str = "",
+    actor: Actor = None,
+    replay_of: Incident | None = None,
+) -> FireResult:
     """Record an incident of ``alert`` and start one run of each action's Function.
 
     A repeat of an incident of the last 24 hours (same alert, driver, asset
@@ -294,7 +317,7 @@ def incident_fire(
     return FireResult(incident=incident, deduplicated=False, first=incident, runs=runs)
 
 
-def _claim_key(incident):
+def _claim_key(incident: Incident) -> Incident | None:
     """None when ``incident`` now owns its deduplication key; else the incident that does.
 
     The INSERT is the decision: of two concurrent deliveries, the second waits
@@ -329,7 +352,7 @@ def _claim_key(incident):
     raise RuntimeError("the deduplication key of an incident could be neither claimed nor read")
 
 
-def incident_keys_prune(*, batch_size=1000):
+def incident_keys_prune(*, batch_size: int = 1000) -> int:
     """Delete deduplication keys whose 24 hours are over (beat runs it hourly); how many.
 
     Nothing depends on it: an expired key is taken over by the next incident
@@ -343,7 +366,7 @@ def incident_keys_prune(*, batch_size=1000):
         deleted += IncidentKey.objects.filter(pk__in=ids, expires_at__lte=timezone.now()).delete()[0]
 
 
-def _start_action(incident, function, payload, user):
+def _start_action(incident: Incident, function: Function, payload: dict[str, str], user: Any) -> IncidentRun:
     try:
         run = run_trigger(function=function, trigger=TriggerSource.ALERT, actor=user, alert_payload=payload)
     except ValidationError as error:
@@ -354,7 +377,7 @@ def _start_action(incident, function, payload, user):
     return IncidentRun.objects.create(incident=incident, function=function, function_name=function.name, run=run)
 
 
-def incident_replay(*, incident, source, source_label="", actor=None):
+def incident_replay(*, incident: Incident, source: str, source_label: str = "", actor: Actor = None) -> FireResult:
     """Fire ``incident``'s payload again as a new incident: new runs, never deduplicated
     (for the operator who fixed the Function)."""
     return incident_fire(

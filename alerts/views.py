@@ -5,11 +5,16 @@ Thin on purpose: access through accounts.access (alerts are part of Functions:
 read roles look, write roles change and fire), rules in services.py.
 """
 
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -17,16 +22,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import Area, alert_for, may_write, require
 from accounts.forms import apply_service_errors
+from accounts.models import Organization
 
 from . import queries, services
 from .forms import AlertForm, FireForm
-from .models import IncidentSource
+from .models import AlertConfiguration, IncidentSource
 
 INCIDENTS_PAGE_SIZE = 25
 
 
 @login_required
-def alert_list(request, org_id):
+def alert_list(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.FUNCTIONS)
     return render(
         request,
@@ -35,7 +41,9 @@ def alert_list(request, org_id):
     )
 
 
-def _save(request, form, *, organization, alert=None):
+def _save(
+    request: HttpRequest, form: AlertForm, *, organization: Organization, alert: AlertConfiguration | None = None
+) -> AlertConfiguration | None:
     """The service's outcome for a bound form: the alert, or None with the errors on the form."""
     if not form.is_valid():
         return None
@@ -54,7 +62,7 @@ def _save(request, form, *, organization, alert=None):
 
 
 @login_required
-def alert_create(request, org_id):
+def alert_create(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.FUNCTIONS, write=True)
     organization = membership.organization
     if request.method == "POST":
@@ -69,7 +77,7 @@ def alert_create(request, org_id):
 
 
 @login_required
-def alert_edit(request, org_id, alert_id):
+def alert_edit(request: HttpRequest, org_id: int, alert_id: uuid.UUID) -> HttpResponse:
     alert, _ = alert_for(request.user, org_id, alert_id, write=True)
     if request.method == "POST":
         form = AlertForm(request.POST, organization=alert.organization)
@@ -88,7 +96,7 @@ def alert_edit(request, org_id, alert_id):
 
 
 @login_required
-def alert_delete(request, org_id, alert_id):
+def alert_delete(request: HttpRequest, org_id: int, alert_id: uuid.UUID) -> HttpResponse:
     alert, _ = alert_for(request.user, org_id, alert_id, write=True)
     if request.method == "POST":
         services.alert_delete(alert=alert, actor=request.user)
@@ -97,7 +105,7 @@ def alert_delete(request, org_id, alert_id):
     return render(request, "alerts/delete.html", {"alert": alert, "incident_count": alert.incidents.count()})
 
 
-def _incidents_context(request, alert, can_write):
+def _incidents_context(request: HttpRequest, alert: AlertConfiguration, can_write: bool) -> dict[str, Any]:
     page = Paginator(queries.alert_incidents(alert), INCIDENTS_PAGE_SIZE).get_page(request.GET.get("page"))
     incidents = list(page.object_list)
     return {
@@ -106,7 +114,10 @@ def _incidents_context(request, alert, can_write):
     }
 
 
-def _render_detail(request, alert, can_write, *, fire_form=None, status=200):
+def _render_detail(
+    request: HttpRequest, alert: AlertConfiguration, can_write: bool, *, fire_form: FireForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     return render(
         request,
         "alerts/detail.html",
@@ -120,14 +131,14 @@ def _render_detail(request, alert, can_write, *, fire_form=None, status=200):
 
 
 @login_required
-def alert_detail(request, org_id, alert_id):
+def alert_detail(request: HttpRequest, org_id: int, alert_id: uuid.UUID) -> HttpResponse:
     alert, can_write = alert_for(request.user, org_id, alert_id)
     return _render_detail(request, alert, can_write)
 
 
 @login_required
 @require_GET
-def incidents_live(request, org_id, alert_id):
+def incidents_live(request: HttpRequest, org_id: int, alert_id: uuid.UUID) -> JsonResponse:
     """The incidents list as an HTML fragment, for the page to follow its runs live."""
     alert, can_write = alert_for(request.user, org_id, alert_id)
     context = _incidents_context(request, alert, can_write)
@@ -139,7 +150,7 @@ def incidents_live(request, org_id, alert_id):
     )
 
 
-def _fired(request, org_id, alert, result):
+def _fired(request: HttpRequest, org_id: int, alert: AlertConfiguration, result: services.FireResult) -> HttpResponse:
     if result.deduplicated:
         messages.info(
             request,
@@ -158,7 +169,7 @@ def _fired(request, org_id, alert, result):
 
 @require_POST
 @login_required
-def incident_fire(request, org_id, alert_id):
+def incident_fire(request: HttpRequest, org_id: int, alert_id: uuid.UUID) -> HttpResponse:
     alert, can_write = alert_for(request.user, org_id, alert_id, write=True)
     form = FireForm(request.POST)
     status = 400
@@ -186,7 +197,9 @@ def incident_fire(request, org_id, alert_id):
 
 @require_POST
 @login_required
-def incident_replay(request, org_id, alert_id, incident_id):
+def incident_replay(
+    request: HttpRequest, org_id: int, alert_id: uuid.UUID, incident_id: uuid.UUID
+) -> HttpResponse:
     alert, _ = alert_for(request.user, org_id, alert_id, write=True)
     incident = get_object_or_404(alert.incidents.all(), pk=incident_id)
     try:
