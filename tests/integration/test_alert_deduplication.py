@@ -80,3 +80,28 @@ def test_concurrent_requests_to_a_live_server_start_the_runs_once(alert, users, 
     assert Run.objects.count() == 2
     assert Incident.objects.filter(duplicate_of__isnull=True).count() == 1
     assert Incident.objects.filter(duplicate_of__isnull=False).count() == DELIVERIES - 1
+
+
+def test_concurrent_api_deliveries_to_a_live_server_start_the_runs_once(alert, live_server):
+    """POST /api/alerts/{id}/incidents from eight threads at once, as a retrying sender would."""
+    from accounts.services import api_token_create
+
+    _, raw = api_token_create(organization=alert.organization, name="sender", scopes=["functions:write"])
+    url = f"{live_server.url}/api/alerts/{alert.pk}/incidents"
+    barrier = threading.Barrier(DELIVERIES)
+
+    def deliver(_):
+        barrier.wait()
+        response = requests.post(
+            url, json={"driverId": "5", "assetId": "6", "alertIncidentTime": "1735689600000"},
+            headers={"Authorization": f"Bearer {raw}"}, timeout=30,
+        )
+        return response.status_code, response.json()["data"]
+
+    with ThreadPoolExecutor(DELIVERIES) as pool:
+        answers = list(pool.map(deliver, range(DELIVERIES)))
+    assert [status for status, _ in answers] == [200] * DELIVERIES
+    assert sorted(data["deduplicated"] for _, data in answers) == [False] + [True] * (DELIVERIES - 1)
+    assert len({data["incidentId"] for _, data in answers}) == 1
+    assert len({tuple(r["correlationId"] for r in data["runs"]) for _, data in answers}) == 1
+    assert Run.objects.count() == 2
