@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from alerts.models import AlertConfiguration
 from functions.models import Function, Run
 
 from .models import Access, ApiScope, ApiToken, Membership, Organization
@@ -110,6 +111,19 @@ def run_for(user: Any, org_id: Any, name: str, correlation_id: Any, *, write: bo
     return run, can_write
 
 
+def alert_for(user: Any, org_id: Any, alert_id: Any, *, write: bool = False) -> tuple[AlertConfiguration, bool]:
+    """(alert, can_write) for an alert configuration of the organization; 404 for any other's.
+
+    Alerts are part of Functions: roles that read Functions see them, roles that
+    write Functions change them and fire test incidents.
+    """
+    membership = require(user, org_id, Area.FUNCTIONS, write=write)
+    alert = get_object_or_404(
+        AlertConfiguration.objects.select_related("organization"), organization=membership.organization, pk=alert_id
+    )
+    return alert, may_write(membership, Area.FUNCTIONS)
+
+
 # --- API tokens: the same questions, answered by the token's scopes ---
 
 # The scope an area needs, to read and to write; a write scope also reads.
@@ -159,3 +173,18 @@ def run_for_token(token: ApiToken, name: str, correlation_id: Any, *, write: boo
     if run is None:
         raise Http404(f"There is no run {correlation_id} of {function.name}.")
     return run
+
+
+def alert_for_token(token: ApiToken, alert_id: Any, *, write: bool = False) -> AlertConfiguration:
+    """An alert configuration of the token's organization; 404 for any other's, an unknown or a malformed id."""
+    token_require(token, Area.FUNCTIONS, write=write)
+    try:
+        alert_id = uuid.UUID(str(alert_id))
+    except ValueError:
+        raise Http404(f"There is no alert configuration {alert_id}.") from None
+    alert = AlertConfiguration.objects.select_related("organization").filter(
+        organization=token.organization, pk=alert_id
+    ).first()
+    if alert is None:
+        raise Http404(f"There is no alert configuration {alert_id}.")
+    return alert

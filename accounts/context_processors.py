@@ -19,6 +19,8 @@ def organizations(request):
             section = "functions"
         elif match.url_name == "organization_runs":
             section = "runs"
+        elif match.app_name == "alerts":
+            section = "alerts"
         elif match.url_name in ("members", "member_role", "member_remove"):
             section = "members"
         elif match.url_name in ("roles", "role_edit", "role_delete"):

@@ -6,7 +6,7 @@ Swagger UI served from static files (no CDN, no inline script).
 
 from ninja import NinjaAPI
 
-from . import function_routes, storage_routes
+from . import alert_routes, function_routes, storage_routes
 from .http import TokenAuth, install_error_handlers
 
 api = NinjaAPI(
@@ -26,3 +26,4 @@ api = NinjaAPI(
 install_error_handlers(api)
 api.add_router("", function_routes.router)
 api.add_router("", storage_routes.router)
+api.add_router("", alert_routes.router)

@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "api",
     # django-ninja: serves /api/docs with its Swagger UI assets from static/, no CDN.
     "ninja",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -446,6 +447,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-storage-blobs": {"task": "storage.tasks.sweep_orphaned_blobs", "schedule": 3600.0},
     # Zips uploaded for an import review nobody finished.
     "sweep-staged-uploads": {"task": "functions.tasks.sweep_staged_uploads", "schedule": 6 * 3600.0},
+    # Alert incidents' deduplication keys whose 24 hours are over.
+    "prune-incident-keys": {"task": "alerts.tasks.prune_incident_keys", "schedule": 3600.0},
 }
 
 # --- Logs (see logs/) ---

@@ -15,6 +15,7 @@ org_settings = [
     path("developer/", include("logs.urls")),
     # The organization-wide Runs page (functions.run_views).
     path("developer/runs/", run_views.organization_runs, name="organization_runs"),
+    path("alerts/", include("alerts.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -61,6 +61,19 @@ def function_ever_succeeded(function: Function) -> bool:
     return function.runs.filter(status=RunStatus.SUCCEEDED).exists()
 
 
+def function_alerts(function: Function) -> list[tuple]:
+    """The alerts that run this Function as an action, by name: [(alert id, name)].
+
+    Through the reverse relation of alerts.AlertAction, so the catalogue never
+    imports the alerts app (which depends on it).
+    """
+    return list(
+        function.alert_actions.order_by(Lower("alert__name"), "alert_id")
+        .values_list("alert_id", "alert__name")
+        .distinct()
+    )
+
+
 def function_versions(function: Function) -> QuerySet[CodeVersion]:
     return function.versions.select_related("uploaded_by").order_by("-number")
 

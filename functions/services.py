@@ -32,6 +32,7 @@ from secrets_vault.services import secret_create_missing
 
 from accounts.models import Organization
 
+from . import queries
 from .audit import Actor, AuditAction, actor_name, actor_user, audit_record
 from .bundles.archive import BundleInfo, inspect_bundle
 from .bundles.errors import BundleError
@@ -90,8 +91,8 @@ def _store(key: str, fileobj: BinaryIO) -> None:
 # --------------------------------------------------------------------------- errors
 
 
-class _Errors:
-    """Collects problems field by field so one refusal reports all of them."""
+class FieldErrors:
+    """Collects problems field by field so one refusal reports all of them (alerts.services too)."""
 
     def __init__(self) -> None:
         self.by_field = {}
@@ -110,7 +111,7 @@ class _Errors:
 _BUNDLE_FIELDS = {"zip": "bundle", "handler": "handler", "params": "params", "name": "name"}
 
 
-def _add_bundle_error(errors: _Errors, exc: BundleError, default_field: str = "bundle") -> None:
+def _add_bundle_error(errors: FieldErrors, exc: BundleError, default_field: str = "bundle") -> None:
     errors.add(_BUNDLE_FIELDS.get(exc.field or "", default_field), exc.message)
 
 
@@ -128,7 +129,7 @@ def metadata_error_messages(exc: BundleError) -> list[str]:
 # --------------------------------------------------------------------------- field checks
 
 
-def _clean_name(name: Any, organization: Organization, errors: _Errors) -> str | None:
+def _clean_name(name: Any, organization: Organization, errors: FieldErrors) -> str | None:
     try:
         name = validate_function_name(name)
     except BundleError as exc:
@@ -153,7 +154,8 @@ def _name_taken_message(name: str, organization: Organization) -> str:
     )
 
 
-def _clean_description(description: Any, errors: _Errors) -> str:
+def clean_description(description: Any, errors: FieldErrors) -> str:
+    """A description as stored (stripped text up to 2,000 characters); Functions' and alerts' rule."""
     if description is None:
         return ""
     if not isinstance(description, str):
@@ -168,7 +170,7 @@ def _clean_description(description: Any, errors: _Errors) -> str:
     return description
 
 
-def _clean_message(message: Any, errors: _Errors) -> str:
+def _clean_message(message: Any, errors: FieldErrors) -> str:
     message = (message or "").strip() if isinstance(message, str) or message is None else None
     if message is None:
         errors.add("message", "The version message must be text.")
@@ -180,7 +182,7 @@ def _clean_message(message: Any, errors: _Errors) -> str:
     return message
 
 
-def _clean_timeout(timeout_seconds: Any, errors: _Errors) -> int | None:
+def _clean_timeout(timeout_seconds: Any, errors: FieldErrors) -> int | None:
     if timeout_seconds is None or timeout_seconds == "":
         return None
     if isinstance(timeout_seconds, str) and timeout_seconds.strip().isdigit():
@@ -197,7 +199,7 @@ def _clean_timeout(timeout_seconds: Any, errors: _Errors) -> int | None:
     return timeout_seconds
 
 
-def _clean_tmp_mb(tmp_mb: Any, errors: _Errors) -> int | None:
+def _clean_tmp_mb(tmp_mb: Any, errors: FieldErrors) -> int | None:
     if tmp_mb is None or tmp_mb == "":
         return None
     if isinstance(tmp_mb, str) and tmp_mb.strip().isdigit():
@@ -213,7 +215,7 @@ def _clean_tmp_mb(tmp_mb: Any, errors: _Errors) -> int | None:
     return tmp_mb
 
 
-def _clean_handler_format(handler: Any, errors: _Errors) -> str | None:
+def _clean_handler_format(handler: Any, errors: FieldErrors) -> str | None:
     handler = handler.strip() if isinstance(handler, str) else handler
     try:
         handler_path(handler)
@@ -238,7 +240,7 @@ def parameter_pairs(event_parameters: ParameterInput) -> list[tuple[Any, Any]]:
     return pairs
 
 
-def _clean_parameters(event_parameters: ParameterInput, errors: _Errors) -> list[dict[str, str]]:
+def _clean_parameters(event_parameters: ParameterInput, errors: FieldErrors) -> list[dict[str, str]]:
     """The stored form: [{"name", "value"}] in the admin's order."""
     try:
         pairs = parameter_pairs(event_parameters)
@@ -255,7 +257,7 @@ def _clean_parameters(event_parameters: ParameterInput, errors: _Errors) -> list
 
 
 def _check_bundle(
-    bundle: BinaryIO | None, handler: str | None, errors: _Errors, *, code_errors_on: str = "handler"
+    bundle: BinaryIO | None, handler: str | None, errors: FieldErrors, *, code_errors_on: str = "handler"
 ) -> BundleInfo | None:
     """BundleInfo when the zip is sound and ``handler`` is defined in it; errors added otherwise.
 
@@ -361,9 +363,9 @@ def _function_create(
     imported_schedule: dict[str, Any] | None = None,
     code_later: bool = False,
 ) -> Function:
-    errors = _Errors()
+    errors = FieldErrors()
     name = _clean_name(name, organization, errors)
-    description = _clean_description(description, errors)
+    description = clean_description(description, errors)
     handler = _clean_handler_format(handler, errors)
     parameters = _clean_parameters(event_parameters, errors)
     timeout_seconds = _clean_timeout(timeout_seconds, errors)
@@ -596,8 +598,8 @@ def function_update(
     concurrent saves based on the same revision exactly one wins; the other
     raises ValidationError and writes nothing.
     """
-    errors = _Errors()
-    description = _clean_description(description, errors)
+    errors = FieldErrors()
+    description = clean_description(description, errors)
     handler = _clean_handler_format(handler, errors)
     parameters = _clean_parameters(event_parameters, errors)
     if timeout_seconds is not UNCHANGED:
@@ -645,6 +647,10 @@ def function_update(
         )
         if not updated:
             raise ValidationError(_stale_message(current))
+        if current.visible_to_customers and not new["visible_to_customers"]:
+            # After the UPDATE, which holds the row's lock: an alert adding this
+            # Function now waits for us and then sees it hidden.
+            function_refuse_if_alert_action(current, doing="hide")
         if changes:
             audit_record(
                 function=current,
@@ -702,7 +708,7 @@ def code_version_upload(
     ``handler`` (optional) changes the Function's handler along with the code;
     the zip is checked against the handler that will run it.
     """
-    errors = _Errors()
+    errors = FieldErrors()
     message = _clean_message(message, errors)
     handler = None if handler is None or (isinstance(handler, str) and not handler.strip()) else handler
     target_handler = function.handler if handler is None else _clean_handler_format(handler, errors)
@@ -838,14 +844,38 @@ def code_version_read_file(version: CodeVersion, path: str, *, limit: int = MAX_
 # --------------------------------------------------------------------------- delete
 
 
+def function_refuse_if_alert_action(function: Function, *, doing: str) -> None:
+    """ValidationError naming the alerts when ``function`` is one's action; ``doing`` is
+    "hide" or "delete". Callers ask inside the transaction that changes the Function,
+    after locking its row, so an alert created meanwhile cannot slip past."""
+    names = [name for _, name in queries.function_alerts(function)]
+    if not names:
+        return
+    listed = ", ".join(f"“{name}”" for name in names)
+    which = f"the alert {listed}" if len(names) == 1 else f"the alerts {listed}"
+    if doing == "hide":
+        raise ValidationError(
+            {"visible_to_customers": [
+                f"{function.name} is the action of {which}: an alert's action must be visible to customers. "
+                "Remove it from the alert's actions first, then hide it."
+            ]}
+        )
+    raise ValidationError(
+        f"{function.name} is the action of {which}: remove it from the alert's actions first, then delete it."
+    )
+
+
 def function_delete(*, function: Function, actor: Actor, actor_label: str | None = None) -> None:
     """Delete the Function, its versions, runs and logs; its History stays (under its name).
 
-    Stored packages no other version of the organization uses are removed
-    once the deletion commits.
+    Refused while the Function is an alert's action. Stored packages no other
+    version of the organization uses are removed once the deletion commits.
     """
     organization = function.organization
     with transaction.atomic():
+        # The lock orders this against alerts.services adding the Function as an action.
+        Function.objects.select_for_update().filter(pk=function.pk).first()
+        function_refuse_if_alert_action(function, doing="delete")
         keys = set(CodeVersion.objects.filter(function=function).values_list("storage_key", flat=True))
         audit_record(
             function=function, actor=actor, actor_label=actor_label, action=AuditAction.DELETED,

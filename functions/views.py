@@ -294,6 +294,7 @@ def function_detail(request: HttpRequest, org_id: int, name: str) -> HttpRespons
             ever_succeeded=queries.function_ever_succeeded(function),
             missing_secrets=secrets_missing_values(function=function),
             api_examples=_api_examples(request, function),
+            alerts=queries.function_alerts(function),
         ),
     )
 
@@ -363,7 +364,8 @@ def function_edit(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     return render(
         request,
         "functions/edit.html",
-        _frame(function, can_write, "overview", form=form, parameters=form.parameters),
+        _frame(function, can_write, "overview", form=form, parameters=form.parameters,
+               alerts=queries.function_alerts(function)),
         status=400 if _has_errors(form) else 200,
     )
 

@@ -5,6 +5,8 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import CustomRole
+from alerts import services as alert_services
+from functions.models import Function
 from storage import services as storage_services
 from tests.factories import make_function
 
@@ -24,7 +26,13 @@ def test_no_page_is_wider_than_the_screen(screen, users, org, artifacts_dir):
     long_line = "    return {'report': 'a line of code much longer than a phone is wide, " + "x" * 120 + "'}\n"
     make_function(org, "fleet-report-with-a-long-name", description="Sends the weekly fleet report " * 4,
                   params={"SamsaraFunctionLoggerLevel": "INFO", "region": "north"},
-                  files={"main.py": "def handler(event, context):\n" + long_line})
+                  files={"main.py": "def handler(event, context):\n" + long_line}, visible_to_customers=True)
+    alert = alert_services.alert_create(
+        organization=org, actor=None, name="Harsh braking reported by the dashcam of a long-haul truck",
+        description="Tells dispatch " * 10, functions=list(Function.objects.of(org)),
+    )
+    alert_services.incident_fire(alert=alert, driver_id="1234567890123", asset_id="281474976710655",
+                                 alert_incident_time="1735689600000", source="api", source_label="token ci-bot")
     storage_services.folder_create(organization=org, prefix="reports/with-a-rather-long-folder-name/")
     role = CustomRole.objects.get(organization=org, name="Functions viewer")
     base = f"/o/{org.id}/settings"
@@ -52,6 +60,11 @@ def test_no_page_is_wider_than_the_screen(screen, users, org, artifacts_dir):
         "members": f"{base}/members/",
         "roles": f"{base}/roles/",
         "api-tokens": f"{base}/developer/api-tokens/",
+        "alerts": f"{base}/alerts/",
+        "alert-create": f"{base}/alerts/new/",
+        "alert": f"{base}/alerts/{alert.pk}/",
+        "alert-edit": f"{base}/alerts/{alert.pk}/edit/",
+        "alert-delete": f"{base}/alerts/{alert.pk}/delete/",
     }
     for name, address in pages.items():
         screen.goto(address)
