@@ -140,6 +140,8 @@ INSTALLED_APPS = [
     # django-ninja: serves /api/docs with its Swagger UI assets from static/, no CDN.
     "ninja",
     "alerts",
+
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -483,3 +485,22 @@ API_SIGNED_URL_SECONDS = env_int("API_SIGNED_URL_SECONDS", 3600, minimum=60)
 API_RATE_LIMIT_KEY_PREFIX = f"functions-api:{CELERY_TASK_DEFAULT_QUEUE}:"
 # Stored Idempotency-Key answers and database rate counters past their use.
 CELERY_BEAT_SCHEDULE["prune-api-records"] = {"task": "api.tasks.prune_api_records", "schedule": 3600.0}
+
+# --- Schedules (see schedules/) ---
+# beat drives one tick for every schedule (never an entry per schedule); the tick
+# also arms a wake-up at the next occurrence due before the following tick.
+SCHEDULE_TICK_SECONDS = env_int("SCHEDULE_TICK_SECONDS", 1, minimum=1)
+# A missed occurrence (no scheduler was running) still runs late when it is the most
+# recent one and less than this late; older ones are summed up in one dropped run.
+SCHEDULE_CATCH_UP_SECONDS = env_int("SCHEDULE_CATCH_UP_SECONDS", 3600, minimum=0)
+# Claims of fired occurrences are kept this long, then pruned hourly.
+SCHEDULE_OCCURRENCE_RETENTION_DAYS = env_int("SCHEDULE_OCCURRENCE_RETENTION_DAYS", 7, minimum=1)
+CELERY_BEAT_SCHEDULE["schedules-tick"] = {
+    "task": "runtime.tasks.schedules_tick",
+    "schedule": float(SCHEDULE_TICK_SECONDS),
+    # A tick that waited behind busy workers is useless once the next one is sent.
+    "options": {"expires": max(5.0, 5 * SCHEDULE_TICK_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["prune-schedule-occurrences"] = {
+    "task": "runtime.tasks.prune_schedule_occurrences", "schedule": 3600.0,
+}

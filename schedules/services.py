@@ -1,0 +1,469 @@
+"""Schedules: every change to a schedule, every preview and the tick go through here.
+
+The Schedule tab, the import review, ``manage.py schedule_function`` and the
+REST API call these functions, so a rule holds wherever a change comes from.
+A refused change raises ValidationError keyed by ``enabled``, ``timezone``,
+``items`` or ``items[N]`` (the N-th item as given) and writes nothing.
+
+Exactly once: each Schedule row keeps its next occurrence in an indexed
+column, recomputed in the transaction of every change. The tick locks the due
+rows (FOR UPDATE SKIP LOCKED, so concurrent ticks share the work instead of
+waiting), claims each occurrence by inserting its (Function, instant) row
+under a unique constraint, creates the run (enqueued on commit) and moves the
+column on. A second beat, a second worker or a retried tick finds the row
+locked, the column moved or the claim taken, and does nothing.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from functions.models import Run, RunStatus, TriggerSource
+from functions.run_services import build_event, run_timeout_seconds, run_trigger
+from functions.services import audit_record
+
+from . import rules
+from .models import Occurrence, OccurrenceOutcome, Schedule
+
+logger = logging.getLogger(__name__)
+
+UNCHANGED = ...
+# An occurrence this late when the tick reaches it was not merely waiting for
+# the next tick: no scheduler was running (see "Downtime" in CONTRACT.md).
+MISSED_AFTER = timedelta(seconds=60)
+# Counting what an outage missed stops here (an every-minute schedule down for 69 days).
+MAX_MISSED_COUNT = 100_000
+PREVIEW_COUNT = 10
+EDIT_GRACE = timedelta(seconds=2)
+
+
+def _validation_error(exc):
+    by_path = {}
+    for path, message in exc.errors:
+        by_path.setdefault(path, []).append(message)
+    return ValidationError(by_path)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def schedule_of(function):
+    """The Function's schedule, or an unsaved disabled one without items (nothing is written)."""
+    try:
+        return function.schedule
+    except Schedule.DoesNotExist:
+        return Schedule(function=function, enabled=False, timezone=None, items=[])
+
+
+def schedule_zone(schedule):
+    """The zone its times are in: its own, or its organization's (followed when that changes)."""
+    return rules.zone(schedule.timezone or schedule.function.organization.timezone)
+
+
+def schedule_items(schedule):
+    """The stored items as rules.Entry / rules.Cron, in the admin's order."""
+    return rules.parse_items(schedule.items)
+
+
+def schedule_occurrences(*, schedule, after=None, count=PREVIEW_COUNT):
+    """The next ``count`` occurrences after ``after`` (default now) as UTC instants, even while disabled."""
+    after = after or timezone.now()
+    return rules.first_occurrences(schedule_items(schedule), schedule_zone(schedule), after, count)
+
+
+def schedule_next_occurrence(*, function, after=None):
+    """When the Function's schedule fires next (the API's ``effects.nextScheduledAtTime``), or None when
+    it is disabled or has no items."""
+    schedule = schedule_of(function)
+    if not schedule.enabled or not schedule.items:
+        return None
+    if after is None and schedule.pk is not None:
+        return schedule.next_occurrence_at
+    return rules.next_occurrence(schedule_items(schedule), schedule_zone(schedule), after or timezone.now())
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    instant: datetime  # UTC
+    local: datetime  # in the schedule's zone
+    offset: str  # "UTC−07:00"
+    note: str  # what a daylight-saving change does to it, or ""
+
+
+def schedule_preview(*, schedule, after=None, count=PREVIEW_COUNT):
+    """The next occurrences in the schedule's zone with their UTC offset, each marked when a
+    daylight-saving change affects it."""
+    after = after or timezone.now()
+    tz = schedule_zone(schedule)
+    items = schedule_items(schedule)
+    instants = rules.first_occurrences(items, tz, after, count)
+    notes = {}
+    if instants:
+        for note in rules.dst_notes(items, tz, after, instants[-1] + timedelta(seconds=1)):
+            for instant in note.instants:
+                notes.setdefault(instant, note.message)
+    return [
+        PreviewRow(instant, instant.astimezone(tz), rules.format_offset(instant.astimezone(tz).utcoffset()),
+                   notes.get(instant, ""))
+        for instant in instants
+    ]
+
+
+def schedule_dst_notes(*, schedule, after=None, days=366):
+    """Every daylight-saving change in the next year and what it does to each item."""
+    after = after or timezone.now()
+    items = schedule_items(schedule)
+    return rules.dst_notes(items, schedule_zone(schedule), after, after + timedelta(days=days))
+
+
+def schedule_as_samsara(schedule):
+    """Samsara's ``{entries, timezone}`` (the API's ``config.schedule``); cron items have no place there."""
+    return rules.items_to_samsara(schedule_items(schedule), schedule_zone(schedule).key)
+
+
+def schedule_describe(schedule):
+    """[(item, plain English)] in the admin's order."""
+    return [(item, rules.describe(item)) for item in schedule_items(schedule)]
+
+
+# --------------------------------------------------------------------------- changing
+
+
+def schedule_clean(*, timezone_name, items):
+    """(timezone name or None, [items as stored JSON]) or ValidationError with every problem at its field."""
+    errors = []
+    tz_name = None
+    if timezone_name not in (None, "", "org"):
+        try:
+            tz_name = rules.zone(timezone_name).key
+        except rules.ScheduleError as exc:
+            errors += exc.errors
+    parsed = []
+    try:
+        parsed = rules.parse_items(items)
+    except rules.ScheduleError as exc:
+        errors += exc.errors
+    if errors:
+        raise _validation_error(rules.ScheduleError(errors))
+    return tz_name, [item.as_json() for item in parsed]
+
+
+def _next_after(schedule, after):
+    if not schedule.enabled or not schedule.items:
+        return None
+    return rules.next_occurrence(schedule_items(schedule), schedule_zone(schedule), after)
+
+
+def _recompute(schedule, now, grace=timedelta(0)):
+    """Where the tick picks up: the first occurrence after ``now - grace``, never one already handled."""
+    after = now - grace
+    if schedule.last_occurrence_at is not None and schedule.last_occurrence_at > after:
+        after = schedule.last_occurrence_at
+    schedule.next_occurrence_at = _next_after(schedule, after)
+
+
+def _describe_for_history(enabled, tz_name, items):
+    parts = [describe for describe in (rules.describe(rules.parse_item(i, "items")) for i in items)]
+    zone_text = tz_name or "the organization's time zone"
+    return {
+        "enabled": enabled,
+        "timezone": zone_text,
+        "items": parts,
+    }
+
+
+def schedule_set(
+    *, function, enabled=UNCHANGED, timezone_name=UNCHANGED, items=UNCHANGED, actor=None, actor_label=None,
+    now=None,
+):
+    """Change the Function's schedule; what is not given stays as it is. Takes effect at the next occurrence.
+
+    ``items`` are Samsara entries (``{"daysOfWeek", "timeSinceMidnightMs"}``,
+    optionally with ``"kind": "entry"``), cron strings or ``{"kind": "cron",
+    "expression"}``; ``timezone_name`` is an IANA name, or None to follow the
+    organization's. Returns the saved Schedule.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        schedule = Schedule.objects.select_for_update().filter(function=function).first()
+        created = schedule is None
+        if created:
+            schedule = Schedule(function=function, enabled=False, timezone=None, items=[])
+        before = (schedule.enabled, schedule.timezone, list(schedule.items))
+        new_tz = schedule.timezone if timezone_name is UNCHANGED else timezone_name
+        new_items = schedule.items if items is UNCHANGED else items
+        if enabled is not UNCHANGED and not isinstance(enabled, bool):
+            raise ValidationError({"enabled": ["Enabled must be true or false."]})
+        tz_name, clean_items = schedule_clean(timezone_name=new_tz, items=new_items)
+        schedule.timezone = tz_name
+        schedule.items = clean_items
+        if enabled is not UNCHANGED:
+            schedule.enabled = enabled
+        schedule.function = function
+        schedule.updated_by = actor if getattr(actor, "is_authenticated", False) else None
+        # An occurrence that came due a moment ago and that the tick has not reached yet still fires.
+        _recompute(schedule, now, grace=EDIT_GRACE)
+        schedule.save()
+        after = (schedule.enabled, schedule.timezone, list(schedule.items))
+        if created or after != before:
+            old = _describe_for_history(*before)
+            new = _describe_for_history(*after)
+            changes = {key: {"from": None if created else old[key], "to": new[key]} for key in new
+                       if created or old[key] != new[key]}
+            audit_record(
+                function=function, actor=actor, actor_label=actor_label, action="schedule_changed",
+                summary=_history_summary(schedule, new),
+                changes=changes,
+            )
+    return schedule
+
+
+def _history_summary(schedule, described):
+    state = "enabled" if schedule.enabled else "disabled"
+    count = len(schedule.items)
+    return (
+        f"Schedule {state}: {count} item{'' if count == 1 else 's'} in {described['timezone']}"
+        + (f" ({'; '.join(described['items'])})" if described["items"] else "")
+    )
+
+
+def schedule_set_from_samsara(*, function, samsara_schedule=UNCHANGED, enabled=UNCHANGED, actor=None,
+                              actor_label=None):
+    """The REST API's ``config.schedule`` (``{entries, timezone}``) and ``isScheduleEnabled``.
+
+    Samsara's shape has entries only: setting it replaces the entries and keeps
+    any cron items. Errors are keyed ``schedule.entries[N]`` / ``schedule.timezone``.
+    """
+    items = timezone_name = UNCHANGED
+    if samsara_schedule is not UNCHANGED and samsara_schedule is not None:
+        try:
+            entries, timezone_name = rules.items_from_samsara(samsara_schedule)
+        except rules.ScheduleError as exc:
+            raise _validation_error(exc) from None
+        kept = [i for i in schedule_of(function).items if i.get("kind") == "cron"]
+        items = [e.as_json() for e in entries] + kept
+    return schedule_set(function=function, enabled=enabled, timezone_name=timezone_name, items=items, actor=actor,
+                        actor_label=actor_label)
+
+
+def schedule_import(*, function, imported, actor=None, actor_label=None):
+    """An imported bundle's schedule (``Function.imported_schedule``) becomes the Function's, enabled as
+    the file says, in the organization's time zone. Errors are keyed ``schedule.entries[N]``."""
+    if not imported:
+        return None
+    try:
+        entries, _ = rules.items_from_samsara({"entries": imported.get("entries") or []})
+    except rules.ScheduleError as exc:
+        raise _validation_error(exc) from None
+    return schedule_set(
+        function=function, enabled=bool(imported.get("isSchedulingEnabled")), timezone_name=None,
+        items=[e.as_json() for e in entries], actor=actor, actor_label=actor_label,
+    )
+
+
+def schedules_follow_organization(*, organization, now=None):
+    """After an organization's time zone changed: move the schedules that follow it. Returns how many."""
+    now = now or timezone.now()
+    moved = 0
+    with transaction.atomic():
+        for schedule in (
+            Schedule.objects.select_for_update().filter(function__organization=organization, timezone__isnull=True)
+            .select_related("function__organization")
+        ):
+            schedule.function.organization = organization
+            _recompute(schedule, now)
+            schedule.save(update_fields=["next_occurrence_at"])
+            moved += 1
+    return moved
+
+
+# --------------------------------------------------------------------------- the tick
+
+
+@dataclass
+class TickResult:
+    schedules: int = 0
+    started: int = 0
+    dropped: int = 0
+    missed: int = 0
+    # The next occurrence of any schedule, when it comes before the next regular tick.
+    next_due: datetime | None = None
+
+    def as_dict(self):
+        return {"schedules": self.schedules, "started": self.started, "dropped": self.dropped, "missed": self.missed,
+                "nextDue": self.next_due.isoformat() if self.next_due else None}
+
+
+def schedules_tick(*, now=None, batch_size=200, look_ahead=None):
+    """Fire every due occurrence once; return what it did and the next occurrence within ``look_ahead``.
+
+    Runs as often as beat drives it (``SCHEDULE_TICK_SECONDS``); any number
+    may run at once.
+    """
+    now = now or timezone.now()
+    result = TickResult()
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Schedule.objects.due(now)
+                .select_related("function__organization")
+                .select_for_update(skip_locked=True, of=("self",))[:batch_size]
+            )
+            if not batch:
+                break
+            busy = set(
+                Run.objects.filter(function_id__in=[s.function_id for s in batch], trigger=TriggerSource.SCHEDULE)
+                .unfinished().values_list("function_id", flat=True)
+            )
+            for schedule in batch:
+                result.schedules += 1
+                try:
+                    with transaction.atomic():
+                        _fire_due(schedule, now, busy, result)
+                except Exception:
+                    # One broken schedule must not hold the others back: it moves on.
+                    logger.exception("schedule of function %s failed at %s", schedule.function_id, now)
+                    schedule.last_occurrence_at = now
+                    _recompute(schedule, now)
+                    schedule.save(update_fields=["next_occurrence_at", "last_occurrence_at"])
+        if len(batch) < batch_size:
+            break
+    look_ahead = look_ahead if look_ahead is not None else timedelta(seconds=settings.SCHEDULE_TICK_SECONDS)
+    upcoming = Schedule.objects.filter(next_occurrence_at__gt=now).aggregate(at=Min("next_occurrence_at"))["at"]
+    if upcoming is not None and upcoming <= timezone.now() + look_ahead:
+        result.next_due = upcoming
+    return result
+
+
+def _claim(function_id, instant, outcome):
+    """Insert the occurrence's row; True when this caller is the one that claimed it."""
+    table = Occurrence._meta.db_table
+    field = Occurrence._meta.get_field("scheduled_for")
+    created = Occurrence._meta.get_field("created_at")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (function_id, scheduled_for, outcome, created_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (function_id, scheduled_for) DO NOTHING RETURNING id",
+            [function_id, field.get_db_prep_value(instant, connection), outcome,
+             created.get_db_prep_value(timezone.now(), connection)],
+        )
+        return cursor.fetchone() is not None
+
+
+def _local_text(instant, tz):
+    local = instant.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M} ({rules.format_offset(local.utcoffset())})"
+
+
+def _fire_due(schedule, now, busy, result):
+    function = schedule.function
+    tz = schedule_zone(schedule)
+    items = schedule_items(schedule)
+    catch_up = timedelta(seconds=settings.SCHEDULE_CATCH_UP_SECONDS)
+    # Every occurrence from the one the column points at up to now.
+    missed_count, first_missed, last_missed, recent = 0, None, None, []
+    latest = None
+    for instant in rules.occurrences(items, tz, schedule.next_occurrence_at - timedelta(microseconds=1)):
+        if instant > now:
+            break
+        latest = instant
+        if now - instant <= MISSED_AFTER:
+            recent.append(instant)
+            continue
+        missed_count += 1
+        first_missed = first_missed or instant
+        last_missed = instant
+        if missed_count >= MAX_MISSED_COUNT:
+            break
+    late_run = None
+    if not recent and last_missed is not None and now - last_missed < catch_up:
+        # The most recent missed occurrence still runs, late, when it is recent enough.
+        late_run = last_missed
+        missed_count -= 1
+        if missed_count == 0:
+            first_missed = last_missed = None
+        else:
+            last_missed = _previous(items, tz, first_missed, late_run)
+    if missed_count:
+        _record_missed(function, tz, missed_count, first_missed, last_missed, result)
+    for instant in ([late_run] if late_run else []) + recent:
+        if function.id in busy:
+            if _claim(function.id, instant, OccurrenceOutcome.OVERLAP):
+                _dropped_run(
+                    function, instant,
+                    f"Not started: the previous scheduled run was still queued or running when the occurrence of "
+                    f"{_local_text(instant, tz)} came due.",
+                )
+                result.dropped += 1
+            continue
+        if not _claim(function.id, instant, OccurrenceOutcome.STARTED):
+            continue
+        if function.deployed_version_id is None:
+            continue
+        run_trigger(function=function, trigger=TriggerSource.SCHEDULE, scheduled_for=instant)
+        busy.add(function.id)
+        result.started += 1
+    schedule.last_occurrence_at = max(filter(None, [latest, schedule.last_occurrence_at]), default=None)
+    _recompute(schedule, now)
+    schedule.save(update_fields=["next_occurrence_at", "last_occurrence_at"])
+
+
+def _previous(items, tz, first, before):
+    """The last occurrence in [first, before) (the one before the late run)."""
+    previous = first
+    for instant in rules.occurrences(items, tz, first - timedelta(microseconds=1)):
+        if instant >= before:
+            break
+        previous = instant
+    return previous
+
+
+def _record_missed(function, tz, count, first, last, result):
+    if not _claim(function.id, first, OccurrenceOutcome.MISSED):
+        return
+    counted = f"{count:,}" + (" or more" if count >= MAX_MISSED_COUNT else "")
+    noun = "occurrence" if count == 1 else "occurrences"
+    span = _local_text(first, tz) if first == last else f"{_local_text(first, tz)} and {_local_text(last, tz)}"
+    _dropped_run(
+        function, first,
+        f"Missed {counted} {noun} {'at' if first == last else 'between'} {span}: no scheduler was running.",
+    )
+    result.missed += count
+    result.dropped += 1
+
+
+def _dropped_run(function, instant, reason):
+    """A run that never executed, recorded so the Runs tab shows the real cadence."""
+    if function.deployed_version_id is None:
+        return None
+    now = timezone.now()
+    run = Run(
+        organization_id=function.organization_id, function=function, code_version_id=function.deployed_version_id,
+        status=RunStatus.DROPPED, trigger=TriggerSource.SCHEDULE, reason=reason[:500],
+        max_attempts=0, timeout_seconds=run_timeout_seconds(function), memory_mb=settings.FUNCTIONS_MEMORY_MB,
+        scheduled_for=instant, finished_at=now,
+    )
+    run.event = build_event(function=function, trigger=TriggerSource.SCHEDULE, correlation_id=run.correlation_id)
+    run.save()
+    return run
+
+
+def occurrences_prune(*, older_than=None, batch_size=5000):
+    """Delete claims old enough that nothing can reach their instant again. Returns how many."""
+    cutoff = timezone.now() - (older_than or timedelta(days=settings.SCHEDULE_OCCURRENCE_RETENTION_DAYS))
+    deleted = 0
+    while True:
+        ids = list(Occurrence.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += Occurrence.objects.filter(id__in=ids).delete()[0]
+
+
+def utc(instant):
+    return instant.astimezone(UTC)
