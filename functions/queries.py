@@ -31,7 +31,8 @@ def function_list_rows(
     Correlated subqueries on the per-Function indexes: one query for the
     whole page, however many Functions it shows, and sortable by any of LIST_SORTS.
     """
-    rows = Function.objects.of(organization).select_related("deployed_version")
+    # The schedule (a reverse one-to-one, named here without importing its app) gives the next run.
+    rows = Function.objects.of(organization).select_related("deployed_version", "organization", "schedule")
     search = (search or "").strip()
     if search:
         rows = rows.filter(name__icontains=search)

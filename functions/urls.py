@@ -2,6 +2,7 @@ from django.urls import include, path, register_converter
 
 from logs import views as logs_views
 from monitor import views as monitor_views
+from schedules import views as schedule_views
 
 from . import converters, run_views, views
 
@@ -16,7 +17,7 @@ urlpatterns = [
     path("storage/", include("storage.urls")),
     path("new/", views.function_create, name="create"),
     path("<fname:name>/", views.function_detail, name="detail"),
-    # The catalogue (functions.views): edit, delete, code versions, History, Schedule placeholder.
+    # The catalogue (functions.views): edit, delete, code versions, History.
     path("<fname:name>/edit/", views.function_edit, name="edit"),
     path("<fname:name>/delete/", views.function_delete, name="delete"),
     path("<fname:name>/versions/new/", views.version_upload, name="version_upload"),
@@ -25,7 +26,8 @@ urlpatterns = [
     path("<fname:name>/versions/<int:number>/download/", views.version_download, name="version_download"),
     path("<fname:name>/versions/<int:number>/deploy/", views.version_deploy, name="version_deploy"),
     path("<fname:name>/history/", views.function_history, name="history"),
-    path("<fname:name>/schedule/", views.function_schedule, name="schedule"),
+    # The Schedule tab (schedules.views)
+    path("<fname:name>/schedule/", schedule_views.function_schedule, name="schedule"),
     path("<fname:name>/secrets/", include("secrets_vault.urls")),
     # Runs (functions.run_views)
     path("<fname:name>/run/", run_views.trigger, name="run_trigger"),

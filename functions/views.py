@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -25,6 +26,9 @@ from accounts.forms import apply_service_errors
 from monitor.queries import function_list_health
 from secrets_vault.services import secrets_missing_values
 
+from schedules import rules as schedule_rules
+from schedules import services as schedule_services
+
 from . import queries, services
 from .bundles.errors import BundleError
 from .bundles.metadata import METADATA_FILENAME, MetadataError, read_import_metadata
@@ -33,10 +37,9 @@ from .models import CodeVersion, Function, RunStatus
 
 LIST_PAGE_SIZE = 25
 HISTORY_PAGE_SIZE = 50
-WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 RUN_BADGES = {
     RunStatus.SUCCEEDED: "ok", RunStatus.FAILED: "bad", RunStatus.TIMED_OUT: "bad",
-    RunStatus.RUNNING: "warn", RunStatus.QUEUED: "",
+    RunStatus.RUNNING: "warn", RunStatus.QUEUED: "", RunStatus.DROPPED: "",
 }
 
 
@@ -114,11 +117,16 @@ def function_list(request: HttpRequest, org_id: int) -> HttpResponse:
 
 
 def _schedule_summary(function: Function) -> str:
-    schedule = function.imported_schedule
-    if schedule and schedule.get("entries"):
-        count = len(schedule["entries"])
-        return f"{count} imported {'entry' if count == 1 else 'entries'}, not active yet"
-    return ""
+    """The schedule in a few words for the List tab and Overview: its next run, or why there is none."""
+    schedule = schedule_services.schedule_of(function)
+    if not schedule.items:
+        return ""
+    if not schedule.enabled:
+        return "Disabled"
+    if schedule.next_occurrence_at is None:
+        return ""
+    local = schedule.next_occurrence_at.astimezone(schedule_services.schedule_zone(schedule))
+    return f"Next run {local:%a %-d %b, %H:%M} ({local.tzname()})"
 
 
 # --------------------------------------------------------------------------- create and import
@@ -160,15 +168,11 @@ def _import_preview(organization: Organization, sha256: str) -> dict[str, Any] |
     return {
         "secret_names": metadata.secret_names,
         "scheduling_enabled": metadata.scheduling_enabled,
-        "schedule_entries": [_entry_text(e.time_since_midnight_ms, e.days_of_week) for e in metadata.schedule_entries],
+        "schedule_entries": [
+            schedule_rules.describe(schedule_rules.Entry(e.days_of_week, e.time_since_midnight_ms))
+            for e in metadata.schedule_entries
+        ],
     }
-
-
-def _entry_text(time_ms: int, days: list[bool]) -> str:
-    minutes = time_ms // 60000
-    chosen = [name for name, on in zip(WEEKDAYS, days) if on]
-    when = "every day" if len(chosen) == 7 else ", ".join(chosen)
-    return f"{minutes // 60:02d}:{minutes % 60:02d} {when}"
 
 
 @login_required
@@ -200,7 +204,18 @@ def function_create(request: HttpRequest, org_id: int) -> HttpResponse:
                 timeout_seconds=data["timeout_seconds"],
             )
             if data["from_import"]:
-                function, secret_names, secrets_created = services.function_import(**fields)
+                # One transaction: a schedule the rules refuse leaves no Function behind.
+                with transaction.atomic():
+                    function, secret_names, secrets_created = services.function_import(**fields)
+                    try:
+                        schedule_services.schedule_import(
+                            function=function, imported=function.imported_schedule, actor=request.user
+                        )
+                    except ValidationError as error:
+                        raise ValidationError({"bundle": [
+                            f"{METADATA_FILENAME}, {path}: {message}"
+                            for path, messages_ in error.message_dict.items() for message in messages_
+                        ]}) from None
             else:
                 function, secret_names, secrets_created = services.function_create(**fields), (), False
         except ValidationError as error:
@@ -429,25 +444,15 @@ def _change_text(field: str, value: Any) -> str:
         return f"{value} seconds"
     if field == "imported_schedule" and isinstance(value, dict):
         entries = value.get("entries") or []
-        return "; ".join(_entry_text(e["timeSinceMidnightMs"], e["daysOfWeek"]) for e in entries) or "no entries"
+        return "; ".join(
+            schedule_rules.describe(schedule_rules.Entry(tuple(e["daysOfWeek"]), e["timeSinceMidnightMs"]))
+            for e in entries
+        ) or "no entries"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "none"
     return str(value) if value != "" else "(empty)"
-
-
-@login_required
-def function_schedule(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
-    function, can_write = function_for(request.user, org_id, name)
-    schedule = function.imported_schedule or {}
-    entries = [_entry_text(e["timeSinceMidnightMs"], e["daysOfWeek"]) for e in schedule.get("entries", [])]
-    return render(
-        request,
-        "functions/schedule.html",
-        _frame(function, can_write, "schedule", imported_entries=entries,
-               imported_enabled=schedule.get("isSchedulingEnabled", False)),
-    )
 
 
 # --------------------------------------------------------------------------- code versions

@@ -469,11 +469,6 @@ def test_history_never_shows_a_secret_value_recorded_by_name(admin_client, org, 
     assert "Set the secret API_KEY" in body
 
 
-def test_schedule_is_honestly_not_available_yet(member, org, fn):
-    body = member("read_only_admin").get(url("schedule", org, fn)).content.decode()
-    assert "Schedules are not available yet" in body
-
-
 # --- import ------------------------------------------------------------------------------------------
 
 METADATA = {
@@ -496,11 +491,12 @@ def test_import_prefills_the_form_and_shows_secrets_and_schedule(admin_client, o
     assert 'value="weekly-report"' in body and "Sends the report" in body and 'value="main.handler"' in body
     assert 'name="param_name" value="RECIPIENT"' in body and 'value="ops@example.com"' in body
     assert "<code>API_TOKEN</code>" in body
-    assert "08:30 Mon" in body and "will be imported when schedules are available" in body
+    assert "Every Monday at 08:30" in body and "Saved as the Function's schedule, enabled" in body
+    assert "not available" not in body
     assert not Function.objects.exists()
 
 
-def test_saving_an_import_creates_the_function_with_its_schedule_kept(admin_client, org):
+def test_saving_an_import_makes_the_bundles_schedule_the_functions_enabled(admin_client, org):
     review = admin_client.post(url("create", org) + "?import=1", {"bundle": import_upload()})
     initial = review.context["form"].initial
     response = admin_client.post(url("create", org), {
@@ -511,8 +507,9 @@ def test_saving_an_import_creates_the_function_with_its_schedule_kept(admin_clie
     function = Function.objects.get(organization=org, name="weekly-report")
     assert function.description == "Edited before saving" and function.parameters_dict == {"RECIPIENT": "me@example.com"}
     assert function.imported_schedule["entries"][0]["timeSinceMidnightMs"] == 30600000
+    assert function.schedule.enabled and function.schedule.timezone is None
     schedule = admin_client.get(url("schedule", org, function)).content.decode()
-    assert "08:30 Mon" in schedule
+    assert "Every Monday at 08:30" in schedule and "America/Chicago" in schedule
     assert "Created weekly-report" in response.content.decode()
 
 
