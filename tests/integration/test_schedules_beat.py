@@ -1,0 +1,149 @@
+"""Schedules through a real celery beat and worker on Redis and PostgreSQL: on time, edits picked up, once with two beats."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from functions.models import Run, RunStatus, TriggerSource
+from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
+from schedules import services
+from schedules.models import Occurrence
+from tests.factories import make_function
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+
+HANDLER = "def handler(event, context):\n    print('tick', event['SamsaraFunctionTriggerSource'])\n    return 1\n"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_env():
+    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
+
+
+@pytest.fixture
+def processes(tmp_path, settings):
+    """Start real worker and beat processes on the test's database and a queue of the test's own."""
+    queue = f"itest-{uuid.uuid4().hex[:10]}"
+    started = []
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_QUEUE": queue,
+        "DATA_DIR": str(settings.DATA_DIR),
+        "FUNCTIONS_CACHE_DIR": str(tmp_path / "cache"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+
+    def start(kind):
+        n = len(started)
+        args = {
+            "worker": ["worker", "--concurrency", "2", "-Q", queue, "-n", f"{queue}-{n}@%h"],
+            "beat": ["beat", "--pidfile=", "-s", str(tmp_path / f"beat-{n}")],
+        }[kind]
+        log = open(tmp_path / f"{kind}-{n}.log", "w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", *args, "--loglevel", "INFO"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def entry_at(moment, tz):
+    """A Samsara entry (every day) at the wall-clock second of ``moment`` in ``tz``."""
+    local = moment.astimezone(tz)
+    ms = ((local.hour * 60 + local.minute) * 60 + local.second) * 1000
+    return {"daysOfWeek": [True] * 7, "timeSinceMidnightMs": ms}
+
+
+def scheduled(function):
+    return Run.objects.filter(function=function, trigger=TriggerSource.SCHEDULE).order_by("scheduled_for")
+
+
+def wait_until_ticking(function):
+    """Beat and worker are up once a tick has moved a schedule's column; start-up time varies with load."""
+    import zoneinfo
+
+    tz = zoneinfo.ZoneInfo(function.organization.timezone)
+    probe_at = (timezone.now() + timedelta(seconds=3)).replace(microsecond=0)
+    services.schedule_set(function=function, enabled=True, items=[entry_at(probe_at, tz)])
+    wait_for(lambda: scheduled(function).filter(scheduled_for=probe_at).exists(), timeout=90,
+             what="beat and worker to start firing schedules")
+    return tz
+
+
+def test_a_real_beat_fires_a_schedule_on_time_and_picks_up_an_edit_without_a_restart(org, processes):
+    function = make_function(org, "ticker", files={"main.py": HANDLER})
+    processes("worker")
+    processes("beat")
+    tz = wait_until_ticking(function)
+
+    due = (timezone.now() + timedelta(seconds=4)).replace(microsecond=0)
+    services.schedule_set(function=function, items=[entry_at(due, tz)])
+    run = wait_for(lambda: scheduled(function).filter(scheduled_for=due).first(), timeout=20, what="the scheduled run")
+    lag = (run.created_at - due).total_seconds()
+    assert 0 <= lag < 1.0, f"the run was created {lag:.3f} s after its occurrence"
+    assert run.event["SamsaraFunctionTriggerSource"] == "schedule"
+    wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, what="the scheduled run to finish")
+    assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+
+    # An edit, with beat and worker left running: the new time fires, the old one no more.
+    edited = (timezone.now() + timedelta(seconds=5)).replace(microsecond=0)
+    services.schedule_set(function=function, items=[entry_at(edited, tz), "0 0 1 1 *"])
+    wait_for(lambda: scheduled(function).filter(scheduled_for=edited).exists(), timeout=20, what="the edited schedule")
+    services.schedule_set(function=function, enabled=False)
+    time.sleep(2)
+    assert scheduled(function).count() == 3
+    assert scheduled(function).filter(status=RunStatus.DROPPED).count() == 0
+
+
+def test_two_beats_fire_each_occurrence_once(org, processes):
+    function = make_function(org, "twice", files={"main.py": HANDLER})
+    processes("worker")
+    processes("beat")
+    processes("beat")
+    tz = wait_until_ticking(function)
+
+    start = (timezone.now() + timedelta(seconds=3)).replace(microsecond=0)
+    instants = [start + timedelta(seconds=3 * n) for n in range(4)]
+    services.schedule_set(function=function, items=[entry_at(i, tz) for i in instants])
+    wait_for(lambda: scheduled(function).filter(scheduled_for=instants[-1]).exists(), timeout=30,
+             what="the last occurrence")
+    time.sleep(2.5)  # both beats tick a few more times
+    runs = scheduled(function).filter(scheduled_for__in=instants)
+    assert sorted(r.scheduled_for for r in runs) == instants  # each once
+    assert Occurrence.objects.filter(function=function, scheduled_for__in=instants).count() == 4
+    # The runs are 3 s apart and finish quickly, so none overlapped another.
+    assert not runs.filter(status=RunStatus.DROPPED).exists()
