@@ -129,13 +129,14 @@ def function_schedule(request, org_id, name):
             "crons": crons + [{"text": "", "errors": []} for _ in range(BLANK_CRON_ROWS)],
         }
     zone = services.schedule_zone(schedule)
+    described = services.schedule_describe(schedule)
     context = {
         "function": function, "can_write": can_write, "tab": "schedule",
         "schedule": schedule, "zone": zone.key, "form": form, "form_errors": form_errors,
         "timezone_errors": timezone_errors, "zones": _zones() if can_write else (),
         "organization_zone": function.organization.timezone,
-        "described": services.schedule_describe(schedule),
+        "described": described,
         "preview": services.schedule_preview(schedule=schedule),
-        "dst_notes": services.schedule_dst_notes(schedule=schedule),
+        "dst_notes": [(described[note.item_index][1], note) for note in services.schedule_dst_notes(schedule=schedule)],
     }
     return render(request, "schedules/schedule.html", context, status=status)
