@@ -17,6 +17,7 @@ failure is a ``ScheduleError`` listing ``(path, message)`` pairs, where a path
 is ``timezone``, ``items`` or ``items[N]``.
 """
 
+import functools
 import heapq
 import re
 import zoneinfo
@@ -130,6 +131,21 @@ def _available_zones():
 
 def parse_cron(text, path="items"):
     """A Cron from the admin's text, or ScheduleError naming the field at fault and its position."""
+    if isinstance(text, str):
+        try:
+            return _parse_cron_cached(text)
+        except ScheduleError as exc:
+            raise ScheduleError([(path, message) for _, message in exc.errors]) from None
+    return _parse_cron(text, path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cron_cached(text):
+    # The tick parses every due schedule's stored items; the same expressions come back all day.
+    return _parse_cron(text, "items")
+
+
+def _parse_cron(text, path):
     if not isinstance(text, str) or not text.strip():
         raise ScheduleError([(path, "Write a cron expression, for example */30 * * * * (every 30 minutes).")])
     expression = " ".join(text.split())

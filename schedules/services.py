@@ -24,8 +24,8 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from functions.models import Run, RunStatus, TriggerSource
-from functions.run_services import build_event, run_timeout_seconds, run_trigger
+from functions.models import Run, TriggerSource
+from functions.run_services import runs_enqueue, runs_trigger_scheduled
 from functions.services import audit_record
 
 from . import rules
@@ -300,14 +300,26 @@ class TickResult:
                 "nextDue": self.next_due.isoformat() if self.next_due else None}
 
 
-def schedules_tick(*, now=None, batch_size=200, look_ahead=None):
+@dataclass
+class _Plan:
+    """What one due schedule asks for: occurrences to start, and the missed ones summed in one dropped run."""
+
+    schedule: Schedule
+    start: list
+    missed: tuple | None  # (count, first, last) or None
+
+
+def schedules_tick(*, now=None, batch_size=250, look_ahead=None):
     """Fire every due occurrence once; return what it did and the next occurrence within ``look_ahead``.
 
     Runs as often as beat drives it (``SCHEDULE_TICK_SECONDS``); any number
-    may run at once.
+    may run at once. A batch of due schedules is locked, planned in Python and
+    written with a handful of statements (claims, runs, the schedules' columns)
+    whatever its size; runs are handed to workers once every batch is written.
     """
     now = now or timezone.now()
     result = TickResult()
+    to_enqueue = []
     while True:
         with transaction.atomic():
             batch = list(
@@ -317,23 +329,13 @@ def schedules_tick(*, now=None, batch_size=200, look_ahead=None):
             )
             if not batch:
                 break
-            busy = set(
-                Run.objects.filter(function_id__in=[s.function_id for s in batch], trigger=TriggerSource.SCHEDULE)
-                .unfinished().values_list("function_id", flat=True)
-            )
-            for schedule in batch:
-                result.schedules += 1
-                try:
-                    with transaction.atomic():
-                        _fire_due(schedule, now, busy, result)
-                except Exception:
-                    # One broken schedule must not hold the others back: it moves on.
-                    logger.exception("schedule of function %s failed at %s", schedule.function_id, now)
-                    schedule.last_occurrence_at = now
-                    _recompute(schedule, now)
-                    schedule.save(update_fields=["next_occurrence_at", "last_occurrence_at"])
+            to_enqueue += _fire_batch(batch, now, result)
         if len(batch) < batch_size:
             break
+    if to_enqueue:
+        # Outside every batch's transaction (so at once in production); a caller's own
+        # transaction (a test's) defers it to that commit.
+        transaction.on_commit(lambda: runs_enqueue(run_ids=to_enqueue))
     look_ahead = look_ahead if look_ahead is not None else timedelta(seconds=settings.SCHEDULE_TICK_SECONDS)
     upcoming = Schedule.objects.filter(next_occurrence_at__gt=now).aggregate(at=Min("next_occurrence_at"))["at"]
     if upcoming is not None and upcoming <= timezone.now() + look_ahead:
@@ -341,34 +343,80 @@ def schedules_tick(*, now=None, batch_size=200, look_ahead=None):
     return result
 
 
-def _claim(function_id, instant, outcome):
-    """Insert the occurrence's row; True when this caller is the one that claimed it."""
-    table = Occurrence._meta.db_table
-    field = Occurrence._meta.get_field("scheduled_for")
-    created = Occurrence._meta.get_field("created_at")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (function_id, scheduled_for, outcome, created_at) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (function_id, scheduled_for) DO NOTHING RETURNING id",
-            [function_id, field.get_db_prep_value(instant, connection), outcome,
-             created.get_db_prep_value(timezone.now(), connection)],
-        )
-        return cursor.fetchone() is not None
+def _fire_batch(batch, now, result):
+    """Claim, start, drop and advance a locked batch of due schedules; the ids of the runs started."""
+    busy = set(
+        Run.objects.filter(function_id__in=[s.function_id for s in batch], trigger=TriggerSource.SCHEDULE)
+        .unfinished().values_list("function_id", flat=True)
+    )
+    plans = []
+    for schedule in batch:
+        result.schedules += 1
+        try:
+            plans.append(_plan(schedule, now))
+        except Exception:
+            # Items that no longer parse (stored before a rule changed): stop this schedule rather
+            # than fail every tick on it; the Schedule tab shows the error when the admin opens it.
+            logger.exception("schedule of function %s cannot be evaluated; it is stopped", schedule.function_id)
+            schedule.next_occurrence_at = None
+    # Decide each occurrence's fate first, so its claim records it: a Function whose previous
+    # scheduled run is still queued or running (or started a moment ago in this batch) drops it.
+    decided = []
+    for plan in plans:
+        function_id = plan.schedule.function_id
+        if plan.missed:
+            decided.append((plan, plan.missed[1], OccurrenceOutcome.MISSED))
+        for instant in plan.start:
+            outcome = OccurrenceOutcome.OVERLAP if function_id in busy else OccurrenceOutcome.STARTED
+            busy.add(function_id)
+            decided.append((plan, instant, outcome))
+    claimed = _claim_all([(plan.schedule.function_id, instant, outcome) for plan, instant, outcome in decided])
+    start, dropped = [], []
+    for plan, instant, outcome in decided:
+        function = plan.schedule.function
+        if (function.id, instant) not in claimed:
+            continue  # handled already (another tick, or before an edit)
+        tz = schedule_zone(plan.schedule)
+        if outcome == OccurrenceOutcome.MISSED:
+            count, first, last = plan.missed
+            dropped.append((function, first, _missed_reason(count, first, last, tz)))
+            result.missed += count
+        elif outcome == OccurrenceOutcome.OVERLAP:
+            dropped.append((function, instant, (
+                "Not started: the previous scheduled run was still queued or running when the occurrence "
+                f"of {_local_text(instant, tz)} came due."
+            )))
+        else:
+            start.append((function, instant))
+    runs = runs_trigger_scheduled(occurrences=start, dropped=dropped)
+    result.started += len(runs)
+    result.dropped += len(dropped)
+    _save_columns(batch)
+    return [run.id for run in runs]
 
 
-def _local_text(instant, tz):
-    local = instant.astimezone(tz)
-    return f"{local:%Y-%m-%d %H:%M} ({rules.format_offset(local.utcoffset())})"
+def _save_columns(batch):
+    """Write the batch's moved columns: one UPDATE per distinct (next, last) pair, which is few when many
+    schedules fire at the same instant (bulk_update's CASE per row is quadratic in the batch)."""
+    groups = {}
+    for schedule in batch:
+        groups.setdefault((schedule.next_occurrence_at, schedule.last_occurrence_at), []).append(schedule.pk)
+    for (next_at, last_at), ids in groups.items():
+        Schedule.objects.filter(pk__in=ids).update(next_occurrence_at=next_at, last_occurrence_at=last_at)
 
 
-def _fire_due(schedule, now, busy, result):
-    function = schedule.function
+def _plan(schedule, now):
+    """Which occurrences from the column up to now start, and which were missed (no scheduler was running).
+
+    The most recent missed occurrence still starts when it is less than
+    SCHEDULE_CATCH_UP_SECONDS late; the rest are summed up. Moves the
+    schedule's columns on (the caller writes them).
+    """
     tz = schedule_zone(schedule)
     items = schedule_items(schedule)
     catch_up = timedelta(seconds=settings.SCHEDULE_CATCH_UP_SECONDS)
-    # Every occurrence from the one the column points at up to now.
-    missed_count, first_missed, last_missed, recent = 0, None, None, []
-    latest = None
+    # Only the first, the last and how many: an outage can miss a great many.
+    count, first, last, previous_to_last, recent, latest = 0, None, None, None, [], None
     for instant in rules.occurrences(items, tz, schedule.next_occurrence_at - timedelta(microseconds=1)):
         if instant > now:
             break
@@ -376,82 +424,63 @@ def _fire_due(schedule, now, busy, result):
         if now - instant <= MISSED_AFTER:
             recent.append(instant)
             continue
-        missed_count += 1
-        first_missed = first_missed or instant
-        last_missed = instant
-        if missed_count >= MAX_MISSED_COUNT:
+        count += 1
+        first = first or instant
+        previous_to_last, last = last, instant
+        if count >= MAX_MISSED_COUNT:
             break
-    late_run = None
-    if not recent and last_missed is not None and now - last_missed < catch_up:
-        # The most recent missed occurrence still runs, late, when it is recent enough.
-        late_run = last_missed
-        missed_count -= 1
-        if missed_count == 0:
-            first_missed = last_missed = None
-        else:
-            last_missed = _previous(items, tz, first_missed, late_run)
-    if missed_count:
-        _record_missed(function, tz, missed_count, first_missed, last_missed, result)
-    for instant in ([late_run] if late_run else []) + recent:
-        if function.id in busy:
-            if _claim(function.id, instant, OccurrenceOutcome.OVERLAP):
-                _dropped_run(
-                    function, instant,
-                    f"Not started: the previous scheduled run was still queued or running when the occurrence of "
-                    f"{_local_text(instant, tz)} came due.",
-                )
-                result.dropped += 1
-            continue
-        if not _claim(function.id, instant, OccurrenceOutcome.STARTED):
-            continue
-        if function.deployed_version_id is None:
-            continue
-        run_trigger(function=function, trigger=TriggerSource.SCHEDULE, scheduled_for=instant)
-        busy.add(function.id)
-        result.started += 1
+    if not recent and last is not None and now - last < catch_up:
+        recent, count, last = [last], count - 1, previous_to_last
     schedule.last_occurrence_at = max(filter(None, [latest, schedule.last_occurrence_at]), default=None)
     _recompute(schedule, now)
-    schedule.save(update_fields=["next_occurrence_at", "last_occurrence_at"])
+    return _Plan(schedule=schedule, start=recent, missed=(count, first, last) if count else None)
 
 
-def _previous(items, tz, first, before):
-    """The last occurrence in [first, before) (the one before the late run)."""
-    previous = first
-    for instant in rules.occurrences(items, tz, first - timedelta(microseconds=1)):
-        if instant >= before:
-            break
-        previous = instant
-    return previous
+def _claim_all(claims):
+    """Insert the occurrences' rows in one statement; the (function id, instant) pairs this caller claimed.
+
+    The unique (function, instant) constraint is what makes an occurrence fire
+    once: a pair already there (another tick, a retry) is not returned.
+    """
+    if not claims:
+        return set()
+    table = Occurrence._meta.db_table
+    field = Occurrence._meta.get_field("scheduled_for")
+    created = Occurrence._meta.get_field("created_at").get_db_prep_value(timezone.now(), connection)
+    params, rows = [], []
+    for function_id, instant, outcome in claims:
+        rows.append("(%s, %s, %s, %s)")
+        params += [function_id, field.get_db_prep_value(instant, connection), outcome, created]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (function_id, scheduled_for, outcome, created_at) VALUES {', '.join(rows)} "
+            "ON CONFLICT (function_id, scheduled_for) DO NOTHING RETURNING function_id, scheduled_for",
+            params,
+        )
+        returned = cursor.fetchall()
+    return {(function_id, _as_instant(value)) for function_id, value in returned}
 
 
-def _record_missed(function, tz, count, first, last, result):
-    if not _claim(function.id, first, OccurrenceOutcome.MISSED):
-        return
+def _as_instant(value):
+    """A timestamp as the database returned it (aware on PostgreSQL, text or naive UTC on SQLite)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _local_text(instant, tz):
+    local = instant.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M} ({rules.format_offset(local.utcoffset())})"
+
+
+def _missed_reason(count, first, last, tz):
     counted = f"{count:,}" + (" or more" if count >= MAX_MISSED_COUNT else "")
     noun = "occurrence" if count == 1 else "occurrences"
-    span = _local_text(first, tz) if first == last else f"{_local_text(first, tz)} and {_local_text(last, tz)}"
-    _dropped_run(
-        function, first,
-        f"Missed {counted} {noun} {'at' if first == last else 'between'} {span}: no scheduler was running.",
-    )
-    result.missed += count
-    result.dropped += 1
-
-
-def _dropped_run(function, instant, reason):
-    """A run that never executed, recorded so the Runs tab shows the real cadence."""
-    if function.deployed_version_id is None:
-        return None
-    now = timezone.now()
-    run = Run(
-        organization_id=function.organization_id, function=function, code_version_id=function.deployed_version_id,
-        status=RunStatus.DROPPED, trigger=TriggerSource.SCHEDULE, reason=reason[:500],
-        max_attempts=0, timeout_seconds=run_timeout_seconds(function), memory_mb=settings.FUNCTIONS_MEMORY_MB,
-        scheduled_for=instant, finished_at=now,
-    )
-    run.event = build_event(function=function, trigger=TriggerSource.SCHEDULE, correlation_id=run.correlation_id)
-    run.save()
-    return run
+    span = f"at {_local_text(first, tz)}" if first == last else \
+        f"between {_local_text(first, tz)} and {_local_text(last, tz)}"
+    return f"Missed {counted} {noun} {span}: no scheduler was running."
 
 
 def occurrences_prune(*, older_than=None, batch_size=5000):
@@ -463,7 +492,3 @@ def occurrences_prune(*, older_than=None, batch_size=5000):
         if not ids:
             return deleted
         deleted += Occurrence.objects.filter(id__in=ids).delete()[0]
-
-
-def utc(instant):
-    return instant.astimezone(UTC)
