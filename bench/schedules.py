@@ -102,7 +102,7 @@ def start(kind, env, log_dir):
     args = {"worker": ["worker", "--concurrency", "2", "-Q", env["CELERY_QUEUE"], "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"],
             "beat": ["beat", "--pidfile=", "-s", str(log_dir / "beat-schedule")]}[kind]
     log = open(log_dir / f"{kind}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", *args, "--loglevel", "WARNING"],
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", *args, "--loglevel", os.environ.get("BENCH_LOGLEVEL", "WARNING")],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -123,6 +123,7 @@ def main():
     options = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-schedules-"))
+    print(f"logs in {data_dir}", flush=True)
     queue = f"bench-schedules-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update(DATA_DIR=str(data_dir), DATABASE_URL=DATABASE_URL, CELERY_BROKER_URL=BROKER_URL, CELERY_QUEUE=queue,

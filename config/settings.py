@@ -490,6 +490,9 @@ CELERY_BEAT_SCHEDULE["prune-api-records"] = {"task": "api.tasks.prune_api_record
 # beat drives one tick for every schedule (never an entry per schedule); the tick
 # also arms a wake-up at the next occurrence due before the following tick.
 SCHEDULE_TICK_SECONDS = env_int("SCHEDULE_TICK_SECONDS", 1, minimum=1)
+# How many ticks wake up at an occurrence that falls between two beat ticks; they share
+# its due schedules, so set it to the worker processes that may take them (WORKER_CONCURRENCY).
+SCHEDULE_WAKE_UP_TICKS = env_int("SCHEDULE_WAKE_UP_TICKS", 2, minimum=1)
 # A missed occurrence (no scheduler was running) still runs late when it is the most
 # recent one and less than this late; older ones are summed up in one dropped run.
 SCHEDULE_CATCH_UP_SECONDS = env_int("SCHEDULE_CATCH_UP_SECONDS", 3600, minimum=0)

@@ -309,7 +309,7 @@ class _Plan:
     missed: tuple | None  # (count, first, last) or None
 
 
-def schedules_tick(*, now=None, batch_size=250, look_ahead=None):
+def schedules_tick(*, now=None, batch_size=100, look_ahead=None):
     """Fire every due occurrence once; return what it did and the next occurrence within ``look_ahead``.
 
     Runs as often as beat drives it (``SCHEDULE_TICK_SECONDS``); any number
@@ -416,9 +416,10 @@ def _plan(schedule, now):
     items = schedule_items(schedule)
     catch_up = timedelta(seconds=settings.SCHEDULE_CATCH_UP_SECONDS)
     # Only the first, the last and how many: an outage can miss a great many.
-    count, first, last, previous_to_last, recent, latest = 0, None, None, None, [], None
+    count, first, last, previous_to_last, recent, latest, upcoming = 0, None, None, None, [], None, None
     for instant in rules.occurrences(items, tz, schedule.next_occurrence_at - timedelta(microseconds=1)):
         if instant > now:
+            upcoming = instant  # the same walk gives the next occurrence
             break
         latest = instant
         if now - instant <= MISSED_AFTER:
@@ -432,7 +433,10 @@ def _plan(schedule, now):
     if not recent and last is not None and now - last < catch_up:
         recent, count, last = [last], count - 1, previous_to_last
     schedule.last_occurrence_at = max(filter(None, [latest, schedule.last_occurrence_at]), default=None)
-    _recompute(schedule, now)
+    if upcoming is not None and upcoming > schedule.last_occurrence_at:
+        schedule.next_occurrence_at = upcoming
+    else:
+        _recompute(schedule, now)
     return _Plan(schedule=schedule, start=recent, missed=(count, first, last) if count else None)
 
 
