@@ -1,7 +1,6 @@
 """Schedules through a real celery beat and worker on Redis and PostgreSQL: on time, edits picked up, once with two beats."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from schedules import services
 from schedules.models import Occurrence
 from tests.factories import make_function
+from tests.integration.processes import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,22 +63,7 @@ def processes(tmp_path, settings):
 
     yield start
     for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+        stop_process(process)
 
 
 def entry_at(moment, tz):

@@ -17,6 +17,7 @@ from functions.run_services import run_trigger
 from logs.models import LogEntry
 from runtime.tasks import reap_lost_runs
 from tests.factories import make_function
+from tests.integration.processes import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,23 +64,7 @@ def start_worker(queue, tmp_path):
 
     yield start
     for process in workers:
-        if process.poll() is None:
-            # The main process only: it stops its pool children (see bench/run_latency.py).
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+        stop_process(process)
 
 
 def test_a_run_goes_through_the_broker_to_a_worker_and_back(org, start_worker):

@@ -217,3 +217,23 @@ def test_old_claims_are_pruned(function):
     Occurrence.objects.update(created_at=at(2026, 1, 1))
     assert services.occurrences_prune(older_than=timedelta(days=1)) == 1
     assert not Occurrence.objects.exists()
+
+
+def test_schedules_sharing_an_expression_each_fire_for_themselves(function, org):
+    other = make_function(org, "other")
+    berlin = make_function(org, "berlin")
+    for f in (function, other):
+        services.schedule_set(function=f, enabled=True, items=[EVERY_MINUTE], now=at(2026, 1, 5, 12, 0, 30))
+    services.schedule_set(function=berlin, enabled=True, timezone_name="Europe/Berlin", items=["1 13 * * *"],
+                          now=at(2026, 1, 5, 11, 0, 30))
+    services.schedules_tick(now=at(2026, 1, 5, 12, 1, 0, 100_000))
+    Run.objects.filter(function=function).update(status=RunStatus.SUCCEEDED)
+    Run.objects.filter(function=other).update(status=RunStatus.RUNNING)
+    result = services.schedules_tick(now=at(2026, 1, 5, 12, 2, 0, 100_000))
+    assert (result.started, result.dropped) == (1, 1)
+    assert [r.status for r in scheduled_runs(function)] == [RunStatus.SUCCEEDED, RunStatus.QUEUED]
+    other_runs = scheduled_runs(other)
+    other_runs.sort(key=lambda r: r.scheduled_for)
+    assert [r.status for r in other_runs] == [RunStatus.RUNNING, RunStatus.DROPPED]
+    assert [r.scheduled_for for r in scheduled_runs(berlin)] == [at(2026, 1, 5, 12, 1)]
+    assert Schedule.objects.get(function=berlin).next_occurrence_at == at(2026, 1, 6, 12, 1)
