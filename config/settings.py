@@ -499,11 +499,11 @@ SCHEDULE_CATCH_UP_SECONDS = env_int("SCHEDULE_CATCH_UP_SECONDS", 3600, minimum=0
 # Claims of fired occurrences are kept this long, then pruned hourly.
 SCHEDULE_OCCURRENCE_RETENTION_DAYS = env_int("SCHEDULE_OCCURRENCE_RETENTION_DAYS", 7, minimum=1)
 CELERY_BEAT_SCHEDULE["schedules-tick"] = {
-    "task": "runtime.tasks.schedules_tick",
+    "task": "schedules.tasks.tick",
     "schedule": float(SCHEDULE_TICK_SECONDS),
     # A tick that waited behind busy workers is useless once the next one is sent.
     "options": {"expires": max(5.0, 5 * SCHEDULE_TICK_SECONDS)},
 }
 CELERY_BEAT_SCHEDULE["prune-schedule-occurrences"] = {
-    "task": "runtime.tasks.prune_schedule_occurrences", "schedule": 3600.0,
+    "task": "schedules.tasks.prune_occurrences", "schedule": 3600.0,
 }

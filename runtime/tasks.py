@@ -13,8 +13,9 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
-from celery import shared_task
+from celery import current_app, shared_task
 from celery.signals import worker_process_init
 from django.db import close_old_connections, transaction
 
@@ -27,6 +28,25 @@ def run_enqueue_on_commit(*, run_id: int, countdown: int | None = None) -> None:
     After the commit, so a worker never looks for a row that is not there yet.
     """
     transaction.on_commit(lambda: execute_run.apply_async((run_id,), countdown=countdown))
+
+
+def runs_enqueue(*, run_ids: Iterable[int]) -> None:
+    """Send committed runs' ids to workers now (the schedule tick, once every batch is written)."""
+    for run_id in run_ids:
+        execute_run.apply_async((run_id,))
+
+
+def schedules_tick_at(*, due: datetime, count: int = 1) -> None:
+    """Queue ``count`` one-off schedule ticks for an instant between two beat ticks.
+
+    Sent by name: the task lives with the schedules (schedules.tasks), which
+    import this module, never the other way round.
+    """
+    for _ in range(count):
+        current_app.send_task(
+            "schedules.tasks.tick", kwargs={"wake_up": False, "due": due.isoformat()},
+            eta=due, expires=due + timedelta(seconds=30),
+        )
 
 
 def _send_again(resends: Iterable) -> None:

@@ -16,7 +16,7 @@ locked, the column moved or the claim taken, and does nothing.
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -26,7 +26,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from functions.models import Run, TriggerSource
-from functions.run_services import runs_enqueue, runs_trigger_scheduled
+from functions.run_services import runs_trigger_scheduled
 from functions.services import audit_record
 
 from . import rules
@@ -295,6 +295,8 @@ class TickResult:
     missed: int = 0
     # The next occurrence of any schedule, when it comes before the next regular tick.
     next_due: datetime | None = None
+    # The runs started, committed: the caller has them sent to workers.
+    run_ids: list = field(default_factory=list)
 
     def as_dict(self):
         return {"schedules": self.schedules, "started": self.started, "dropped": self.dropped, "missed": self.missed,
@@ -316,7 +318,8 @@ def schedules_tick(*, now=None, batch_size=100, look_ahead=None):
     Runs as often as beat drives it (``SCHEDULE_TICK_SECONDS``); any number
     may run at once. A batch of due schedules is locked, planned in Python and
     written with a handful of statements (claims, runs, the schedules' columns)
-    whatever its size; runs are handed to workers once every batch is written.
+    whatever its size. The started runs' ids come back in ``run_ids``, every
+    batch committed, for the task to send (schedules.tasks).
     """
     now = now or timezone.now()
     result = TickResult()
@@ -333,10 +336,7 @@ def schedules_tick(*, now=None, batch_size=100, look_ahead=None):
             to_enqueue += _fire_batch(batch, now, result)
         if len(batch) < batch_size:
             break
-    if to_enqueue:
-        # Outside every batch's transaction (so at once in production); a caller's own
-        # transaction (a test's) defers it to that commit.
-        transaction.on_commit(lambda: runs_enqueue(run_ids=to_enqueue))
+    result.run_ids = to_enqueue
     look_ahead = look_ahead if look_ahead is not None else timedelta(seconds=settings.SCHEDULE_TICK_SECONDS)
     upcoming = Schedule.objects.filter(next_occurrence_at__gt=now).aggregate(at=Min("next_occurrence_at"))["at"]
     if upcoming is not None and upcoming <= timezone.now() + look_ahead:
@@ -462,12 +462,12 @@ def _claim_all(claims):
     if not claims:
         return set()
     table = Occurrence._meta.db_table
-    field = Occurrence._meta.get_field("scheduled_for")
+    instant_field = Occurrence._meta.get_field("scheduled_for")
     created = Occurrence._meta.get_field("created_at").get_db_prep_value(timezone.now(), connection)
     params, rows = [], []
     for function_id, instant, outcome in claims:
         rows.append("(%s, %s, %s, %s)")
-        params += [function_id, field.get_db_prep_value(instant, connection), outcome, created]
+        params += [function_id, instant_field.get_db_prep_value(instant, connection), outcome, created]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (function_id, scheduled_for, outcome, created_at) VALUES {', '.join(rows)} "
