@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from functions.models import Run, TriggerSource
 from functions.run_services import runs_trigger_scheduled
-from functions.services import audit_record
+from functions.audit import actor_user, audit_record
 
 from . import rules
 from .models import Occurrence, OccurrenceOutcome, Schedule
@@ -207,7 +207,7 @@ def schedule_set(
         if enabled is not UNCHANGED:
             schedule.enabled = enabled
         schedule.function = function
-        schedule.updated_by = actor if getattr(actor, "is_authenticated", False) else None
+        schedule.updated_by = actor_user(actor)
         # An occurrence that came due a moment ago and that the tick has not reached yet still fires.
         _recompute(schedule, now, grace=EDIT_GRACE)
         schedule.save()
