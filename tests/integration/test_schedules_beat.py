@@ -14,7 +14,6 @@ from django.db import connection
 from django.utils import timezone
 
 from functions.models import Run, RunStatus, TriggerSource
-from runtime.environment import DEFAULT_RUNTIME_ENV, ensure_runtime_env
 from schedules import services
 from schedules.models import Occurrence
 from tests.factories import make_function
@@ -22,14 +21,9 @@ from tests.integration.processes import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox, pytest.mark.usefixtures("runtime_env")]
 
 HANDLER = "def handler(event, context):\n    print('tick', event['SamsaraFunctionTriggerSource'])\n    return 1\n"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def runtime_env():
-    ensure_runtime_env(DEFAULT_RUNTIME_ENV)
 
 
 @pytest.fixture
@@ -102,7 +96,8 @@ def test_a_real_beat_fires_a_schedule_on_time_and_picks_up_an_edit_without_a_res
     assert 0 <= lag < 1.0, f"the run was created {lag:.3f} s after its occurrence"
     assert run.event["SamsaraFunctionTriggerSource"] == "schedule"
     wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, what="the scheduled run to finish")
-    assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+    finished = Run.objects.get(pk=run.pk)
+    assert finished.status == RunStatus.SUCCEEDED, (finished.status, finished.reason, finished.error)
 
     # An edit, with beat and worker left running: the new time fires, the old one no more.
     edited = (timezone.now() + timedelta(seconds=5)).replace(microsecond=0)
