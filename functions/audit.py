@@ -31,6 +31,8 @@ class AuditAction(models.TextChoices):
     SECRET_DELETED = "secret_deleted", "Deleted a secret"
     SECRETS_IMPORTED = "secrets_imported", "Imported secret names"
     SECRETS_REPLACED = "secrets_replaced", "Replaced the secrets"
+    # Schedules
+    SCHEDULE_CHANGED = "schedule_changed", "Changed the schedule"
 
 
 # Who a service acts for: a request's user (signed in or not), a user, or None for a command or token.

@@ -9,8 +9,8 @@ Exactly once: each Schedule row keeps its next occurrence in an indexed
 column, recomputed in the transaction of every change. The tick locks the due
 rows (FOR UPDATE SKIP LOCKED, so concurrent ticks share the work instead of
 waiting), claims each occurrence by inserting its (Function, instant) row
-under a unique constraint, creates the run (enqueued on commit) and moves the
-column on. A second beat, a second worker or a retried tick finds the row
+under a unique constraint, creates the runs and moves the column on, all in
+one transaction per batch; the task then has the runs sent. A second beat, a second worker or a retried tick finds the row
 locked, the column moved or the claim taken, and does nothing.
 """
 
@@ -25,9 +25,9 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from functions.audit import AuditAction, actor_user, audit_record
 from functions.models import Run, TriggerSource
 from functions.run_services import runs_trigger_scheduled
-from functions.audit import actor_user, audit_record
 
 from . import rules
 from .models import Occurrence, OccurrenceOutcome, Schedule
@@ -218,7 +218,7 @@ def schedule_set(
             changes = {key: {"from": None if created else old[key], "to": new[key]} for key in new
                        if created or old[key] != new[key]}
             audit_record(
-                function=function, actor=actor, actor_label=actor_label, action="schedule_changed",
+                function=function, actor=actor, actor_label=actor_label, action=AuditAction.SCHEDULE_CHANGED,
                 summary=_history_summary(schedule, new),
                 changes=changes,
             )
