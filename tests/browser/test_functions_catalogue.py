@@ -124,11 +124,13 @@ def test_an_admin_imports_a_bundle_and_reviews_it(sign_in, org, tmp_path, artifa
     expect(page.get_by_role("heading", name="Review the import")).to_be_visible()
     expect(page.get_by_label("Name", exact=True)).to_have_value("weekly-report")
     expect(page.get_by_test_id("import-extra")).to_contain_text("API_TOKEN")
-    expect(page.get_by_test_id("import-extra")).to_contain_text("08:00 Mon")
+    expect(page.get_by_test_id("import-extra")).to_contain_text("Every Monday at 08:00")
     page.screenshot(path=artifacts_dir / "import-review.png", full_page=True)
     page.get_by_role("button", name="Import Function").click()
     expect(page.get_by_text("Created weekly-report with version 1 deployed.")).to_be_visible()
-    assert Function.objects.get(organization=org, name="weekly-report").imported_schedule["isSchedulingEnabled"]
+    imported = Function.objects.get(organization=org, name="weekly-report")
+    assert imported.imported_schedule["isSchedulingEnabled"]
+    assert imported.schedule.enabled and imported.schedule.items[0]["timeSinceMidnightMs"] == 8 * 3600 * 1000
 
 
 def test_a_reader_sees_no_write_controls(sign_in, org, tmp_path, artifacts_dir):
