@@ -513,6 +513,21 @@ def test_saving_an_import_makes_the_bundles_schedule_the_functions_enabled(admin
     assert "Created weekly-report" in response.content.decode()
 
 
+def test_an_imported_schedule_the_rules_refuse_is_reported_at_the_bundle_and_nothing_is_saved(admin_client, org):
+    entries = [{"timeSinceMidnightMs": n * 60_000, "daysOfWeek": [True] * 7} for n in range(101)]
+    review = admin_client.post(url("create", org) + "?import=1",
+                               {"bundle": import_upload({**METADATA, "schedule": {"entries": entries}})})
+    initial = review.context["form"].initial
+    response = admin_client.post(url("create", org), {
+        "name": "weekly-report", "description": "", "handler": "main.handler", "param_name": [""],
+        "param_value": [""], "staged_sha256": initial["staged_sha256"], "staged_filename": "bundle.zip",
+        "from_import": "True",
+    })
+    assert response.status_code == 400
+    assert "import.metadata.json, schedule.entries: at most 100 entries; got 101" in response.content.decode()
+    assert not Function.objects.exists()
+
+
 @pytest.mark.parametrize(
     "metadata, says",
     [
