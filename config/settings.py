@@ -140,7 +140,6 @@ INSTALLED_APPS = [
     # django-ninja: serves /api/docs with its Swagger UI assets from static/, no CDN.
     "ninja",
     "alerts",
-
     "schedules",
 ]
 
