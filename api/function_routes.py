@@ -19,6 +19,7 @@ from functions.models import FINISHED_STATUSES, Function, Run, RunStatus, Trigge
 from functions.run_services import run_trigger
 from functions.services import function_delete
 from logs.queries import log_page, log_query_build
+from schedules.services import schedule_next_occurrence
 
 from . import schemas, services
 from .http import ApiProblem, cursor_decode, cursor_encode, rate_limited
@@ -70,7 +71,7 @@ def _function_data(request, function):
         "description": function.description,
         "config": config,
         "codePackage": code_package,
-        "effects": {"nextScheduledAtTime": None},
+        "effects": {"nextScheduledAtTime": schedule_next_occurrence(function=function)},
         "createdAtTime": function.created_at,
         "updatedAtTime": function.updated_at,
         "lastUpdateTimestampMs": services.timestamp_ms(function.updated_at),

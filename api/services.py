@@ -12,7 +12,6 @@ version.
 import json
 import shutil
 import tempfile
-import zoneinfo
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -20,9 +19,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from functions.bundles.archive import MAX_COMPRESSED_BYTES
-from functions.bundles.metadata import MAX_TIME_SINCE_MIDNIGHT_MS
 from functions.models import RunStatus
-from functions.services import UNCHANGED, code_version_upload, function_create, function_update
+from functions.services import code_version_upload, function_create, function_update
+from schedules.services import UNCHANGED as SCHEDULE_UNCHANGED
+from schedules.services import schedule_as_samsara, schedule_of, schedule_set_from_samsara
 from secrets_vault.services import secret_names, secrets_replace
 
 # Runs as the API names their status (CONTRACT.md, "Public REST API").
@@ -34,7 +34,6 @@ API_RUN_STATUS = {
     RunStatus.TIMED_OUT: "timeout",
     RunStatus.DROPPED: "dropped",
 }
-MAX_SCHEDULE_ENTRIES = 100
 UPLOAD_CHUNK = 1024 * 1024
 
 
@@ -51,63 +50,32 @@ def timestamp_ms(value):
     return int(value.timestamp() * 1000)
 
 
-# --- schedule (kept on Function.imported_schedule until the schedules app lands) ---
-
-
-def schedule_clean(*, schedule, enabled, organization, current=None):
-    """The stored form {isSchedulingEnabled, entries, timezone} of the API's schedule fields, or UNCHANGED.
-
-    `schedule` is the API's {entries, timezone} (None: keep the entries),
-    `enabled` the isScheduleEnabled flag (None: keep it). ValidationError keyed
-    by the API field names.
-    """
-    if schedule is None and enabled is None:
-        return UNCHANGED
-    current = current or {}
-    errors = {}
-    result = {
-        "isSchedulingEnabled": bool(current.get("isSchedulingEnabled", False)) if enabled is None else bool(enabled),
-        "entries": current.get("entries", []),
-        "timezone": current.get("timezone") or organization.timezone,
-    }
-    if schedule is not None:
-        entries = schedule.get("entries") or []
-        if len(entries) > MAX_SCHEDULE_ENTRIES:
-            errors["config.schedule.entries"] = [f"A schedule has at most {MAX_SCHEDULE_ENTRIES} entries ({len(entries)} given)."]
-        clean = []
-        for index, entry in enumerate(entries[:MAX_SCHEDULE_ENTRIES]):
-            days = entry.get("daysOfWeek")
-            time_ms = entry.get("timeSinceMidnightMs")
-            where = f"config.schedule.entries[{index}]"
-            if not isinstance(days, list) or len(days) != 7 or not all(isinstance(d, bool) for d in days):
-                errors[f"{where}.daysOfWeek"] = ["daysOfWeek is a list of 7 booleans, Sunday first."]
-            elif not any(days):
-                errors[f"{where}.daysOfWeek"] = ["daysOfWeek needs at least one day set to true."]
-            if isinstance(time_ms, bool) or not isinstance(time_ms, int) or not 0 <= time_ms <= MAX_TIME_SINCE_MIDNIGHT_MS:
-                errors[f"{where}.timeSinceMidnightMs"] = [
-                    f"timeSinceMidnightMs is a whole number of milliseconds from 0 to {MAX_TIME_SINCE_MIDNIGHT_MS}."
-                ]
-            clean.append({"daysOfWeek": days, "timeSinceMidnightMs": time_ms})
-        timezone_name = schedule.get("timezone")
-        if not isinstance(timezone_name, str) or timezone_name not in zoneinfo.available_timezones():
-            errors["config.schedule.timezone"] = [
-                "timezone must be an IANA time zone name, for example America/Chicago or Europe/Berlin."
-            ]
-        result["entries"] = clean
-        result["timezone"] = timezone_name
-    if errors:
-        raise ValidationError(errors)
-    return result
+# --- schedule (the schedules app's service: one set of rules for the tab, the import, the command and the API) ---
 
 
 def schedule_as_api(function):
-    stored = function.imported_schedule or {}
-    if not stored.get("entries") and not stored.get("timezone"):
-        return None, bool(stored.get("isSchedulingEnabled", False))
-    return (
-        {"entries": stored.get("entries", []), "timezone": stored.get("timezone") or function.organization.timezone},
-        bool(stored.get("isSchedulingEnabled", False)),
-    )
+    """(config.schedule or None when the Function has none, isScheduleEnabled)."""
+    schedule = schedule_of(function)
+    if schedule.pk is None:
+        return None, False
+    return schedule_as_samsara(schedule), schedule.enabled
+
+
+def _schedule_apply(*, function, token, schedule, is_schedule_enabled):
+    """The API's config.schedule and isScheduleEnabled (None: unchanged), errors keyed by the API's fields."""
+    if schedule is None and is_schedule_enabled is None:
+        return
+    try:
+        schedule_set_from_samsara(
+            function=function,
+            samsara_schedule=SCHEDULE_UNCHANGED if schedule is None else schedule,
+            enabled=SCHEDULE_UNCHANGED if is_schedule_enabled is None else is_schedule_enabled,
+            actor=None, actor_label=token.actor_label,
+        )
+    except ValidationError as error:
+        if not hasattr(error, "error_dict"):
+            raise
+        raise ValidationError({f"config.{key}": messages for key, messages in error.message_dict.items()}) from None
 
 
 # --- create, patch ---
@@ -115,14 +83,13 @@ def schedule_as_api(function):
 
 def api_function_create(*, organization, token, name, description, handler, params, secrets, schedule, is_schedule_enabled):
     """A Function without code yet, with its parameters, secrets and schedule, all or nothing."""
-    stored_schedule = schedule_clean(schedule=schedule, enabled=is_schedule_enabled, organization=organization)
     with transaction.atomic():
         function = function_create(
             organization=organization, actor=None, actor_label=token.actor_label, name=name,
             description=description or "", handler=handler, bundle=None, code_later=True,
             event_parameters=params or {},
-            imported_schedule=None if stored_schedule is UNCHANGED else stored_schedule,
         )
+        _schedule_apply(function=function, token=token, schedule=schedule, is_schedule_enabled=is_schedule_enabled)
         if secrets:
             secrets_replace(function=function, secrets=secrets, actor=None, actor_label=token.actor_label)
     return function
@@ -140,10 +107,6 @@ def api_function_patch(*, function, token, last_update_timestamp_ms, description
             f"{function.name} was changed since lastUpdateTimestampMs {last_update_timestamp_ms} "
             f"(it is now {timestamp_ms(function.updated_at)}): get the Function again and re-apply your change."
         )
-    stored_schedule = schedule_clean(
-        schedule=schedule, enabled=is_schedule_enabled, organization=function.organization,
-        current=function.imported_schedule,
-    )
     with transaction.atomic():
         # Always saved, even with only secrets given, so lastUpdateTimestampMs moves on every change.
         function = function_update(
@@ -152,8 +115,8 @@ def api_function_patch(*, function, token, last_update_timestamp_ms, description
             handler=function.handler if handler is None else handler,
             event_parameters=function.event_parameters if params is None else params,
             visible_to_customers=function.visible_to_customers,
-            imported_schedule=stored_schedule,
         )
+        _schedule_apply(function=function, token=token, schedule=schedule, is_schedule_enabled=is_schedule_enabled)
         if secrets is not None:
             secrets_replace(function=function, secrets=secrets, actor=None, actor_label=token.actor_label)
     function.refresh_from_db()

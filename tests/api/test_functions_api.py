@@ -1,6 +1,8 @@
 """The Functions endpoints through Django's test client: create, get, patch, delete, upload and deploy, list."""
 
 import uuid
+import zoneinfo
+from datetime import datetime
 
 import pytest
 from django.test import Client
@@ -114,9 +116,9 @@ def test_a_tampered_or_wrong_method_upload_url_is_refused(api):
         ({"name": "ok", "config": {"handler": "main.handler", "params": {"SamsaraFunctionTriggerSource": "x"}}}, 400, ["params:"]),
         ({"name": "ok", "config": {"handler": "main.handler", "secrets": {"": "v"}}}, 400, ["secrets:"]),
         ({"name": "ok", "config": {"handler": "main.handler", "isScheduleEnabled": "yes"}}, 400, ["config.isScheduleEnabled:"]),
-        ({"name": "ok", "config": {"handler": "main.handler", "schedule": {"entries": [{"daysOfWeek": [False] * 7, "timeSinceMidnightMs": 0}], "timezone": "UTC"}}}, 400, ["daysOfWeek needs at least one day"]),
+        ({"name": "ok", "config": {"handler": "main.handler", "schedule": {"entries": [{"daysOfWeek": [False] * 7, "timeSinceMidnightMs": 0}], "timezone": "UTC"}}}, 400, ["config.schedule.entries[0]", "at least one day"]),
         ({"name": "ok", "config": {"handler": "main.handler", "schedule": {"entries": [{"daysOfWeek": [True] * 7, "timeSinceMidnightMs": 86400000}], "timezone": "Mars/Base"}}}, 400, ["timeSinceMidnightMs", "config.schedule.timezone"]),
-        ({"name": "ok", "config": {"handler": "main.handler", "schedule": {"entries": [{"daysOfWeek": [True] * 6, "timeSinceMidnightMs": 5}], "timezone": "UTC"}}}, 400, ["7 booleans"]),
+        ({"name": "ok", "config": {"handler": "main.handler", "schedule": {"entries": [{"daysOfWeek": [True] * 6, "timeSinceMidnightMs": 5}], "timezone": "UTC"}}}, 400, ["config.schedule.entries[0]", "7 true/false values"]),
         ("[1, 2", 400, ["JSON"]),
     ],
 )
@@ -141,6 +143,26 @@ def test_a_schedule_is_validated_and_stored(api):
     data = created(api, body)
     assert data["config"]["isScheduleEnabled"] is True
     assert data["config"]["schedule"] == body["config"]["schedule"]
+    # It is the Function's real schedule: the tick's column is set and the API reports the next occurrence.
+    function = Function.objects.get(name="hello")
+    assert function.schedule.enabled and function.schedule.next_occurrence_at is not None
+    next_at = datetime.fromisoformat(data["effects"]["nextScheduledAtTime"].replace("Z", "+00:00"))
+    assert next_at == function.schedule.next_occurrence_at
+    local = next_at.astimezone(zoneinfo.ZoneInfo("Europe/Berlin"))
+    assert (local.hour, local.minute) == (1, 0) and local.weekday() < 5
+
+
+def test_patching_is_schedule_enabled_alone_keeps_the_entries_and_stops_the_schedule(api):
+    body = {**CREATE, "config": {**CREATE["config"], "isScheduleEnabled": True,
+            "schedule": {"entries": [{"daysOfWeek": [True] * 7, "timeSinceMidnightMs": 0}], "timezone": "UTC"}}}
+    data = created(api, body)
+    response = api.patch("/functions/hello", {"lastUpdateTimestampMs": data["lastUpdateTimestampMs"],
+                                              "config": {"isScheduleEnabled": False}})
+    assert response.status_code == 200, response.content
+    data = api.get("/functions/hello").json()["data"]
+    assert data["config"]["isScheduleEnabled"] is False
+    assert data["config"]["schedule"]["entries"] == body["config"]["schedule"]["entries"]
+    assert data["effects"].get("nextScheduledAtTime") is None
 
 
 def test_patch_with_a_stale_timestamp_is_409_and_with_the_current_one_replaces_params_and_secrets(api):
