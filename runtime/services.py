@@ -269,12 +269,24 @@ class AttemptChannel:
             self.backlog += 1
         self.queue.put([self._entry(timezone.now(), stream, self.redact(message))])
 
+    def add_report_line(self, render: Callable[[int], str]) -> None:
+        """The attempt's last line, rendered on the database thread once every line before it
+        has been counted: ``render(dropped_lines)`` (the REPORT line says how many were dropped)."""
+        with self.backlog_room:
+            self.backlog += 1
+        self.queue.put([(timezone.now(), Stream.PLATFORM, render)])
+
     def close(self) -> None:
         """No more output: let serve_until_closed return once it has written everything."""
         self.queue.put(None)
 
     def _write(self, rows: list) -> None:
         """Store what the organization's daily log volume still admits; mark the first drop once."""
+        # The REPORT line (add_report_line) is the attempt's last: rendered after the rest is
+        # counted, and always stored, since it is the platform's record of the attempt.
+        reports = [row for row in rows if callable(row[2])]
+        if reports:
+            rows = [row for row in rows if not callable(row[2])]
         admitted, dropped = log_volume_admit(organization_id=self.run.function.organization_id, rows=rows)
         if dropped:
             if not self.dropped_lines:
@@ -284,6 +296,8 @@ class AttemptChannel:
                     "Dropped lines are counted (see the REPORT line)."
                 )))
             self.dropped_lines += dropped
+        for timestamp, stream, render in reports:
+            admitted.append(self._entry(timestamp, stream, self.redact(render(self.dropped_lines))))
         log_entries_write(run=self.run, attempt=self.attempt.number, rows=admitted)
 
     def serve_until_closed(self) -> None:
@@ -512,7 +526,10 @@ def run_execute(*, run_id: int) -> Recorded | None:
                     result = dataclasses.replace(result, reason=f"{result.reason}; {OUTPUT_NOT_RETRIED}")
                     outcome["retryable"] = False
                 outcome["result"] = result
-                channel.add_platform_line(report_line(run, attempt, result, dropped_lines=channel.dropped_lines))
+                report_result = result
+                channel.add_report_line(
+                    lambda dropped: report_line(run, attempt, report_result, dropped_lines=dropped)
+                )
             channel.close()
 
     executor = threading.Thread(target=execute_in_sandbox, name=f"run-{run.correlation_id}", daemon=True)
