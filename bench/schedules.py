@@ -1,6 +1,6 @@
 """Schedules at scale: 10,000 Functions with schedules, 1,000 due at the same instant, on PostgreSQL + Redis.
 
-    .venv/bin/python bench/schedules.py [--functions 10000] [--due 1000] [--rounds 1]
+    .venv/bin/python bench/schedules.py [--functions 10000] [--due 1000] [--empty-ticks N]
 
 Starts a real Celery worker (--concurrency 2, as bin/run) and a real beat on
 BENCH_DATABASE_URL / BENCH_BROKER_URL, lets beat drive the tick, and reports:
