@@ -45,7 +45,7 @@ GOALS_MS = {"sqlite": 300, "postgres": 100}
 RUN_COLUMNS = (
     "id, correlation_id, organization_id, function_id, code_version_id, status, trigger, event, overrides, attempts, "
     "max_attempts, timeout_seconds, memory_mb, reason, peak_memory_mb, created_at, started_at, finished_at, "
-    "duration_ms, scheduled_for, logs_expired"
+    "duration_ms, scheduled_for, logs_expired, tmp_mb"
 )
 ATTEMPT_COLUMNS = (
     "run_id, number, outcome, reason, peak_memory_mb, worker, isolation, start_kind, startup_ms, started_at, "
@@ -98,7 +98,7 @@ def _rows(org_id, functions, runs, now, sqlite):
             "schedule" if scheduled else "api", "{}", "{}", attempts, 3, 60, 1769,
             "" if status == "succeeded" else "Handler raised ConnectionError: fleet API unavailable",
             memory, when(created), when(started) if started else None, when(finished), duration,
-            when(created) if scheduled else None, False,
+            when(created) if scheduled else None, False, 512,
         ))
         for number in range(1, attempts + 1):
             cold = rng.random() < 0.1
@@ -139,7 +139,7 @@ def seed(runs, functions):
     if sqlite:
         raw = connection.connection
         raw.execute("PRAGMA synchronous=OFF")
-        run_sql = f"INSERT INTO functions_run ({RUN_COLUMNS}) VALUES ({', '.join(['?'] * 21)})"
+        run_sql = f"INSERT INTO functions_run ({RUN_COLUMNS}) VALUES ({', '.join(['?'] * 22)})"
         attempt_sql = f"INSERT INTO functions_attempt ({ATTEMPT_COLUMNS}) VALUES ({', '.join(['?'] * 13)})"
         for run_rows, attempt_rows in _rows(org.id, fns, runs, now, True):
             raw.execute("BEGIN")
