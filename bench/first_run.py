@@ -18,7 +18,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,26 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run_latency import DISTRIBUTED_BROKER, DISTRIBUTED_DB, HANDLERS, _recreate_postgres_database, _wait_all  # noqa: E402
+from run_latency import HANDLERS, _wait_all, child_setup  # noqa: E402
 
 HANDLER = "secrets + S3"
 SETTLE_SECONDS = 15.0  # a worker here takes several seconds to start consuming when the machine is busy
 
 
 def child(mode, repeats):
-    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-first-{mode}-"))
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(DATA_DIR=str(data_dir), CELERY_QUEUE=f"bench-first-{os.getpid()}", DJANGO_SETTINGS_MODULE="config.settings")
-    if mode == "distributed":
-        env.update(DATABASE_URL=DISTRIBUTED_DB, CELERY_BROKER_URL=DISTRIBUTED_BROKER)
-        _recreate_postgres_database(DISTRIBUTED_DB)
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    env, data_dir = child_setup(mode, "bench-first")
     from accounts.services import organization_create
     from functions.models import Run
     from functions.run_services import run_trigger

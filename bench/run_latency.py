@@ -76,10 +76,12 @@ def baseline(code, runs):
 # --- the child: one mode --------------------------------------------------------------------
 
 
-def child(mode, runs, burst, handlers):
-    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-"))
+def child_setup(mode, prefix):
+    """A child's own DATA_DIR, queue and (distributed) fresh database, Django set up and migrated;
+    returns (env for the worker it starts, data_dir)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-{mode}-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(DATA_DIR=str(data_dir), CELERY_QUEUE=f"bench-{os.getpid()}", DJANGO_SETTINGS_MODULE="config.settings")
+    env.update(DATA_DIR=str(data_dir), CELERY_QUEUE=f"{prefix}-{os.getpid()}", DJANGO_SETTINGS_MODULE="config.settings")
     if mode == "distributed":
         env.update(DATABASE_URL=DISTRIBUTED_DB, CELERY_BROKER_URL=DISTRIBUTED_BROKER)
         _recreate_postgres_database(DISTRIBUTED_DB)
@@ -90,7 +92,11 @@ def child(mode, runs, burst, handlers):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    return env, data_dir
 
+
+def child(mode, runs, burst, handlers):
+    env, data_dir = child_setup(mode, "bench")
     from accounts.services import organization_create
     from functions.models import Run
     from functions.run_services import run_trigger
