@@ -146,6 +146,10 @@ class RunQuerySet(models.QuerySet):
     def unfinished(self):
         return self.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
 
+    def with_total_duration(self):
+        """``total_ms``: every attempt's duration added up, not only the last one's."""
+        return self.annotate(total_ms=models.Sum("attempt_rows__duration_ms"))
+
 
 class Run(models.Model):
     """One invocation of a Function: up to three attempts under one correlation id."""

@@ -10,7 +10,6 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -101,12 +100,7 @@ def trigger(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
 def run_list(request: HttpRequest, org_id: int, name: str) -> HttpResponse:
     function, can_write = function_for(request.user, org_id, name)
     found = run_filter_parse(request.GET, organization=function.organization, function=function)
-    # The run's duration is every attempt's, not only the last one's.
-    runs = found.apply(
-        function.runs.select_related("triggered_by")
-        .annotate(total_ms=Sum("attempt_rows__duration_ms"))
-        .order_by("-created_at", "-id")
-    )
+    runs = found.apply(function.runs.with_total_duration().select_related("triggered_by").order_by("-created_at", "-id"))
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
     return render(
         request,
@@ -125,7 +119,10 @@ def organization_runs(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.FUNCTIONS)
     organization = membership.organization
     found = run_filter_parse(request.GET, organization=organization)
-    runs = Run.objects.of(organization).select_related("function", "triggered_by").order_by("-created_at", "-id")
+    runs = (
+        Run.objects.of(organization).with_total_duration().select_related("function", "triggered_by")
+        .order_by("-created_at", "-id")
+    )
     if found.unknown_function:
         runs = runs.none()
     page = Paginator(found.apply(runs), 50).get_page(request.GET.get("page"))
