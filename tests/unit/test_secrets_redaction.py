@@ -1,8 +1,7 @@
-"""Log redaction: whole values, values split across writes and lines, tracebacks, return values, speed."""
+"""Log redaction: whole values, values split across writes and lines, tracebacks, return values."""
 
 import json
 import random
-import time
 import traceback
 
 import pytest
@@ -131,39 +130,15 @@ def test_non_text_passes_through_unchanged():
     assert redactor.redact(None) is None and redactor.redact("") == ""
 
 
-def test_long_values_and_many_secrets_are_cheap_to_prepare_and_still_exact():
+def test_long_values_and_many_secrets_are_still_exact():
+    """(What preparing and applying a redactor costs is bench/redaction.py's.)"""
     rng = random.Random(1)
     big = "".join(rng.choice("abcdefghij") for _ in range(64 * 1024))
     values = [big] + [f"secret-{i:03d}-{rng.random()}" for i in range(99)]
-    started = time.perf_counter()
     redactor = Redactor(values)
-    assert time.perf_counter() - started < 1.0
     assert redactor.redact(f"<{big}>") == "<****>"
     assert redactor.redact(f"<{big[:-1]}>") == f"<{big[:-1]}>"  # a prefix is not the value
     assert redactor.redact(f"x {values[42]} y") == "x **** y"
-
-
-@pytest.mark.slow
-def test_redacting_a_million_short_lines_with_twenty_secrets_adds_well_under_a_second():
-    rng = random.Random(7)
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-_"
-    values = ["".join(rng.choice(alphabet) for _ in range(rng.randint(8, 40))) for _ in range(20)]
-    lines = [f"2026-01-01T00:00:00Z INFO processed item {i} of batch {i % 977} ok" for i in range(1_000_000)]
-    redact = Redactor(values).redact
-
-    def timed(fn):
-        started = time.process_time()
-        for line in lines:
-            fn(line)
-        return time.process_time() - started
-
-    # CPU time, best of three: the figure is the redactor's cost, not that of busy neighbour processes.
-    elapsed = min(timed(redact) for _ in range(3))
-    baseline = min(timed(str) for _ in range(3))
-    print(f"redaction of 1M lines, 20 secrets: {elapsed:.3f} s CPU (loop baseline {baseline:.3f} s)")
-    assert elapsed - baseline < 0.9
-    # and it still works at that speed
-    assert redact(f"x {values[3]} y") == "x **** y"
 
 
 @pytest.mark.parametrize("value", ["a.b*c+d?", "(group)|[set]", "back\\slash\\d"])
