@@ -439,6 +439,9 @@ FUNCTIONS_CACHE_DIR = Path(os.environ.get("FUNCTIONS_CACHE_DIR") or DATA_DIR / "
 FUNCTIONS_MIN_FREE_DISK_MB = env_int("FUNCTIONS_MIN_FREE_DISK_MB", 2048, minimum=0)
 FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS = env_int("FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=2)
 FUNCTIONS_MAX_ATTEMPTS = 3
+# The most runs of one organization executing at once across all workers; more wait, queued, in the
+# order they were triggered (runtime/dispatch.py). 0: no limit (organizations still take turns).
+FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = env_int("FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION", 0, minimum=0)
 # Seconds to wait before the 2nd and 3rd attempt.
 FUNCTIONS_RETRY_BACKOFF_SECONDS = (1, 3)
 

@@ -208,6 +208,12 @@ class Run(models.Model):
                 fields=["function", "-created_at"], name="run_function_failed_idx",
                 condition=models.Q(status__in=["failed", "timed_out"]),
             ),
+            # Which run a worker takes next (runtime.dispatch): the waiting and the executing runs
+            # per organization. Partial, so they hold only the few runs not yet finished.
+            models.Index(
+                fields=["organization", "id"], name="run_queued_org_idx", condition=models.Q(status="queued"),
+            ),
+            models.Index(fields=["organization"], name="run_running_org_idx", condition=models.Q(status="running")),
         ]
 
     def __str__(self):
@@ -216,6 +222,18 @@ class Run(models.Model):
     @property
     def is_finished(self):
         return self.status in FINISHED_STATUSES
+
+
+class RunTurn(models.Model):
+    """When a worker last took one of an organization's queued runs: the turns between organizations.
+
+    Among organizations with as few runs executing, the one served longest ago goes first
+    (runtime.dispatch). Its row is also what a claim locks to count the organization's
+    executing runs against FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION.
+    """
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    claimed_at = models.DateTimeField()
 
 
 class AttemptOutcome(models.TextChoices):

@@ -23,8 +23,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from functions.bundles.archive import extract_bundle
@@ -34,7 +33,7 @@ from logs.services import log_entries_write, log_volume_admit
 from monitor.services import failure_notice_note
 from secrets_vault.services import secrets_redactor
 
-from . import sandbox, warm
+from . import dispatch, sandbox, warm
 from .capacity import disk_shortage
 from .netblock import networks_to_block
 from .aws.endpoint import attempt_endpoint
@@ -89,23 +88,9 @@ class Reaped:
 
 
 def run_claim(*, run_id: int) -> tuple[Run, Attempt] | tuple[None, None]:
-    """Take a queued run and open its next attempt; None when another worker has it or it is done."""
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = (
-            Run.objects.filter(pk=run_id, status=RunStatus.QUEUED)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            # started_at in the same statement: one round trip fewer than setting it after.
-            .update(status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None,
-                    started_at=Coalesce(F("started_at"), Value(now)))
-        )
-        if not claimed:
-            return None, None
-        run = Run.objects.select_related("function__organization", "code_version").get(pk=run_id)
-        attempt = Attempt.objects.create(
-            run=run, number=run.attempts, worker=WORKER_NAME, isolation=isolation_summary(), heartbeat_at=now
-        )
-    return run, attempt
+    """Take this queued run (if its organization has room) and open its next attempt; None when another
+    worker has it or it is done. Workers take the fairest run instead (run_execute)."""
+    return dispatch.run_claim(run_id=run_id, worker=WORKER_NAME, isolation=isolation_summary())
 
 
 def isolation_summary() -> str:
@@ -488,7 +473,8 @@ def run_execute(*, run_id: int) -> Recorded | None:
         # space is freed), instead of failing here and then failing the database.
         logger.warning("run %s not claimed: %s", run_id, shortage["message"])
         return Recorded(run=Run.objects.get(pk=run_id), resend=(Resend(run_id=run_id, countdown=OUT_OF_DISK_RETRY_SECONDS),))
-    run, attempt = run_claim(run_id=run_id)
+    # The message is a turn: the worker takes the fairest due run, not necessarily this one (runtime.dispatch).
+    run, attempt = dispatch.run_claim_next(worker=WORKER_NAME, isolation=isolation_summary())
     if run is None:
         return None
     claimed = time.monotonic()
@@ -537,9 +523,16 @@ def run_execute(*, run_id: int) -> Recorded | None:
     channel.serve_until_closed()
     executor.join()
     result = outcome["result"]
-    return run_record_attempt(
+    recorded = run_record_attempt(
         run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
     )
+    return dataclasses.replace(recorded, resend=recorded.resend + _wake_up(run.organization_id))
+
+
+def _wake_up(organization_id: int) -> tuple[Resend, ...]:
+    """A place among the organization's executing runs is free: the run a limit kept waiting, if any."""
+    waiting = dispatch.run_wake_up(organization_id=organization_id)
+    return (Resend(run_id=waiting),) if waiting is not None else ()
 
 
 OUTPUT_NOT_RETRIED = "not retried: the Function's own output stopped it"
@@ -681,6 +674,7 @@ def runs_reap_lost(*, now: datetime | None = None) -> Reaped:
             elif current.update(status=RunStatus.FAILED, finished_at=now, reason=reason):
                 failure_notice_note(run=run, now=now)
             reaped += 1
+            resend.extend(_wake_up(run.organization_id))
     forgotten = Run.objects.filter(status=RunStatus.QUEUED).filter(
         Q(next_attempt_at__lt=now - timedelta(minutes=5))
         | Q(next_attempt_at__isnull=True, created_at__lt=now - timedelta(minutes=5))

@@ -42,7 +42,8 @@ def start_worker(queue, tmp_path):
     """Start a real worker process (prefork pool, as operators run it) on the test's database."""
     workers = []
 
-    def start():
+    def start(concurrency=1, **environment):
+        """``environment``: more variables for the worker, e.g. FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION="1"."""
         db = connection.settings_dict
         env = {
             **os.environ,
@@ -52,10 +53,11 @@ def start_worker(queue, tmp_path):
             "FUNCTIONS_CACHE_DIR": str(tmp_path / "cache"),
             "FUNCTIONS_HEARTBEAT_TIMEOUT_SECONDS": "3",
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            **environment,
         }
         log = open(tmp_path / f"worker-{len(workers)}.log", "w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "-Q", queue,
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency), "-Q", queue,
              "-n", f"{queue}-{len(workers)}@%h", "--loglevel", "INFO"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

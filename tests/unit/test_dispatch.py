@@ -1,0 +1,122 @@
+"""Which run a worker takes next (runtime.dispatch): organizations take turns, each in trigger order,
+within FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Organization
+from functions.models import Run, RunStatus, RunTurn
+from runtime import dispatch, services
+from tests.factories import make_function, make_run
+
+pytestmark = pytest.mark.django_db
+
+
+def queued(function, **fields):
+    return make_run(function, status=RunStatus.QUEUED, **fields)
+
+
+def running(function):
+    return make_run(function, status=RunStatus.RUNNING, attempts=1, started_at=timezone.now())
+
+
+def next_fair(**kwargs):
+    return dispatch.run_next_fair(now=timezone.now(), **kwargs)
+
+
+def claim_next():
+    return dispatch.run_claim_next(worker="test", isolation="test")
+
+
+@pytest.fixture
+def busy(org):
+    return make_function(org, "busy")
+
+
+@pytest.fixture
+def quiet(other_org):
+    return make_function(other_org, "quiet")
+
+
+def test_nothing_queued_means_nothing_to_take(busy):
+    running(busy)
+    make_run(busy)
+    assert next_fair() is None
+    assert claim_next() == (None, None)
+
+
+def test_an_organization_with_fewer_runs_executing_goes_first_whatever_the_queue_order(busy, quiet):
+    backlog = [queued(busy) for _ in range(5)]
+    running(busy)
+    single = queued(quiet)
+    assert single.pk > backlog[-1].pk
+    assert next_fair() == (single.pk, quiet.organization_id)
+    run, attempt = claim_next()
+    assert run.pk == single.pk and attempt.number == 1 and run.status == RunStatus.RUNNING
+    # Now both have one executing: the organization served longest ago (never) goes first, oldest run first.
+    assert next_fair() == (backlog[0].pk, busy.organization_id)
+
+
+def test_organizations_with_as_many_runs_executing_take_turns(busy, quiet):
+    busy_runs = [queued(busy) for _ in range(3)]
+    quiet_runs = [queued(quiet) for _ in range(3)]
+    taken = []
+    for _ in range(6):
+        run, _attempt = claim_next()
+        taken.append(run.pk)
+        # The run ends at once: every claim finds both organizations with nothing executing.
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    assert taken == [busy_runs[0].pk, quiet_runs[0].pk, busy_runs[1].pk, quiet_runs[1].pk,
+                     busy_runs[2].pk, quiet_runs[2].pk]
+    assert RunTurn.objects.count() == 2
+
+
+def test_within_an_organization_the_oldest_due_run_goes_first_and_a_retry_waits_for_its_backoff(busy):
+    retry = queued(busy, attempts=1, next_attempt_at=timezone.now() + timedelta(seconds=30))
+    first, second = queued(busy), queued(busy)
+    assert claim_next()[0].pk == first.pk
+    assert claim_next()[0].pk == second.pk
+    assert claim_next() == (None, None)
+    Run.objects.filter(pk=retry.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    run, attempt = claim_next()
+    assert run.pk == retry.pk and attempt.number == 2 and run.next_attempt_at is None
+
+
+def test_the_limit_keeps_an_organizations_runs_waiting_in_order_and_others_go_on(busy, quiet, settings):
+    settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = 2
+    waiting = [queued(busy) for _ in range(4)]
+    assert [claim_next()[0].pk for _ in range(2)] == [waiting[0].pk, waiting[1].pk]
+    # Two executing: the busy organization's others wait, and another organization still gets its turn.
+    assert claim_next() == (None, None)
+    other = queued(quiet)
+    assert claim_next()[0].pk == other.pk
+    # Asked for by id (a test harness, an old message) the limit holds just the same.
+    assert services.run_claim(run_id=waiting[2].pk) == (None, None)
+    assert Run.objects.get(pk=waiting[2].pk).status == RunStatus.QUEUED
+    # One ends: the worker names the next waiting run, which is then taken, in order.
+    Run.objects.filter(pk=waiting[0].pk).update(status=RunStatus.SUCCEEDED)
+    assert dispatch.run_wake_up(organization_id=busy.organization_id) == waiting[2].pk
+    assert claim_next()[0].pk == waiting[2].pk
+    assert Run.objects.filter(organization_id=busy.organization_id, status=RunStatus.RUNNING).count() == 2
+
+
+def test_without_a_limit_nothing_is_woken_since_every_run_has_its_message(busy):
+    queued(busy)
+    assert dispatch.run_wake_up(organization_id=busy.organization_id) is None
+
+
+def test_a_limit_for_many_organizations_skips_full_ones_and_never_loses_a_run(org, settings):
+    settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = 1
+    organizations = [org] + [Organization.objects.create(name=f"org {n}") for n in range(3)]
+    functions = [make_function(organization, f"f{n}") for n, organization in enumerate(organizations)]
+    runs = {function.organization_id: [queued(function) for _ in range(2)] for function in functions}
+    first_round = [claim_next()[0] for _ in range(4)]
+    assert sorted(run.pk for run in first_round) == sorted(pair[0].pk for pair in runs.values())
+    assert claim_next() == (None, None)
+    for run in first_round:
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    second_round = [claim_next()[0] for _ in range(4)]
+    assert sorted(run.pk for run in second_round) == sorted(pair[1].pk for pair in runs.values())
+    assert Run.objects.filter(status=RunStatus.QUEUED).count() == 0
