@@ -192,9 +192,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Connections are kept this long (pages and runs alike; a worker checks them before each task, see
+# runtime.tasks) and checked before reuse: a run used to open one of its own.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -324,6 +325,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes every database connection before and after every task unless this is
+# set: a new PostgreSQL connection (a server process started, authentication) for each run. Set, the
+# fix-up closes them only every million tasks; runtime.tasks drops unusable or obsolete connections
+# before each task instead, as Django does for each request.
+CELERY_DB_REUSE_MAX = 1_000_000
 # A run may last 15 minutes; the hard limit leaves room to record the outcome.
 CELERY_TASK_SOFT_TIME_LIMIT = 17 * 60
 CELERY_TASK_TIME_LIMIT = 18 * 60

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from celery import current_app, shared_task
-from celery.signals import worker_process_init
+from celery.signals import task_prerun, worker_process_init
 from django.db import close_old_connections, transaction
 
 logger = logging.getLogger(__name__)
@@ -56,12 +56,15 @@ def _send_again(resends: Iterable) -> None:
 
 @shared_task(name="runtime.tasks.execute_run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_run(run_id: int) -> None:
+    from functions.models import RunStatus
     from runtime.services import run_execute
 
     recorded = run_execute(run_id=run_id)
     if recorded is not None:
         _send_again(recorded.resend)
-        _send_due_failure_notices(function_id=recorded.run.function_id)
+        if recorded.run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
+            # Only a failure opens or joins a notice (monitor.services.failure_notice_note).
+            _send_due_failure_notices(function_id=recorded.run.function_id)
 
 
 @shared_task(name="runtime.tasks.reap_lost_runs", ignore_result=True)
@@ -94,6 +97,14 @@ def send_failure_notice(notice_id: int) -> None:
 def send_due_failure_notices() -> int:
     """Every minute from beat: notices whose throttle window has passed (and any a lost message left)."""
     return _send_due_failure_notices()
+
+
+@task_prerun.connect
+def _drop_unusable_connections(**_kwargs) -> None:
+    """Before each task, as Django does before each request: close the connections past CONN_MAX_AGE
+    or broken (a database restart), and health-check the rest on first use; the others are kept
+    (CELERY_DB_REUSE_MAX keeps Celery from closing every one)."""
+    close_old_connections()
 
 
 @worker_process_init.connect

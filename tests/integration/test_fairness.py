@@ -85,3 +85,60 @@ def test_the_per_organization_limit_holds_runs_back_in_order_and_loses_none(org,
     quiet_run.refresh_from_db()
     assert quiet_run.status == RunStatus.SUCCEEDED
     assert quiet_run.finished_at < finished[-1].started_at
+
+
+@pytest.mark.parametrize("limit", [0, 2])
+def test_concurrent_claims_take_every_run_exactly_once_within_the_limit(org, settings, limit):
+    """Six workers' claims at once on PostgreSQL (threads, each its own connection): no run is taken twice
+    or left behind, and no organization ever has more runs executing than its limit. Without a limit
+    every claim takes a run: one message per run must be enough (a claim that lost its run to another
+    worker and gave up would leave a run with no message)."""
+    import threading
+    from collections import Counter
+
+    from django.db import connection
+
+    from runtime import dispatch
+
+    settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = limit
+    organizations = [org] + [Organization.objects.create(name=f"Org {n}") for n in range(2)]
+    functions = [make_function(organization, "f", files={"main.py": TRIVIAL}) for organization in organizations]
+    queued = runs_trigger_scheduled(occurrences=[(function, timezone.now()) for function in functions] * 40)
+    taken, most = Counter(), Counter()
+    empty_handed = [0]
+    guard = threading.Lock()
+    errors = []
+
+    def worker():
+        try:
+            while True:
+                run, _attempt = dispatch.run_claim_next(worker="thread", isolation="test")
+                if run is None:
+                    if not Run.objects.filter(status=RunStatus.QUEUED).exists():
+                        return
+                    with guard:
+                        empty_handed[0] += 1
+                    continue  # every organization with runs left is at its limit: one will end soon
+                # Only claims make a run executing: a count over the limit at any moment is a claim's fault.
+                now_executing = Run.objects.filter(organization_id=run.organization_id, status=RunStatus.RUNNING).count()
+                with guard:
+                    taken[run.pk] += 1
+                    most[run.organization_id] = max(most[run.organization_id], now_executing)
+                Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
+        except Exception as error:  # reported by the test's thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert sorted(taken) == sorted(run.pk for run in queued)
+    assert set(taken.values()) == {1}
+    if limit:
+        assert max(most.values()) <= limit
+    else:
+        assert empty_handed[0] == 0, "a claim came back empty-handed while runs were waiting"
