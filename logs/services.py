@@ -46,6 +46,9 @@ def log_volume_admit(*, organization_id: int, rows: list, now: datetime | None =
     nothing per line and equals bytes for ASCII output. Two workers of one
     organization may each store one batch past the limit, not more.
     """
+    if all(row[1] == Stream.PLATFORM for row in rows):
+        # Nothing to count (a run that printed nothing: its REPORT line alone): no look-up at all.
+        return list(rows), 0
     limit = settings.LOGS_DAILY_VOLUME_MB * 1024 * 1024
     day = (now or timezone.now()).astimezone(UTC).date()
     volume, _ = LogVolume.objects.get_or_create(organization_id=organization_id, day=day)

@@ -7,8 +7,8 @@ from django.db import connection
 
 from functions.models import RunStatus
 from functions.run_services import run_trigger
-from logs.models import LogEntry
-from logs.services import log_entries_write
+from logs.models import LogEntry, LogVolume
+from logs.services import log_entries_write, log_volume_admit
 from runtime import services
 from tests.factories import make_function
 
@@ -87,3 +87,14 @@ def test_the_line_splitter_gives_the_same_lines_however_the_output_is_cut():
         got += splitter.finish(None)
         assert [line.message for line in got] == expected, f"trial {trial}"
         assert {line.stream for line in got} == {"stdout"}
+
+
+def test_the_daily_volume_counts_what_a_function_prints_and_never_the_platforms_own_lines(org):
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    report = (now, "platform", "REPORT RequestId: x")
+    # A run that printed nothing: its REPORT line alone needs no volume at all (not even a row).
+    assert log_volume_admit(organization_id=org.id, rows=[report], now=now) == ([report], 0)
+    assert not LogVolume.objects.exists()
+    printed = (now, "stdout", "twelve bytes")
+    assert log_volume_admit(organization_id=org.id, rows=[printed, report], now=now) == ([printed, report], 0)
+    assert LogVolume.objects.get(organization=org).stored_bytes == len("twelve bytes")
