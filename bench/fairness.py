@@ -1,0 +1,158 @@
+"""One organization's backlog against another's single runs, and how fast the backlog drains.
+
+    .venv/bin/python bench/fairness.py [--backlog 2000] [--runs 15] [--modes distributed,embedded]
+
+For each mode (as in bench/run_latency.py: embedded is SQLite and the server-less
+broker; distributed is PostgreSQL + Redis at BENCH_DATABASE_URL / BENCH_BROKER_URL),
+one real worker with the default concurrency (2, as bin/run and the Procfile start it):
+
+  * idle (the baseline): a quiet organization's trivial run, trigger committed to
+    finished, one after another on an otherwise idle worker;
+  * under a backlog: the same while another organization has --backlog trivial runs
+    queued ahead of it (queued at once, as a schedule tick does). Goal: within twice
+    the idle latency (issue 17);
+  * drain: the backlog's runs per second, from queued to the last one finished
+    (goal: 100 runs/s on this 2-core machine with web, worker, PostgreSQL and Redis).
+    Its baseline: as many messages that find no run to take (the broker, Celery and
+    the claim's choice, without the run).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run_latency import child_setup, percentile  # noqa: E402
+
+TRIVIAL = "def handler(event, context):\n    return 1\n"
+CONCURRENCY = "2"  # WORKER_CONCURRENCY's default
+
+
+def child(mode, backlog, runs):
+    env, data_dir = child_setup(mode, "bench-fair")
+    from django.utils import timezone
+
+    from accounts.services import organization_create
+    from functions.models import Run
+    from functions.run_services import run_trigger, runs_trigger_scheduled
+    from runtime.tasks import execute_run, runs_enqueue
+    from tests.factories import make_function
+
+    busy = make_function(organization_create(name="Busy"), "busy", files={"main.py": TRIVIAL})
+    quiet = make_function(organization_create(name="Quiet"), "quiet", files={"main.py": TRIVIAL})
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", CONCURRENCY, "--loglevel", "WARNING"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+    def finished(ids):
+        return Run.objects.filter(pk__in=ids, finished_at__isnull=False).count()
+
+    def wait(ids, timeout=600, interval=0.005):
+        deadline = time.monotonic() + timeout
+        while finished(ids) < len(ids):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(ids) - finished(ids)} runs did not finish")
+            time.sleep(interval)
+
+    def latency():
+        run = run_trigger(function=quiet, trigger="api")
+        wait([run.pk])
+        run.refresh_from_db()
+        assert run.status == "succeeded", run.reason
+        return (run.finished_at - run.created_at).total_seconds() * 1000
+
+    try:
+        # Both Functions warm in both worker processes.
+        for function in (busy, quiet):
+            wait([run_trigger(function=function, trigger="api").pk for _ in range(8)], timeout=300)
+        idle = [latency() for _ in range(runs)]
+
+        # Baseline for the drain: as many messages, each taking its turn and finding no run.
+        started = time.perf_counter()
+        for _ in range(backlog):
+            execute_run.apply_async((0,))
+        while _queue_length(env):  # (at most one message per worker process is still being taken)
+            time.sleep(0.01)
+        empty_rate = backlog / (time.perf_counter() - started)
+
+        queued = runs_trigger_scheduled(occurrences=[(busy, timezone.now())] * backlog)
+        ids = [run.pk for run in queued]
+        started = time.perf_counter()
+        runs_enqueue(run_ids=ids)
+        while finished(ids) < min(100, backlog // 10):
+            time.sleep(0.01)
+        under = [latency() for _ in range(runs)]
+        left = backlog - finished(ids)
+        wait(ids, interval=0.1)
+        drain_rate = backlog / (time.perf_counter() - started)
+        assert Run.objects.filter(pk__in=ids, status="succeeded").count() == backlog
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(json.dumps({"idle": idle, "under": under, "left": left, "drain": drain_rate, "empty": empty_rate}))
+
+
+def _queue_length(env):
+    """Messages still in the broker's queue (Redis: the list; embedded: the kombu table)."""
+    from config.celery import app
+
+    from amqp.exceptions import ChannelError
+
+    with app.connection_for_read() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=env["CELERY_QUEUE"], passive=True).message_count
+        except ChannelError:  # Redis drops an empty queue's key: nothing left
+            return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backlog", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=15, help="the quiet organization's runs, idle and under the backlog")
+    parser.add_argument("--modes", default="distributed,embedded")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.backlog, args.runs)
+    print(f"A quiet organization's trivial run, idle and behind {args.backlog:,} queued runs of another; "
+          f"one worker, --concurrency {CONCURRENCY}; medians of {args.runs}.\n")
+    header = (f"{'mode':<12} {'idle p50':>9} {'backlog p50':>12} {'p95':>6} {'ratio':>6} | "
+              f"{'drain runs/s':>13} {'empty turns/s':>14}")
+    rows = []
+    for mode in args.modes.split(","):
+        out = subprocess.run([sys.executable, __file__, "--child", mode, "--backlog", str(args.backlog),
+                              "--runs", str(args.runs)], cwd=ROOT, capture_output=True, text=True)
+        if out.returncode != 0:
+            rows.append(f"{mode}: failed\n{out.stderr[-3000:]}")
+            continue
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        idle, under = statistics.median(figures["idle"]), statistics.median(figures["under"])
+        rows.append(f"{mode:<12} {idle:>7.0f}ms {under:>10.0f}ms {percentile(figures['under'], 0.95):>4.0f}ms "
+                    f"{under / idle:>5.1f}x | {figures['drain']:>13.1f} {figures['empty']:>14.1f}")
+        if figures["left"] < args.backlog // 4:
+            rows.append(f"{'':<12} (only {figures['left']} of the backlog were left when the last quiet run ended)")
+    print(header)
+    print("-" * len(header))
+    print("\n".join(rows))
+    print("\nratio: backlog p50 / idle p50 (goal: at most 2x). drain: the backlog's runs per second (goal: 100); "
+          "empty turns/s: the same number of messages that find no run (the baseline: broker, Celery, the claim).")
+
+
+if __name__ == "__main__":
+    main()
