@@ -1,10 +1,11 @@
 """One organization's backlog against another's single runs, and how fast the backlog drains.
 
-    .venv/bin/python bench/fairness.py [--backlog 2000] [--runs 15] [--modes distributed,embedded]
+    .venv/bin/python bench/fairness.py [--backlog 2000] [--runs 15] [--modes distributed,embedded] [--concurrency 2]
 
 For each mode (as in bench/run_latency.py: embedded is SQLite and the server-less
 broker; distributed is PostgreSQL + Redis at BENCH_DATABASE_URL / BENCH_BROKER_URL),
-one real worker with the default concurrency (2, as bin/run and the Procfile start it):
+one real worker with the default concurrency (2, as bin/run and the Procfile start it; --concurrency
+compares others):
 
   * idle (the baseline): a quiet organization's trivial run, trigger committed to
     finished, one after another on an otherwise idle worker;
@@ -35,10 +36,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from run_latency import child_setup, percentile  # noqa: E402
 
 TRIVIAL = "def handler(event, context):\n    return 1\n"
-CONCURRENCY = "2"  # WORKER_CONCURRENCY's default
+CONCURRENCY = 2  # WORKER_CONCURRENCY's default
 
 
-def child(mode, backlog, runs):
+def child(mode, backlog, runs, concurrency):
     env, data_dir = child_setup(mode, "bench-fair")
     from django.utils import timezone
 
@@ -51,7 +52,7 @@ def child(mode, backlog, runs):
     busy = make_function(organization_create(name="Busy"), "busy", files={"main.py": TRIVIAL})
     quiet = make_function(organization_create(name="Quiet"), "quiet", files={"main.py": TRIVIAL})
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", CONCURRENCY, "--loglevel", "WARNING"],
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency), "--loglevel", "WARNING"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
 
@@ -126,18 +127,19 @@ def main():
     parser.add_argument("--backlog", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=15, help="the quiet organization's runs, idle and under the backlog")
     parser.add_argument("--modes", default="distributed,embedded")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="the worker's processes")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.backlog, args.runs)
+        return child(args.child, args.backlog, args.runs, args.concurrency)
     print(f"A quiet organization's trivial run, idle and behind {args.backlog:,} queued runs of another; "
-          f"one worker, --concurrency {CONCURRENCY}; medians of {args.runs}.\n")
+          f"one worker, --concurrency {args.concurrency}; medians of {args.runs}.\n")
     header = (f"{'mode':<12} {'idle p50':>9} {'backlog p50':>12} {'p95':>6} {'ratio':>6} | "
               f"{'drain runs/s':>13} {'empty turns/s':>14}")
     rows = []
     for mode in args.modes.split(","):
         out = subprocess.run([sys.executable, __file__, "--child", mode, "--backlog", str(args.backlog),
-                              "--runs", str(args.runs)], cwd=ROOT, capture_output=True, text=True)
+                              "--runs", str(args.runs), "--concurrency", str(args.concurrency)], cwd=ROOT, capture_output=True, text=True)
         if out.returncode != 0:
             rows.append(f"{mode}: failed\n{out.stderr[-3000:]}")
             continue
