@@ -26,9 +26,8 @@ the result, and the worker logs it as one entry with its traceback in order.
 
 The in-run AWS endpoint: when the payload has ``aws`` (socket, port,
 config_file, credentials), bootstrap binds 127.0.0.1:<port> (port 0: any free
-one), forks a relay process that copies bytes between each TCP connection and
-the endpoint's Unix socket (no parsing; it holds no other descriptor of the
-attempt and dies with the sandbox, or on its own within a second of bootstrap), and sets AWS_ENDPOINT_URL_STS/SSM/S3,
+one), starts a relay thread that copies bytes between each TCP connection and
+the endpoint's Unix socket (no parsing; it ends with the attempt's process), and sets AWS_ENDPOINT_URL_STS/SSM/S3,
 AWS_CONFIG_FILE and the attempt's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
 AWS_SESSION_TOKEN in os.environ, all before the handler's module is imported.
 """
@@ -131,22 +130,35 @@ def _set_limits(limits):
         resource.setrlimit(which, (value, value))
 
 
-_relay_pid = None
 RELAY_BUFFER = 256 * 1024   # per direction: reading pauses while the other side lags this far behind
 
 
 def _relay(listener, socket_path):
-    """Copy bytes both ways between each accepted TCP connection and a new connection to ``socket_path``."""
-    import selectors
-    import socket
+    """Copy bytes both ways between each accepted TCP connection and a new connection to ``socket_path``.
 
-    sel = selectors.DefaultSelector()
+    Runs forever on a thread of the attempt's own process (it ends with the process). Built
+    on the C modules only (``_socket`` objects, one ``select.epoll``), all made before the
+    Function's code runs: a Function that monkey-patches ``socket``, ``selectors`` or
+    ``select`` (gevent's ``patch_all``, say) changes nothing here. ``listener`` is a listening
+    TCP socket (any object with ``detach()``, or a file descriptor).
+    """
+    import _socket
+    import select
+
+    EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+    hangup = select.EPOLLHUP | select.EPOLLERR
+    blocking = (BlockingIOError, InterruptedError)
+    fileno = listener.detach() if hasattr(listener, "detach") else int(listener)
+    listener = _socket.socket(fileno=fileno)
     listener.setblocking(False)
-    sel.register(listener, selectors.EVENT_READ, None)
+    poller = select.epoll()
+    poller.register(listener.fileno(), EPOLLIN)
+    sides = {}   # fd -> Side
 
     class Side:
         def __init__(self, sock):
             self.sock = sock
+            self.fd = sock.fileno()
             self.out = bytearray()   # bytes waiting to be written to this side
             self.eof = False         # this side will send nothing more
             self.shut = False        # we told this side we will send nothing more
@@ -156,23 +168,24 @@ def _relay(listener, socket_path):
     def close(side):
         for one in (side, side.peer):
             if one.events:
-                sel.unregister(one.sock)
+                poller.unregister(one.fd)
                 one.events = 0
+            sides.pop(one.fd, None)
             one.sock.close()
 
     def update(side):
         wanted = 0
         if not side.eof and len(side.peer.out) < RELAY_BUFFER:
-            wanted |= selectors.EVENT_READ
+            wanted |= EPOLLIN
         if side.out:
-            wanted |= selectors.EVENT_WRITE
+            wanted |= EPOLLOUT
         if wanted != side.events:
             if side.events and wanted:
-                sel.modify(side.sock, wanted, side)
+                poller.modify(side.fd, wanted)
             elif wanted:
-                sel.register(side.sock, wanted, side)
+                poller.register(side.fd, wanted)
             else:
-                sel.unregister(side.sock)
+                poller.unregister(side.fd)
             side.events = wanted
 
     def finish_if_done(side):
@@ -184,50 +197,57 @@ def _relay(listener, socket_path):
             if one.peer.eof and not one.out and not one.shut:
                 one.shut = True
                 try:
-                    one.sock.shutdown(socket.SHUT_WR)
+                    one.sock.shutdown(_socket.SHUT_WR)
                 except OSError:
                     pass
         return False
 
-    parent = os.getppid()
+    def accept():
+        try:
+            fd, _ = listener._accept()
+        except OSError:
+            return
+        client = _socket.socket(fileno=fd)
+        upstream = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            upstream.connect(socket_path)
+        except OSError:
+            upstream.close()
+            client.close()
+            return
+        client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        a, b = Side(client), Side(upstream)
+        a.peer, b.peer = b, a
+        for one in (a, b):
+            one.sock.setblocking(False)
+            sides[one.fd] = one
+        update(a)
+        update(b)
+
     while True:
-        ready = sel.select(timeout=1.0)
-        if not ready and os.getppid() != parent:
-            os._exit(0)  # bootstrap is gone (the sandbox's kill takes the relay too; this is a second net)
-        for key, mask in ready:
-            side = key.data
-            if side is None:
-                try:
-                    client, _ = listener.accept()
-                except OSError:
-                    continue
-                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    upstream.connect(socket_path)
-                except OSError:
-                    upstream.close()
-                    client.close()
-                    continue
-                for one in (client, upstream):
-                    one.setblocking(False)
-                a, b = Side(client), Side(upstream)
-                a.peer, b.peer = b, a
-                update(a)
-                update(b)
+        try:
+            ready = poller.poll()
+        except InterruptedError:
+            continue
+        for fd, mask in ready:
+            if fd == listener.fileno():
+                accept()
                 continue
-            if not side.events:
+            side = sides.get(fd)
+            if side is None or not side.events:
                 continue  # closed by its peer's event in this round
             try:
-                if mask & selectors.EVENT_READ:
+                # A hang-up or error is reported whatever was asked for: read to its end then.
+                if mask & (EPOLLIN | hangup) and not side.eof:
                     data = side.sock.recv(65536)
                     if data:
                         side.peer.out += data
                     else:
                         side.eof = True
-                if mask & selectors.EVENT_WRITE and side.out:
+                if mask & EPOLLOUT and side.out:
                     sent = side.sock.send(side.out)
                     del side.out[:sent]
-            except (BlockingIOError, InterruptedError):
+            except blocking:
                 pass
             except OSError:
                 close(side)
@@ -237,32 +257,24 @@ def _relay(listener, socket_path):
                 update(side.peer)
 
 
-def _start_aws_relay(aws, result_fd):
-    """Listen on 127.0.0.1, fork the relay, and give the Function its AWS environment."""
-    # The C module, not `socket` (whose import costs the parent ~3 ms); the
-    # relay wraps the listener in a full socket object after the fork.
+def _start_aws_relay(aws):
+    """Listen on 127.0.0.1, start the relay's thread, and give the Function its AWS environment.
+
+    A thread of this process, not a process of its own: forking the attempt's process (tens of
+    MB, already boto3's) for the relay cost a warm run milliseconds of page copying and a
+    process to kill and reap at the end. The relay carries only this attempt's own bytes (every
+    request is SigV4-checked by the worker, and the Function could reach the socket itself),
+    so sharing its process gives the Function nothing it did not have.
+    """
     import _socket
+    import _thread
 
     listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
     listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", int(aws["port"])))
     listener.listen(128)
     port = listener.getsockname()[1]
-    global _relay_pid
-    _relay_pid = os.fork()
-    if _relay_pid == 0:
-        try:
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.close(null)
-            os.close(result_fd)
-            import socket
-
-            _relay(socket.socket(fileno=listener.detach()), aws["socket"])
-        finally:
-            os._exit(0)
-    listener.close()
+    _thread.start_new_thread(_relay, (listener, aws["socket"]))
     url = f"http://127.0.0.1:{port}"
     os.environ.update({
         "AWS_ENDPOINT_URL_STS": url,
@@ -399,7 +411,7 @@ def _run_attempt(payload_fd, result_fd):
     faulthandler.enable()  # a crash prints the Python stack to stderr
 
     if payload.get("aws"):
-        _start_aws_relay(payload["aws"], result_fd)
+        _start_aws_relay(payload["aws"])
 
     code_dir = payload["code_dir"]
     sys.path.insert(0, code_dir)
@@ -418,14 +430,6 @@ def _run_attempt(payload_fd, result_fd):
                 pass
         header["maxrss_kb"] = _maxrss_kb()
         header["tmp_free_bytes"] = _tmp_free_bytes()
-        if _relay_pid:
-            # Reaped here, at once: an orphaned relay would keep the attempt's
-            # cgroup busy until some other process reaped it.
-            try:
-                os.kill(_relay_pid, 9)
-                os.waitpid(_relay_pid, 0)
-            except OSError:
-                pass
         try:
             _send(result_fd, header, body)
         finally:
