@@ -9,14 +9,17 @@ environment: the very same ``SandboxLauncher``), running bootstrap.py
 in "zygote" mode: it sets the rlimits, imports the platform's heavy
 pre-installed packages (boto3, botocore, requests, urllib3, samsara; never
 the Function's code; none at all when the bundle ships its own copy of one
-of them or its memory is under PRELOAD_MIN_MEMORY_MB), then waits on a
-control socket. Per run the worker empties the
+of them or its memory is under PRELOAD_MIN_MEMORY_MB), forks the next run's
+process ahead of time (the spare: for a bundle that uses boto3 it makes
+throw-away clients, so the pages a run touches are its own before the run
+arrives), then waits on a control socket. Per run the worker empties the
 environment's /tmp (host side, nothing runs inside then), opens the attempt's
 AWS endpoint on a fresh socket in the environment's /run/aws directory, and
 sends the payload, result, stdout and stderr pipes (SCM_RIGHTS); the zygote
-forks a child that runs the attempt exactly as a cold bootstrap does
+hands them to the spare, which runs the attempt exactly as a cold bootstrap does
 (imports the handler's module afresh, so module globals die with the run)
-and reports its exit status, its peak memory and anything it left behind.
+and reports its exit status, its peak memory and anything it left behind; only
+then is the next spare forked, from the zygote as it was before any run.
 The worker side is the sandbox's ``Attempt`` itself (same output handling,
 limits, caps and reasons) with a ``WarmLauncher``: the sandbox package's
 public launcher seam, where the zygote's fork replaces bwrap.
@@ -126,6 +129,7 @@ class WarmEnvironment:
         self.output_fds: list[int] = []     # the zygote's stdout and stderr, ours
         self.zygote_host_pid: int | None = None
         self.preloaded = False
+        self.prewarm = False    # each run's process warms boto3's clients up before its run arrives
         self.busy = True
         self.dead = False
         self.runs = 0
@@ -174,6 +178,7 @@ class WarmEnvironment:
             if not next_message(deadline):
                 raise SandboxStartError(launcher.start_error())
         self.preloaded = bool(messages[-1].get("preloaded"))
+        self.prewarm = bool(messages[-1].get("prewarm"))
         self.zygote_host_pid = launcher.main_pid()
         log.debug("warm environment ready in %.1f ms (preloaded: %s)", (time.monotonic() - t) * 1000,
                   self.preloaded)

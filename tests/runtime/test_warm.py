@@ -197,6 +197,89 @@ def test_botocore_sessions_in_a_run_get_their_own_builtin_handlers(invoke, bundl
     assert result.warm_start
 
 
+SPARE_CHECK = """
+    import gc, os, sys, time
+    import boto3, botocore.client, botocore.session
+
+    def started_at():
+        # This process's start, in seconds since boot (as CLOCK_BOOTTIME counts).
+        with open("/proc/self/stat") as handle:
+            ticks = int(handle.read().rpartition(")")[2].split()[19])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def handler(event, context):
+        gc.collect()
+        found = [type(o).__name__ for o in gc.get_objects()
+                 if isinstance(o, (botocore.client.BaseClient, botocore.session.Session, boto3.session.Session))]
+        keys = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        value = {"pid": os.getpid(), "parent": os.getppid(), "started": started_at(), "objects": found,
+                 "default_session": boto3.DEFAULT_SESSION is not None, "aws_env": keys,
+                 "leaked": getattr(botocore, "left_by_a_run", None),
+                 "ended": time.clock_gettime(time.CLOCK_BOOTTIME)}
+        botocore.left_by_a_run = os.environ.get("AWS_SECRET_ACCESS_KEY", "run secret")
+        return value
+"""
+
+
+def test_each_run_gets_a_spare_forked_after_the_previous_run_that_holds_nothing_of_its_warm_up(invoke, bundle,
+                                                                                                pool):
+    # The zygote forks the next run's process ahead of the run (bootstrap._Spare); for a bundle
+    # that uses boto3 that process first makes and calls throw-away clients. What the run sees
+    # must be exactly what a process forked on demand sees: no session, client or variable of
+    # the warm-up, no default session, and nothing of the run before (forked after it ended).
+    code = bundle(SPARE_CHECK)
+    runs = [invoke(code) for _ in range(3)]
+    assert all(result.outcome == "succeeded" for result, _ in runs), [r.reason for r, _ in runs]
+    assert all(result.warm_start for result, _ in runs[1:])
+    assert pool.last_environment.prewarm
+    values = [value for _, value in runs]
+    assert len({value["pid"] for value in values}) == 3 and {value["parent"] for value in values} == {2}
+    for earlier, later in zip(values, values[1:]):
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        assert later["started"] >= earlier["ended"] - 2 * tick, "the spare was forked after the run before ended"
+    for value in values:
+        assert value["objects"] == [] and value["default_session"] is False
+        assert value["leaked"] is None
+        assert "warm-up" not in json.dumps(value["aws_env"])
+
+
+def test_only_bundles_that_use_boto3_warm_their_runs_process_up(invoke, bundle, pool):
+    trivial = bundle("""
+        def handler(event, context):
+            return 1
+    """)
+    result, _ = invoke(trivial)
+    assert result.outcome == "succeeded" and pool.last_environment.preloaded
+    assert not pool.last_environment.prewarm
+    sdk = bundle("""
+        from samsara.function import Function
+        def handler(event, context):
+            return 1
+    """)
+    result, _ = invoke(sdk, owner="fn-b")
+    assert result.outcome == "succeeded" and pool.last_environment.prewarm
+
+
+def test_a_spare_that_died_while_idle_is_replaced_by_a_fork_and_the_run_stays_warm(invoke, bundle, pool):
+    from runtime.sandbox.launcher import first_child_pid
+
+    code = bundle(SPARE_CHECK)
+    first = invoke(code)[1]
+    env = pool.last_environment
+    deadline = time.monotonic() + 5
+    spare = None
+    while spare is None and time.monotonic() < deadline:
+        spare = first_child_pid(env.zygote_host_pid)
+        time.sleep(0.01)
+    assert spare is not None
+    os.kill(spare, signal.SIGKILL)
+    time.sleep(0.1)
+    result, second = invoke(code)
+    assert result.outcome == "succeeded" and result.warm_start, result.reason
+    assert pool.last_environment is env and pool.created == 1
+    assert second["pid"] != first["pid"] and second["leaked"] is None
+
+
 @pytest.mark.slow
 def test_a_function_never_runs_in_another_functions_environment(invoke, bundle, pool):
     source = """
