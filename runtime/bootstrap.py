@@ -892,11 +892,15 @@ def _prewarm(handoff):
                                    _Body(body))
             return before_send
 
+        # Step by step, each stopping short once a run is waiting: what a step did is what
+        # the run would have done itself, so a run waits at most for the step in progress.
         if run_waiting():
             return
         session = boto3.session.Session(aws_access_key_id="warm-up", aws_secret_access_key="warm-up",
                                         region_name="us-east-1")
         sts = session.client("sts", endpoint_url="http://127.0.0.1:9")
+        if run_waiting():
+            return
         sts.meta.events.register("before-send", answer(_PREWARM_STS, "text/xml"))
         role = sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/warm-up", RoleSessionName="warm-up")
         if run_waiting():
@@ -905,6 +909,8 @@ def _prewarm(handoff):
                              aws_access_key_id=role["Credentials"]["AccessKeyId"],
                              aws_secret_access_key=role["Credentials"]["SecretAccessKey"],
                              aws_session_token=role["Credentials"]["SessionToken"])
+        if run_waiting():
+            return
         ssm.meta.events.register("before-send", answer(_PREWARM_SSM, "application/x-amz-json-1.1"))
         ssm.get_parameter(Name="/warm-up", WithDecryption=True)
         if run_waiting():
