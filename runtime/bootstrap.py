@@ -783,8 +783,8 @@ class _Spare:
     uses boto3 the first touch of its pages, are paid while nothing waits.
 
     A forked child shares the zygote's pages until it writes them, and nearly every object
-    a run uses is written (its reference count): a warm run that makes the SDK's clients
-    took some 4,000 page faults, about a third of its CPU. The spare takes most of them
+    a run uses is written (its reference count, 3.12's specialised bytecode): a warm run
+    that loads its secrets with the SDK took about 3,000 page faults, a third of its CPU. The spare takes most of them
     before its run arrives by making throw-away STS, SSM and S3 clients and calls (answered
     by a ``before-send`` handler: nothing is sent), like the zygote's own warm-up but in
     the run's own process. It holds nothing of any run: it is forked from the zygote after
