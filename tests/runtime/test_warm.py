@@ -525,10 +525,14 @@ def test_a_run_in_a_prestarted_environment_behaves_exactly_as_one_started_on_dem
             limits = {name: resource.getrlimit(getattr(resource, name))
                       for name in ("RLIMIT_DATA", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_MSGQUEUE")}
             preloaded = sorted(m for m in sys.modules if m.partition(".")[0] in ("boto3", "botocore", "requests", "samsara"))
+            import gc, boto3, botocore.client
+            gc.collect()
+            clients = sum(isinstance(o, botocore.client.BaseClient) for o in gc.get_objects())
             return {"environ": dict(os.environ), "cwd": os.getcwd(), "tmp": sorted(os.listdir("/tmp")),
                     "ids": [os.getuid(), os.getgid(), os.getpid() > 2], "limits": limits, "event": event,
                     "preloaded": preloaded, "remaining": context.get_remaining_time_in_millis() > 0,
-                    "main": sys.modules["main"].__file__}
+                    "main": sys.modules["main"].__file__, "clients": clients,
+                    "default_session": boto3.DEFAULT_SESSION is None}
     """)
     limits = Limits(timeout_s=20)
     outcomes = []
@@ -551,11 +555,14 @@ def test_a_run_in_a_prestarted_environment_behaves_exactly_as_one_started_on_dem
             assert pool.created + pool.prestarted == 1
             if kind == "pre-started":
                 assert pool.last_environment is started and started.runs == 1
+            # The bundle names boto3: both environments' runs start in a spare that warmed boto3 up.
+            assert pool.last_environment.prewarm
             outcomes.append((json.loads(result.return_value), [(line.stream, line.message) for line in lines]))
         finally:
             pool.clear()
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0]["tmp"] == ["mine"] and outcomes[0][1] == [("stdout", "hello from warm-test")]
+    assert outcomes[0][0]["clients"] == 0 and outcomes[0][0]["default_session"] is True
 
 
 def test_prestarting_never_takes_the_place_of_another_environment(invoke, bundle, pool, runtime_python):
