@@ -797,7 +797,12 @@ class _Spare:
     def __init__(self, control, prewarm):
         import socket
 
-        self.pid = None
+        # Warm up at idle priority (SCHED_IDLE: only CPU nobody else wants, never the worker's
+        # recording of the run before, nor another sandbox's run) when the worker can give the
+        # spare normal priority back before handing it its run (it has CAP_SYS_NICE: "idle" is
+        # then set, runtime/warm.py). Nothing in the sandbox may raise a priority.
+        idle = prewarm == "idle"
+        self.pid, self.idle = None, idle
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid = os.fork()
@@ -812,6 +817,13 @@ class _Spare:
             _spare_child(theirs, prewarm)
         theirs.close()
         self.pid, self.handoff = pid, ours
+        if idle:
+            # Set here, before the next message is read: the check in hand() then sees whatever
+            # the worker did after this (never a spare that lowers itself later).
+            try:
+                os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+            except OSError:
+                self.idle = False
 
     def hand(self, fds):
         """Give the spare its run's descriptors; its pid, or None when there is no spare to run it."""
@@ -821,6 +833,10 @@ class _Spare:
         if pid is None:
             return None
         try:
+            if self.idle and os.sched_getscheduler(pid) != os.SCHED_OTHER:
+                # The worker gives the spare normal priority back before sending its run; one it
+                # did not (it could not find it) is replaced: a Function never runs idle.
+                raise OSError("the spare is still at idle priority")
             socket.send_fds(handoff, [b"run"], fds)
             return pid
         except OSError:
@@ -847,6 +863,8 @@ def _spare_child(handoff, prewarm):
             message, fds = b"", []
         if message != b"run" or len(fds) != 4:
             os._exit(0)  # the zygote is gone, or replaced us
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os._exit(1)  # never run a Function at idle priority (the worker then runs it cold)
     except BaseException:
         os._exit(1)
     _child(handoff, fds)  # ends with os._exit
@@ -986,7 +1004,10 @@ def _zygote(argv):
     # Only for bundles that use boto3 (the SDK does): a trivial Function's runs would pay
     # its CPU for nothing.
     prewarm = preloaded and _mentions_aws(os.getcwd())
-    control.send(json.dumps({"type": "ready", "preloaded": preloaded, "prewarm": prewarm}).encode() + b"\n")
+    if prewarm and json.loads(argv[3]).get("idle_warmup"):
+        prewarm = "idle"
+    control.send(json.dumps({"type": "ready", "preloaded": preloaded, "prewarm": bool(prewarm),
+                             "idle_warmup": prewarm == "idle"}).encode() + b"\n")
     spare = _Spare(control, prewarm)
     while True:
         try:

@@ -217,6 +217,13 @@ SPARE_CHECK = """
                  "leaked": getattr(botocore, "left_by_a_run", None),
                  "ended": time.clock_gettime(time.CLOCK_BOOTTIME)}
         botocore.left_by_a_run = os.environ.get("AWS_SECRET_ACCESS_KEY", "run secret")
+        value["policy"] = os.sched_getscheduler(0) == os.SCHED_OTHER
+        value["nice"] = os.getpriority(os.PRIO_PROCESS, 0)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, -1)
+            value["higher_priority"] = "allowed"
+        except OSError:
+            value["higher_priority"] = "refused"
         return value
 """
 
@@ -238,6 +245,8 @@ def test_each_run_gets_a_spare_forked_after_the_previous_run_that_holds_nothing_
         tick = 1 / os.sysconf("SC_CLK_TCK")
         assert later["started"] >= earlier["ended"] - 2 * tick, "the spare was forked after the run before ended"
     for value in values:
+        # The spare may have warmed up at idle priority: its run never runs at it.
+        assert value["policy"] is True and value["nice"] == 0 and value["higher_priority"] == "refused"
         assert value["objects"] == [] and value["default_session"] is False
         assert value["leaked"] is None
         assert "warm-up" not in json.dumps(value["aws_env"])
