@@ -269,6 +269,28 @@ def test_only_bundles_that_use_boto3_warm_their_runs_process_up(invoke, bundle, 
     assert result.outcome == "succeeded" and pool.last_environment.prewarm
 
 
+def test_a_spare_left_at_idle_priority_never_runs_a_function(invoke, bundle, pool, monkeypatch):
+    # Where the worker may lift priorities, the spare warms up at SCHED_IDLE and the worker
+    # gives it SCHED_OTHER back before its run. If that fails, the zygote replaces the spare
+    # with a fresh fork: the run is still warm, and never at idle priority.
+    from runtime import warm
+
+    code = bundle(SPARE_CHECK)
+    first = invoke(code)[1]
+    if not pool.last_environment.idle_warmup:
+        pytest.skip("this worker cannot lift priorities (no CAP_SYS_NICE): spares warm up at normal priority")
+
+    def refuse(*args):
+        raise PermissionError(1, "refused for the test")
+
+    monkeypatch.setattr(warm.os, "sched_setscheduler", refuse)
+    time.sleep(0.2)
+    result, second = invoke(code)
+    assert result.outcome == "succeeded" and result.warm_start, result.reason
+    assert pool.created == 1 and second["pid"] != first["pid"]
+    assert second["policy"] is True and second["nice"] == 0
+
+
 def test_a_spare_that_died_while_idle_is_replaced_by_a_fork_and_the_run_stays_warm(invoke, bundle, pool):
     from runtime.sandbox.launcher import first_child_pid
 
