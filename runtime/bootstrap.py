@@ -26,9 +26,8 @@ the result, and the worker logs it as one entry with its traceback in order.
 
 The in-run AWS endpoint: when the payload has ``aws`` (socket, port,
 config_file, credentials), bootstrap binds 127.0.0.1:<port> (port 0: any free
-one), forks a relay process that copies bytes between each TCP connection and
-the endpoint's Unix socket (no parsing; it holds no other descriptor of the
-attempt and dies with the sandbox, or on its own within a second of bootstrap), and sets AWS_ENDPOINT_URL_STS/SSM/S3,
+one), starts a relay thread that copies bytes between each TCP connection and
+the endpoint's Unix socket (no parsing; it ends with the attempt's process), and sets AWS_ENDPOINT_URL_STS/SSM/S3,
 AWS_CONFIG_FILE and the attempt's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
 AWS_SESSION_TOKEN in os.environ, all before the handler's module is imported.
 """
@@ -131,22 +130,35 @@ def _set_limits(limits):
         resource.setrlimit(which, (value, value))
 
 
-_relay_pid = None
 RELAY_BUFFER = 256 * 1024   # per direction: reading pauses while the other side lags this far behind
 
 
 def _relay(listener, socket_path):
-    """Copy bytes both ways between each accepted TCP connection and a new connection to ``socket_path``."""
-    import selectors
-    import socket
+    """Copy bytes both ways between each accepted TCP connection and a new connection to ``socket_path``.
 
-    sel = selectors.DefaultSelector()
+    Runs forever on a thread of the attempt's own process (it ends with the process). Built
+    on the C modules only (``_socket`` objects, one ``select.epoll``), all made before the
+    Function's code runs: a Function that monkey-patches ``socket``, ``selectors`` or
+    ``select`` (gevent's ``patch_all``, say) changes nothing here. ``listener`` is a listening
+    TCP socket (any object with ``detach()``, or a file descriptor).
+    """
+    import _socket
+    import select
+
+    EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+    hangup = select.EPOLLHUP | select.EPOLLERR
+    blocking = (BlockingIOError, InterruptedError)
+    fileno = listener.detach() if hasattr(listener, "detach") else int(listener)
+    listener = _socket.socket(fileno=fileno)
     listener.setblocking(False)
-    sel.register(listener, selectors.EVENT_READ, None)
+    poller = select.epoll()
+    poller.register(listener.fileno(), EPOLLIN)
+    sides = {}   # fd -> Side
 
     class Side:
         def __init__(self, sock):
             self.sock = sock
+            self.fd = sock.fileno()
             self.out = bytearray()   # bytes waiting to be written to this side
             self.eof = False         # this side will send nothing more
             self.shut = False        # we told this side we will send nothing more
@@ -156,23 +168,24 @@ def _relay(listener, socket_path):
     def close(side):
         for one in (side, side.peer):
             if one.events:
-                sel.unregister(one.sock)
+                poller.unregister(one.fd)
                 one.events = 0
+            sides.pop(one.fd, None)
             one.sock.close()
 
     def update(side):
         wanted = 0
         if not side.eof and len(side.peer.out) < RELAY_BUFFER:
-            wanted |= selectors.EVENT_READ
+            wanted |= EPOLLIN
         if side.out:
-            wanted |= selectors.EVENT_WRITE
+            wanted |= EPOLLOUT
         if wanted != side.events:
             if side.events and wanted:
-                sel.modify(side.sock, wanted, side)
+                poller.modify(side.fd, wanted)
             elif wanted:
-                sel.register(side.sock, wanted, side)
+                poller.register(side.fd, wanted)
             else:
-                sel.unregister(side.sock)
+                poller.unregister(side.fd)
             side.events = wanted
 
     def finish_if_done(side):
@@ -184,50 +197,57 @@ def _relay(listener, socket_path):
             if one.peer.eof and not one.out and not one.shut:
                 one.shut = True
                 try:
-                    one.sock.shutdown(socket.SHUT_WR)
+                    one.sock.shutdown(_socket.SHUT_WR)
                 except OSError:
                     pass
         return False
 
-    parent = os.getppid()
+    def accept():
+        try:
+            fd, _ = listener._accept()
+        except OSError:
+            return
+        client = _socket.socket(fileno=fd)
+        upstream = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            upstream.connect(socket_path)
+        except OSError:
+            upstream.close()
+            client.close()
+            return
+        client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        a, b = Side(client), Side(upstream)
+        a.peer, b.peer = b, a
+        for one in (a, b):
+            one.sock.setblocking(False)
+            sides[one.fd] = one
+        update(a)
+        update(b)
+
     while True:
-        ready = sel.select(timeout=1.0)
-        if not ready and os.getppid() != parent:
-            os._exit(0)  # bootstrap is gone (the sandbox's kill takes the relay too; this is a second net)
-        for key, mask in ready:
-            side = key.data
-            if side is None:
-                try:
-                    client, _ = listener.accept()
-                except OSError:
-                    continue
-                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    upstream.connect(socket_path)
-                except OSError:
-                    upstream.close()
-                    client.close()
-                    continue
-                for one in (client, upstream):
-                    one.setblocking(False)
-                a, b = Side(client), Side(upstream)
-                a.peer, b.peer = b, a
-                update(a)
-                update(b)
+        try:
+            ready = poller.poll()
+        except InterruptedError:
+            continue
+        for fd, mask in ready:
+            if fd == listener.fileno():
+                accept()
                 continue
-            if not side.events:
+            side = sides.get(fd)
+            if side is None or not side.events:
                 continue  # closed by its peer's event in this round
             try:
-                if mask & selectors.EVENT_READ:
+                # A hang-up or error is reported whatever was asked for: read to its end then.
+                if mask & (EPOLLIN | hangup) and not side.eof:
                     data = side.sock.recv(65536)
                     if data:
                         side.peer.out += data
                     else:
                         side.eof = True
-                if mask & selectors.EVENT_WRITE and side.out:
+                if mask & EPOLLOUT and side.out:
                     sent = side.sock.send(side.out)
                     del side.out[:sent]
-            except (BlockingIOError, InterruptedError):
+            except blocking:
                 pass
             except OSError:
                 close(side)
@@ -237,32 +257,24 @@ def _relay(listener, socket_path):
                 update(side.peer)
 
 
-def _start_aws_relay(aws, result_fd):
-    """Listen on 127.0.0.1, fork the relay, and give the Function its AWS environment."""
-    # The C module, not `socket` (whose import costs the parent ~3 ms); the
-    # relay wraps the listener in a full socket object after the fork.
+def _start_aws_relay(aws):
+    """Listen on 127.0.0.1, start the relay's thread, and give the Function its AWS environment.
+
+    A thread of this process, not a process of its own: forking the attempt's process (tens of
+    MB, already boto3's) for the relay cost a warm run milliseconds of page copying and a
+    process to kill and reap at the end. The relay carries only this attempt's own bytes (every
+    request is SigV4-checked by the worker, and the Function could reach the socket itself),
+    so sharing its process gives the Function nothing it did not have.
+    """
     import _socket
+    import _thread
 
     listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
     listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", int(aws["port"])))
     listener.listen(128)
     port = listener.getsockname()[1]
-    global _relay_pid
-    _relay_pid = os.fork()
-    if _relay_pid == 0:
-        try:
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.close(null)
-            os.close(result_fd)
-            import socket
-
-            _relay(socket.socket(fileno=listener.detach()), aws["socket"])
-        finally:
-            os._exit(0)
-    listener.close()
+    _thread.start_new_thread(_relay, (listener, aws["socket"]))
     url = f"http://127.0.0.1:{port}"
     os.environ.update({
         "AWS_ENDPOINT_URL_STS": url,
@@ -399,7 +411,7 @@ def _run_attempt(payload_fd, result_fd):
     faulthandler.enable()  # a crash prints the Python stack to stderr
 
     if payload.get("aws"):
-        _start_aws_relay(payload["aws"], result_fd)
+        _start_aws_relay(payload["aws"])
 
     code_dir = payload["code_dir"]
     sys.path.insert(0, code_dir)
@@ -418,14 +430,6 @@ def _run_attempt(payload_fd, result_fd):
                 pass
         header["maxrss_kb"] = _maxrss_kb()
         header["tmp_free_bytes"] = _tmp_free_bytes()
-        if _relay_pid:
-            # Reaped here, at once: an orphaned relay would keep the attempt's
-            # cgroup busy until some other process reaped it.
-            try:
-                os.kill(_relay_pid, 9)
-                os.waitpid(_relay_pid, 0)
-            except OSError:
-                pass
         try:
             _send(result_fd, header, body)
         finally:
@@ -774,15 +778,204 @@ def _child(control, fds):
         os._exit(code)
 
 
+class _Spare:
+    """The next run's process, forked ahead of the run so that the fork, and for a bundle that
+    uses boto3 the first touch of its pages, are paid while nothing waits.
+
+    A forked child shares the zygote's pages until it writes them, and nearly every object
+    a run uses is written (its reference count, 3.12's specialised bytecode): a warm run
+    that loads its secrets with the SDK took about 3,000 page faults, a third of its CPU. The spare takes most of them
+    before its run arrives by making throw-away STS, SSM and S3 clients and calls (answered
+    by a ``before-send`` handler: nothing is sent), like the zygote's own warm-up but in
+    the run's own process. It holds nothing of any run: it is forked from the zygote after
+    the previous run's process is gone, its leftovers checked and /tmp emptied, and is
+    given exactly one run's descriptors, then runs it as ``_child`` does. It stops warming
+    up as soon as its run is handed over, so a run never waits for the warm-up to finish
+    (only for the step in progress).
+    """
+
+    def __init__(self, control, prewarm):
+        import socket
+
+        # Warm up at idle priority (SCHED_IDLE: only CPU nobody else wants, never the worker's
+        # recording of the run before, nor another sandbox's run) when the worker can give the
+        # spare normal priority back before handing it its run (it has CAP_SYS_NICE: "idle" is
+        # then set, runtime/warm.py). Nothing in the sandbox may raise a priority.
+        idle = prewarm == "idle"
+        self.pid, self.idle = None, idle
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            self.handoff = None
+            return
+        if pid == 0:
+            ours.close()
+            control.close()
+            _spare_child(theirs, prewarm)
+        theirs.close()
+        self.pid, self.handoff = pid, ours
+        if idle:
+            # Set here, before the next message is read: the check in hand() then sees whatever
+            # the worker did after this (never a spare that lowers itself later).
+            try:
+                os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+            except OSError:
+                self.idle = False
+
+    def hand(self, fds):
+        """Give the spare its run's descriptors; its pid, or None when there is no spare to run it."""
+        import socket
+
+        pid, handoff, self.pid, self.handoff = self.pid, self.handoff, None, None
+        if pid is None:
+            return None
+        try:
+            if self.idle and os.sched_getscheduler(pid) != os.SCHED_OTHER:
+                # The worker gives the spare normal priority back before sending its run; one it
+                # did not (it could not find it) is replaced: a Function never runs idle.
+                raise OSError("the spare is still at idle priority")
+            socket.send_fds(handoff, [b"run"], fds)
+            return pid
+        except OSError:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+            os.waitpid(pid, 0)
+            return None
+        finally:
+            handoff.close()
+
+
+def _spare_child(handoff, prewarm):
+    """In the spare: warm up while no run is waiting, then run the one handed over."""
+    import socket
+
+    try:
+        if prewarm:
+            _prewarm(handoff)
+        try:
+            message, fds, _flags, _addr = socket.recv_fds(handoff, 64, 4)
+        except OSError:
+            message, fds = b"", []
+        if message != b"run" or len(fds) != 4:
+            os._exit(0)  # the zygote is gone, or replaced us
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os._exit(1)  # never run a Function at idle priority (the worker then runs it cold)
+    except BaseException:
+        os._exit(1)
+    _child(handoff, fds)  # ends with os._exit
+
+
+# Canned answers for the spare's warm-up calls: the shapes botocore parses on every run.
+_PREWARM_STS = (b'<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
+                b"<AssumedRoleUser><AssumedRoleId>AROAWARMUP:warm-up</AssumedRoleId>"
+                b"<Arn>arn:aws:sts::000000000000:assumed-role/warm-up/warm-up</Arn></AssumedRoleUser>"
+                b"<Credentials><AccessKeyId>ASIAWARMUP</AccessKeyId><SecretAccessKey>warm-up</SecretAccessKey>"
+                b"<SessionToken>warm-up</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials>"
+                b"</AssumeRoleResult><ResponseMetadata><RequestId>warm-up</RequestId></ResponseMetadata>"
+                b"</AssumeRoleResponse>")
+_PREWARM_SSM = (b'{"Parameter": {"Name": "/warm-up", "Type": "SecureString", "Value": "null", "Version": 1, '
+                b'"LastModifiedDate": 1700000000.0, "ARN": "arn:aws:ssm:us-east-1:000000000000:parameter/warm-up", '
+                b'"DataType": "text"}}')
+
+
+def _prewarm(handoff):
+    """Make and use throw-away STS, SSM and S3 clients, as the SDK's secrets().load() and a storage
+    client do, until a run is waiting on ``handoff``. Dummy keys, a session of our own (never
+    boto3's default), no environment read or written, nothing sent (a ``before-send`` handler
+    answers); everything made is dropped before the run starts."""
+    import select
+
+    def run_waiting():
+        return bool(select.select([handoff], [], [], 0)[0])
+
+    try:
+        import boto3.session
+        from botocore.awsrequest import AWSResponse
+
+        class _Body:
+            def __init__(self, data):
+                self.data = data
+
+            def stream(self, **_kwargs):
+                return [self.data]
+
+        def answer(body, content_type):
+            def before_send(request, **_kwargs):
+                return AWSResponse(request.url, 200, {"Content-Type": content_type, "x-amzn-RequestId": "warm-up"},
+                                   _Body(body))
+            return before_send
+
+        # Step by step, each stopping short once a run is waiting: what a step did is what
+        # the run would have done itself, so a run waits at most for the step in progress.
+        if run_waiting():
+            return
+        session = boto3.session.Session(aws_access_key_id="warm-up", aws_secret_access_key="warm-up",
+                                        region_name="us-east-1")
+        sts = session.client("sts", endpoint_url="http://127.0.0.1:9")
+        if run_waiting():
+            return
+        sts.meta.events.register("before-send", answer(_PREWARM_STS, "text/xml"))
+        role = sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/warm-up", RoleSessionName="warm-up")
+        if run_waiting():
+            return
+        ssm = session.client("ssm", endpoint_url="http://127.0.0.1:9",
+                             aws_access_key_id=role["Credentials"]["AccessKeyId"],
+                             aws_secret_access_key=role["Credentials"]["SecretAccessKey"],
+                             aws_session_token=role["Credentials"]["SessionToken"])
+        if run_waiting():
+            return
+        ssm.meta.events.register("before-send", answer(_PREWARM_SSM, "application/x-amz-json-1.1"))
+        ssm.get_parameter(Name="/warm-up", WithDecryption=True)
+        if run_waiting():
+            return
+        session.client("s3", endpoint_url="http://127.0.0.1:9")
+    except Exception:
+        pass  # the run then pays these pages itself, as before
+    finally:
+        import gc
+
+        gc.collect()  # what the warm-up made is gone before the run's code starts
+
+
+PREWARM_MARKERS = (b"boto3", b"botocore", b"samsara")
+PREWARM_SCAN_BYTES = 8 * 1024 * 1024
+
+
+def _mentions_aws(code_dir):
+    """Whether the bundle's Python files name boto3, botocore or samsara (first 8 MB of them)."""
+    left = PREWARM_SCAN_BYTES
+    for root, _dirs, files in os.walk(code_dir):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            try:
+                with open(os.path.join(root, name), "rb") as handle:
+                    data = handle.read(left)
+            except OSError:
+                continue
+            if any(marker in data for marker in PREWARM_MARKERS):
+                return True
+            left -= len(data)
+            if left <= 0:
+                return False
+    return False
+
+
 def _zygote(argv):
     """bootstrap.py zygote CONTROL_FD LIMITS_JSON [bare]
 
     CONTROL_FD is a SOCK_SEQPACKET socket to the worker. We send
-    {"type": "started"} at once and {"type": "ready", "preloaded": bool} once
-    the rlimits are set and the packages imported. Then, per invocation, the
-    worker sends b"run" with four fds (payload read end, result write end,
-    stdout, stderr); a forked child runs the attempt exactly as a cold
-    bootstrap would, and once it has exited we answer {"type": "exit",
+    {"type": "started"} at once and {"type": "ready", "preloaded": bool,
+    "prewarm": bool} once the rlimits are set and the packages imported. Then,
+    per invocation, the worker sends b"run" with four fds (payload read end,
+    result write end, stdout, stderr); a child forked before the run (the
+    spare, see _Spare) runs the attempt exactly as a cold bootstrap would, and
+    once it has exited we answer {"type": "exit",
     "status": wait status, "maxrss_kb": K, "dirty": [...]}. We never read a
     payload: no event or credential of one invocation is ever in this
     process's memory for a later one to find.
@@ -808,7 +1001,14 @@ def _zygote(argv):
 
     gc.collect()
     gc.freeze()  # the preloaded objects' pages stay shared with the children
-    control.send(json.dumps({"type": "ready", "preloaded": preloaded}).encode() + b"\n")
+    # Only for bundles that use boto3 (the SDK does): a trivial Function's runs would pay
+    # its CPU for nothing.
+    prewarm = preloaded and _mentions_aws(os.getcwd())
+    if prewarm and json.loads(argv[3]).get("idle_warmup"):
+        prewarm = "idle"
+    control.send(json.dumps({"type": "ready", "preloaded": preloaded, "prewarm": bool(prewarm),
+                             "idle_warmup": prewarm == "idle"}).encode() + b"\n")
+    spare = _Spare(control, prewarm)
     while True:
         try:
             message, fds, _flags, _addr = socket.recv_fds(control, 64, 4)
@@ -818,15 +1018,18 @@ def _zygote(argv):
             os._exit(0)  # the worker is gone
         if message != b"run" or len(fds) != 4:
             os._exit(2)
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            for fd in fds:
-                os.close(fd)
-            control.send(json.dumps({"type": "exit", "status": None, "error": str(exc)}).encode() + b"\n")
-            continue
-        if pid == 0:
-            _child(control, fds)
+        pid = spare.hand(fds)
+        if pid is None:  # no spare (it could not be forked, or died idle): fork the run now
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                for fd in fds:
+                    os.close(fd)
+                control.send(json.dumps({"type": "exit", "status": None, "error": str(exc)}).encode() + b"\n")
+                spare = _Spare(control, prewarm)
+                continue
+            if pid == 0:
+                _child(control, fds)
         for fd in fds:
             os.close(fd)
         _, status, usage = os.wait4(pid, 0)
@@ -837,7 +1040,9 @@ def _zygote(argv):
             dirty.append("/tmp")
         control.send(json.dumps({"type": "exit", "status": status, "maxrss_kb": usage.ru_maxrss,
                                  "tmp_free_bytes": tmp_free, "dirty": dirty}).encode() + b"\n")
-
+        # Only now, after the leftovers check and /tmp: the next run's process is forked from
+        # the zygote as it was before any run, and never sees this one.
+        spare = _Spare(control, prewarm)
 
 if __name__ == "__main__":
     main(sys.argv)

@@ -9,14 +9,19 @@ environment: the very same ``SandboxLauncher``), running bootstrap.py
 in "zygote" mode: it sets the rlimits, imports the platform's heavy
 pre-installed packages (boto3, botocore, requests, urllib3, samsara; never
 the Function's code; none at all when the bundle ships its own copy of one
-of them or its memory is under PRELOAD_MIN_MEMORY_MB), then waits on a
+of them or its memory is under PRELOAD_MIN_MEMORY_MB), forks the next run's
+process ahead of time (the spare: for a bundle that uses boto3 it makes
+throw-away clients, so the pages a run touches are its own before the run
+arrives; at idle priority when this worker can give it normal priority back,
+which ``WarmLauncher.start`` does before sending the run), then waits on a
 control socket. Per run the worker empties the
 environment's /tmp (host side, nothing runs inside then), opens the attempt's
 AWS endpoint on a fresh socket in the environment's /run/aws directory, and
 sends the payload, result, stdout and stderr pipes (SCM_RIGHTS); the zygote
-forks a child that runs the attempt exactly as a cold bootstrap does
+hands them to the spare, which runs the attempt exactly as a cold bootstrap does
 (imports the handler's module afresh, so module globals die with the run)
-and reports its exit status, its peak memory and anything it left behind.
+and reports its exit status, its peak memory and anything it left behind; only
+then is the next spare forked, from the zygote as it was before any run.
 The worker side is the sandbox's ``Attempt`` itself (same output handling,
 limits, caps and reasons) with a ``WarmLauncher``: the sandbox package's
 public launcher seam, where the zygote's fork replaces bwrap.
@@ -88,7 +93,8 @@ PRELOAD_MIN_MEMORY_MB = 512
 
 def _limits_argument(limits: Limits) -> str:
     return json.dumps({"memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
-                       "max_open_files": limits.max_open_files, "max_file_size_mb": limits.max_file_size_mb})
+                       "max_open_files": limits.max_open_files, "max_file_size_mb": limits.max_file_size_mb,
+                       "idle_warmup": _can_raise_priority()})
 
 
 def _zygote_argv(limits: Limits) -> Callable[[ChildPipes], list[str]]:
@@ -103,6 +109,25 @@ def _zygote_argv(limits: Limits) -> Callable[[ChildPipes], list[str]]:
         return args
 
     return argv
+
+
+def _can_raise_priority() -> bool:
+    """Whether this worker may give a process normal priority back (CAP_SYS_NICE, as root has).
+
+    Then each run's process warms up at idle priority and WarmLauncher.start gives it normal
+    priority before its run (bootstrap._Spare); elsewhere the warm-up runs at normal priority.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_NICE & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+CAP_SYS_NICE = 23
 
 
 class WarmEnvironment:
@@ -126,6 +151,8 @@ class WarmEnvironment:
         self.output_fds: list[int] = []     # the zygote's stdout and stderr, ours
         self.zygote_host_pid: int | None = None
         self.preloaded = False
+        self.prewarm = False    # each run's process warms boto3's clients up before its run arrives
+        self.idle_warmup = False  # ... at idle priority, given normal priority back before its run
         self.busy = True
         self.dead = False
         self.runs = 0
@@ -174,6 +201,8 @@ class WarmEnvironment:
             if not next_message(deadline):
                 raise SandboxStartError(launcher.start_error())
         self.preloaded = bool(messages[-1].get("preloaded"))
+        self.prewarm = bool(messages[-1].get("prewarm"))
+        self.idle_warmup = bool(messages[-1].get("idle_warmup"))
         self.zygote_host_pid = launcher.main_pid()
         log.debug("warm environment ready in %.1f ms (preloaded: %s)", (time.monotonic() - t) * 1000,
                   self.preloaded)
@@ -252,6 +281,15 @@ class WarmLauncher:
         self.measures_memory = self.group is not None
 
     def start(self, pipes: ChildPipes, wait_started: Callable[[], bool]) -> int:
+        if self.env.idle_warmup:
+            # The zygote's only child between runs is the spare that will run this one: normal
+            # priority for it before the run is handed over (it warmed up at idle priority).
+            spare = first_child_pid(self.env.zygote_host_pid)
+            if spare is not None:
+                try:
+                    os.sched_setscheduler(spare, os.SCHED_OTHER, os.sched_param(0))
+                except OSError:
+                    pass  # the zygote then replaces the spare with a fresh fork
         try:
             socket.send_fds(self.env.control, [b"run"], [pipes.payload_r, pipes.result_w, pipes.out_w, pipes.err_w])
         except OSError as exc:

@@ -9,6 +9,9 @@ bytes is storage I/O, not database work, and happens in the handler thread.
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import Future
 
 from django.db.models import Max
 
@@ -16,6 +19,11 @@ from storage import services as storage
 from storage.errors import StorageError
 
 from .errors import AwsError
+
+# A prefetched read older than this is read again (a GetParameter long after its AssumeRole).
+PREFETCH_FRESH_SECONDS = 5.0
+# How long a prefetch waits for the database thread (which stops serving once the attempt ends).
+PREFETCH_WAIT_SECONDS = 30.0
 
 
 def _aws_error(error: StorageError, key: str | None = None) -> AwsError:
@@ -37,6 +45,8 @@ class AttemptBackend:
         # A database call may wait behind a large log batch or a folder
         # listing: wait as long as the attempt may run, not the channel's default.
         self.timeout = run.timeout_seconds + 60
+        self._prefetch_lock = threading.Lock()
+        self._prefetched: tuple[float, Future] | None = None
 
     def _call(self, work, key=None):
         try:
@@ -46,28 +56,59 @@ class AttemptBackend:
 
     # -- secrets ------------------------------------------------------------------------
 
+    def _read_secrets(self):
+        """On the database thread: (SSM value, when the secrets last changed, names without a value)."""
+        from secrets_vault.models import Secret
+        from secrets_vault.services import secrets_for_run, secrets_missing_values
+
+        values = secrets_for_run(function=self.function)  # raises SecretDecryptionError
+        missing = secrets_missing_values(function=self.function)
+        changed = Secret.objects.of(self.function).aggregate(at=Max("updated_at"))["at"]
+        return (json.dumps(values) if values else "null"), changed or self.function.created_at, missing
+
+    def prefetch_secrets(self):
+        """Read the secrets now, in the calling thread, for the next ``secrets()`` to take.
+
+        The endpoint calls this once it has answered an AssumeRole of the Function's role
+        (the SDK's secrets().load() reads the parameter right after): the read on the database
+        thread then overlaps the Function making its SSM client instead of following its
+        GetParameter. Nothing is answered from it until a GetParameter passes its own checks.
+        """
+        future = Future()
+        with self._prefetch_lock:
+            if self._prefetched is not None:
+                return
+            self._prefetched = (time.monotonic(), future)
+        try:
+            future.set_result(self.channel.call(self._read_secrets, timeout=PREFETCH_WAIT_SECONDS))
+        except BaseException as error:
+            future.set_exception(error)
+
     def secrets(self):
         """(the SSM value: a JSON object of name to value, or "null"; when the secrets last changed)."""
+        from secrets_vault.services import SecretDecryptionError
 
-        def read():
-            from secrets_vault.models import Secret
-            from secrets_vault.services import SecretDecryptionError, secrets_for_run, secrets_missing_values
-
-            try:
-                values = secrets_for_run(function=self.function)
-            except SecretDecryptionError as error:
-                self.channel.add_platform_line(f"Secrets could not be read: {error}")
-                raise AwsError("InternalServerError", "The Function's secrets cannot be decrypted on this "
-                                                      "platform; an administrator must set them again.", 500,
-                               sender=False) from None
-            missing = secrets_missing_values(function=self.function)
-            if missing:
-                self.channel.add_platform_line(
-                    "Secrets without a value were left out of SamsaraFunctionSecretsPath: " + ", ".join(missing))
-            changed = Secret.objects.of(self.function).aggregate(at=Max("updated_at"))["at"]
-            return (json.dumps(values) if values else "null"), changed or self.function.created_at
-
-        return self.channel.call(read, timeout=self.timeout)
+        with self._prefetch_lock:
+            prefetched, self._prefetched = self._prefetched, None  # taken once
+        try:
+            read = None
+            if prefetched is not None and time.monotonic() - prefetched[0] < PREFETCH_FRESH_SECONDS:
+                try:
+                    read = prefetched[1].result(timeout=self.timeout)
+                except SecretDecryptionError:
+                    raise
+                except Exception:
+                    read = None  # the prefetch failed: read again, as without one
+            value, changed, missing = read or self.channel.call(self._read_secrets, timeout=self.timeout)
+        except SecretDecryptionError as error:
+            self.channel.add_platform_line(f"Secrets could not be read: {error}")
+            raise AwsError("InternalServerError", "The Function's secrets cannot be decrypted on this "
+                                                  "platform; an administrator must set them again.", 500,
+                           sender=False) from None
+        if missing:
+            self.channel.add_platform_line(
+                "Secrets without a value were left out of SamsaraFunctionSecretsPath: " + ", ".join(missing))
+        return value, changed
 
     # -- storage ------------------------------------------------------------------------
 

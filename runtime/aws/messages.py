@@ -34,6 +34,7 @@ class Response:
         self.body = body
         self.stream = stream      # a reader of `length` bytes, closed after sending
         self.length = length
+        self.then = None          # work for the connection's thread once the answer is sent
 
 
 class _Body:

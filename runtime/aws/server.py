@@ -307,6 +307,11 @@ class AwsEndpoint:
                 # The unread body is still in the stream: this connection cannot carry another request.
                 handler.close_connection = True
         self._send(handler, request, response)
+        if response.then is not None:
+            try:
+                response.then()
+            except Exception:
+                log.exception("the AWS endpoint failed after a %s request", service)
 
     @staticmethod
     def _drain_small_body(request: Request) -> bool:

@@ -91,7 +91,7 @@ def _assume_role(endpoint, credential, params):
     expires = datetime.now(timezone.utc) + timedelta(seconds=duration)
     issued = endpoint.store.issue_role(session_name, expires)
     role_id = "AROA" + identity.account_id + identity.function_name.upper().replace("-", "").replace("_", "")[:8]
-    return _answer("AssumeRole", (
+    response = _answer("AssumeRole", (
         "<AssumedRoleUser>"
         f"<AssumedRoleId>{escape(role_id)}:{escape(session_name)}</AssumedRoleId>"
         f"<Arn>{escape(identity.session_arn(session_name))}</Arn>"
@@ -102,3 +102,8 @@ def _assume_role(endpoint, credential, params):
         f"<SessionToken>{escape(issued.session_token)}</SessionToken>"
         f"<Expiration>{_iso(issued.expires)}</Expiration>"
         "</Credentials>"))
+    # The role's next call is nearly always the SDK's GetParameter of the secrets: start reading
+    # them once this answer is out (runtime/aws/backend.py; the read is answered only to a
+    # GetParameter that passes its own checks).
+    response.then = getattr(endpoint.backend, "prefetch_secrets", None)
+    return response

@@ -78,15 +78,15 @@ Unix socket alone in a private per-attempt directory (0700) and the sandbox
 binds that directory read-only at /run/aws (connecting to a socket needs no
 write access; /run holds nothing else). The sandbox's network namespace
 cannot reach the worker's loopback, by design, so bootstrap binds
-127.0.0.1:9000 inside the sandbox's own namespace and forks a relay process
-that copies bytes between each connection and the socket (no parsing: every
-request is SigV4-verified by the worker). In process mode the socket's host
+127.0.0.1:9000 inside the sandbox's own namespace and starts a relay thread
+in the attempt's process that copies bytes between each connection and the
+socket (no parsing: every request is SigV4-verified by the worker). In process mode the socket's host
 path is used and the relay binds a free port (the host's loopback is shared).
 The attempt's base credentials travel in the payload, never on bwrap's
 command line or in the environment bwrap starts with; bootstrap puts them,
 AWS_ENDPOINT_URL_STS/SSM/S3 and AWS_CONFIG_FILE (generated, read-only at
 /opt/aws/config: path-style S3 addressing, SigV4 presigning) into os.environ
-before the handler's module is imported. The relay dies with the sandbox;
+before the handler's module is imported. The relay ends with the attempt's process;
 the endpoint, and with it every credential of the attempt, closes when
 ``execute`` returns.
 

@@ -199,19 +199,40 @@ class Attempt:
             close_fds(payload_r, result_w, out_w, err_w)
         payload = self._payload()
 
-        def write_payload() -> None:
+        def done() -> None:
+            close_fds(payload_w)
+            if payload_w in self.fds:
+                self.fds.remove(payload_w)
+
+        # What fits in the pipe now is written now (nearly every payload: the event and the
+        # context); only a larger one gets a thread for the rest, since the command reads it
+        # while we start pumping its output. A thread's start was a scheduling wait on the
+        # path of every warm run.
+        view = memoryview(payload)
+        try:
+            os.set_blocking(payload_w, False)
+            while view:
+                view = view[os.write(payload_w, view):]
+        except BlockingIOError:
+            pass
+        except OSError:
+            view = view[:0]  # the sandbox died first; the result says why
+        if not view:
+            done()
+            return
+
+        def write_rest() -> None:
+            nonlocal view
             try:
-                view = memoryview(payload)
+                os.set_blocking(payload_w, True)
                 while view:
                     view = view[os.write(payload_w, view):]
             except OSError:
                 pass  # the sandbox died first; the result says why
             finally:
-                close_fds(payload_w)
-                if payload_w in self.fds:
-                    self.fds.remove(payload_w)
+                done()
 
-        threading.Thread(target=write_payload, name="sandbox-payload", daemon=True).start()
+        threading.Thread(target=write_rest, name="sandbox-payload", daemon=True).start()
 
     def _wait_started(self, result_r: int) -> bool:
         """Read the result pipe until bootstrap says "started"; False if it closed first."""

@@ -134,6 +134,40 @@ def test_the_relay_carries_many_connections_both_ways_unchanged(tmp_path, runtim
     assert value["run_aws_writable"] is False
 
 
+PATCHING_FUNCTION = """
+    import os, select, selectors, socket
+
+    class Patched(socket.socket):
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("patched by the Function")
+
+    def handler(event, context):
+        make = socket.socket
+        # What gevent's patch_all does to the modules, and worse.
+        socket.socket, selectors.DefaultSelector, select.select, select.epoll = Patched, None, None, None
+        host, port = os.environ["AWS_ENDPOINT_URL_STS"].removeprefix("http://").split(":")
+        with make(socket.AF_INET, socket.SOCK_STREAM) as conn:
+            conn.connect((host, int(port)))
+            conn.sendall(b"hello relay")
+            conn.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := conn.recv(65536):
+                received += chunk
+        tasks = os.listdir("/proc/self/task")
+        return {"echo": received.decode(), "processes": len([p for p in os.listdir("/proc") if p.isdigit()]),
+                "threads": len(tasks)}
+"""
+
+
+def test_the_relay_is_a_thread_that_the_functions_own_patches_do_not_reach(tmp_path, runtime_python, bwrap_ok, echo):
+    # The relay runs in the attempt's own process (no process of its own to fork, kill and
+    # reap), on objects of the C modules made before the Function's code ran.
+    value = run_with_endpoint(tmp_path, runtime_python, PATCHING_FUNCTION, AwsAccess(echo.path, dict(CREDENTIALS)))
+    assert value["echo"] == "hello relay"
+    assert value["processes"] == 2  # bwrap's init and bootstrap: no relay process
+    assert value["threads"] == 2    # the handler's and the relay's
+
+
 def test_process_mode_relays_from_a_free_port(tmp_path, runtime_python, echo):
     value = run_with_endpoint(tmp_path, runtime_python, RELAY_CHECK, AwsAccess(echo.path, dict(CREDENTIALS)),
                               mode="process")

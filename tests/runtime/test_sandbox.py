@@ -68,6 +68,24 @@ def test_it_returns_the_handler_value_with_event_and_context(run_function):
     assert result.peak_memory_mb and result.peak_memory_mb > 1
 
 
+def test_an_event_larger_than_the_payload_pipe_arrives_whole(run_function):
+    # A payload that fits the pipe is written at once; a larger one (here about 3 MB) is
+    # written by a thread while the worker pumps the Function's output.
+    event = {f"key{i}": "x" * 1000 for i in range(3000)}
+    run = run_function("""
+        import hashlib, json
+        def handler(event, context):
+            print("keys", len(event))
+            return hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
+    """, event=event, limits=Limits(timeout_s=20))
+    import hashlib
+    import json
+
+    assert run.result.outcome == "succeeded", run.result.reason
+    assert run.value == hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
+    assert run.messages("stdout") == ["keys 3000"]
+
+
 def test_it_gives_the_function_exactly_the_contract_environment(run_function, monkeypatch):
     monkeypatch.setenv("DJANGO_SECRET_KEY", "host-secret")
     monkeypatch.setenv("DATABASE_URL", "postgres://host")

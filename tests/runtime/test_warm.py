@@ -197,6 +197,120 @@ def test_botocore_sessions_in_a_run_get_their_own_builtin_handlers(invoke, bundl
     assert result.warm_start
 
 
+SPARE_CHECK = """
+    import gc, os, sys, time
+    import boto3, botocore.client, botocore.session
+
+    def started_at():
+        # This process's start, in seconds since boot (as CLOCK_BOOTTIME counts).
+        with open("/proc/self/stat") as handle:
+            ticks = int(handle.read().rpartition(")")[2].split()[19])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def handler(event, context):
+        gc.collect()
+        found = [type(o).__name__ for o in gc.get_objects()
+                 if isinstance(o, (botocore.client.BaseClient, botocore.session.Session, boto3.session.Session))]
+        keys = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        value = {"pid": os.getpid(), "parent": os.getppid(), "started": started_at(), "objects": found,
+                 "default_session": boto3.DEFAULT_SESSION is not None, "aws_env": keys,
+                 "leaked": getattr(botocore, "left_by_a_run", None),
+                 "ended": time.clock_gettime(time.CLOCK_BOOTTIME)}
+        botocore.left_by_a_run = os.environ.get("AWS_SECRET_ACCESS_KEY", "run secret")
+        value["policy"] = os.sched_getscheduler(0) == os.SCHED_OTHER
+        value["nice"] = os.getpriority(os.PRIO_PROCESS, 0)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, -1)
+            value["higher_priority"] = "allowed"
+        except OSError:
+            value["higher_priority"] = "refused"
+        return value
+"""
+
+
+def test_each_run_gets_a_spare_forked_after_the_previous_run_that_holds_nothing_of_its_warm_up(invoke, bundle,
+                                                                                                pool):
+    # The zygote forks the next run's process ahead of the run (bootstrap._Spare); for a bundle
+    # that uses boto3 that process first makes and calls throw-away clients. What the run sees
+    # must be exactly what a process forked on demand sees: no session, client or variable of
+    # the warm-up, no default session, and nothing of the run before (forked after it ended).
+    code = bundle(SPARE_CHECK)
+    runs = [invoke(code) for _ in range(3)]
+    assert all(result.outcome == "succeeded" for result, _ in runs), [r.reason for r, _ in runs]
+    assert all(result.warm_start for result, _ in runs[1:])
+    assert pool.last_environment.prewarm
+    values = [value for _, value in runs]
+    assert len({value["pid"] for value in values}) == 3 and {value["parent"] for value in values} == {2}
+    for earlier, later in zip(values, values[1:]):
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        assert later["started"] >= earlier["ended"] - 2 * tick, "the spare was forked after the run before ended"
+    for value in values:
+        # The spare may have warmed up at idle priority: its run never runs at it.
+        assert value["policy"] is True and value["nice"] == 0 and value["higher_priority"] == "refused"
+        assert value["objects"] == [] and value["default_session"] is False
+        assert value["leaked"] is None
+        assert "warm-up" not in json.dumps(value["aws_env"])
+
+
+def test_only_bundles_that_use_boto3_warm_their_runs_process_up(invoke, bundle, pool):
+    trivial = bundle("""
+        def handler(event, context):
+            return 1
+    """)
+    result, _ = invoke(trivial)
+    assert result.outcome == "succeeded" and pool.last_environment.preloaded
+    assert not pool.last_environment.prewarm
+    sdk = bundle("""
+        from samsara.function import Function
+        def handler(event, context):
+            return 1
+    """)
+    result, _ = invoke(sdk, owner="fn-b")
+    assert result.outcome == "succeeded" and pool.last_environment.prewarm
+
+
+def test_a_spare_left_at_idle_priority_never_runs_a_function(invoke, bundle, pool, monkeypatch):
+    # Where the worker may lift priorities, the spare warms up at SCHED_IDLE and the worker
+    # gives it SCHED_OTHER back before its run. If that fails, the zygote replaces the spare
+    # with a fresh fork: the run is still warm, and never at idle priority.
+    from runtime import warm
+
+    code = bundle(SPARE_CHECK)
+    first = invoke(code)[1]
+    if not pool.last_environment.idle_warmup:
+        pytest.skip("this worker cannot lift priorities (no CAP_SYS_NICE): spares warm up at normal priority")
+
+    def refuse(*args):
+        raise PermissionError(1, "refused for the test")
+
+    monkeypatch.setattr(warm.os, "sched_setscheduler", refuse)
+    time.sleep(0.2)
+    result, second = invoke(code)
+    assert result.outcome == "succeeded" and result.warm_start, result.reason
+    assert pool.created == 1 and second["pid"] != first["pid"]
+    assert second["policy"] is True and second["nice"] == 0
+
+
+def test_a_spare_that_died_while_idle_is_replaced_by_a_fork_and_the_run_stays_warm(invoke, bundle, pool):
+    from runtime.sandbox.launcher import first_child_pid
+
+    code = bundle(SPARE_CHECK)
+    first = invoke(code)[1]
+    env = pool.last_environment
+    deadline = time.monotonic() + 5
+    spare = None
+    while spare is None and time.monotonic() < deadline:
+        spare = first_child_pid(env.zygote_host_pid)
+        time.sleep(0.01)
+    assert spare is not None
+    os.kill(spare, signal.SIGKILL)
+    time.sleep(0.1)
+    result, second = invoke(code)
+    assert result.outcome == "succeeded" and result.warm_start, result.reason
+    assert pool.last_environment is env and pool.created == 1
+    assert second["pid"] != first["pid"] and second["leaked"] is None
+
+
 @pytest.mark.slow
 def test_a_function_never_runs_in_another_functions_environment(invoke, bundle, pool):
     source = """
@@ -442,10 +556,14 @@ def test_a_run_in_a_prestarted_environment_behaves_exactly_as_one_started_on_dem
             limits = {name: resource.getrlimit(getattr(resource, name))
                       for name in ("RLIMIT_DATA", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_MSGQUEUE")}
             preloaded = sorted(m for m in sys.modules if m.partition(".")[0] in ("boto3", "botocore", "requests", "samsara"))
+            import gc, boto3, botocore.client
+            gc.collect()
+            clients = sum(isinstance(o, botocore.client.BaseClient) for o in gc.get_objects())
             return {"environ": dict(os.environ), "cwd": os.getcwd(), "tmp": sorted(os.listdir("/tmp")),
                     "ids": [os.getuid(), os.getgid(), os.getpid() > 2], "limits": limits, "event": event,
                     "preloaded": preloaded, "remaining": context.get_remaining_time_in_millis() > 0,
-                    "main": sys.modules["main"].__file__}
+                    "main": sys.modules["main"].__file__, "clients": clients,
+                    "default_session": boto3.DEFAULT_SESSION is None}
     """)
     limits = Limits(timeout_s=20)
     outcomes = []
@@ -468,11 +586,14 @@ def test_a_run_in_a_prestarted_environment_behaves_exactly_as_one_started_on_dem
             assert pool.created + pool.prestarted == 1
             if kind == "pre-started":
                 assert pool.last_environment is started and started.runs == 1
+            # The bundle names boto3: both environments' runs start in a spare that warmed boto3 up.
+            assert pool.last_environment.prewarm
             outcomes.append((json.loads(result.return_value), [(line.stream, line.message) for line in lines]))
         finally:
             pool.clear()
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0]["tmp"] == ["mine"] and outcomes[0][1] == [("stdout", "hello from warm-test")]
+    assert outcomes[0][0]["clients"] == 0 and outcomes[0][0]["default_session"] is True
 
 
 def test_prestarting_never_takes_the_place_of_another_environment(invoke, bundle, pool, runtime_python):

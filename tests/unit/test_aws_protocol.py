@@ -119,6 +119,76 @@ def test_get_parameter_returns_the_secrets_as_a_json_object(attempt):
     assert parameter["LastModifiedDate"] <= datetime.now(timezone.utc)
 
 
+@pytest.fixture
+def counted_reads(monkeypatch):
+    """Every read of the secrets the endpoint makes, each answering {"read": its number}."""
+    from runtime.aws import backend
+
+    reads = []
+
+    def read(self):
+        reads.append(time.monotonic())
+        return json.dumps({"read": len(reads)}), datetime.now(timezone.utc), []
+
+    monkeypatch.setattr(backend.AttemptBackend, "_read_secrets", read)
+    return reads
+
+
+def sdk_secrets(attempt, reads, *, gets=1, then=None):
+    """What the SDK's secrets().load() does, waiting after AssumeRole until the endpoint's prefetch is read."""
+
+    def work():
+        role = attempt.assume_role()["Credentials"]
+        deadline = time.monotonic() + 10
+        while not reads and time.monotonic() < deadline:
+            time.sleep(0.005)
+        seen_before_get = len(reads)
+        credentials = {"aws_access_key_id": role["AccessKeyId"], "aws_secret_access_key": role["SecretAccessKey"],
+                       "aws_session_token": role["SessionToken"]}
+        if then:
+            then(credentials)
+        ssm = attempt.client("ssm", credentials)
+        path = attempt.env["SamsaraFunctionSecretsPath"]
+        values = []
+        for _ in range(gets):
+            values.append(json.loads(ssm.get_parameter(Name=path, WithDecryption=True)["Parameter"]["Value"]))
+            values.append(len(reads))
+        return seen_before_get, values
+
+    return attempt.do(work)
+
+
+def test_assume_role_starts_the_secrets_read_that_the_next_get_parameter_answers_from(attempt, counted_reads):
+    # The SDK's GetParameter follows its AssumeRole: the endpoint reads the secrets on the
+    # database thread once AssumeRole is answered, and the first GetParameter takes that read
+    # instead of making its own; a later one reads again.
+    before_get, values = sdk_secrets(attempt, counted_reads, gets=2)
+    assert before_get == 1
+    assert values == [{"read": 1}, 1, {"read": 2}, 2]
+
+
+def test_a_prefetched_read_goes_only_to_a_get_parameter_that_passes_its_checks(attempt, counted_reads):
+    refused = []
+
+    def others(role):
+        path = attempt.env["SamsaraFunctionSecretsPath"]
+        base = attempt.client("ssm")
+        refused.append(error_of(lambda: base.get_parameter(Name=path, WithDecryption=True))[0])
+        own = attempt.client("ssm", role)
+        refused.append(error_of(lambda: own.get_parameter(Name=path + "-other", WithDecryption=True))[0])
+
+    before_get, values = sdk_secrets(attempt, counted_reads, then=others)
+    assert refused == ["AccessDeniedException", "AccessDeniedException"]
+    assert before_get == 1 and values == [{"read": 1}, 1]
+
+
+def test_a_stale_prefetched_read_is_read_again(attempt, counted_reads, monkeypatch):
+    from runtime.aws import backend
+
+    monkeypatch.setattr(backend, "PREFETCH_FRESH_SECONDS", 0.0)
+    assert sdk_secrets(attempt, counted_reads) == (1, [{"read": 2}, 2])
+
+
 def test_get_parameter_is_the_literal_null_without_secrets(attempt):
     ssm = attempt.client("ssm", attempt.role())
     value = attempt.do(lambda: ssm.get_parameter(Name=attempt.env["SamsaraFunctionSecretsPath"], WithDecryption=True))
