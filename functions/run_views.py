@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 from accounts.access import Area, function_for, require, run_for
 from logs.queries import run_log_entries
 from monitor.services import run_notice_summary
+from runtime.dispatch import organization_at_limit
 from secrets_vault.services import secrets_missing_values
 
 from .models import Function, Run, RunStatus, TriggerSource
@@ -142,7 +143,9 @@ def organization_runs(request: HttpRequest, org_id: int) -> HttpResponse:
 def _status_context(run: Run) -> dict[str, Any]:
     attempts = list(run.attempt_rows.all())
     durations = [a.duration_ms for a in attempts if a.duration_ms is not None]
-    return {"run": run, "attempt_rows": attempts, "total_ms": sum(durations) if durations else None}
+    held = organization_at_limit(organization_id=run.organization_id) if run.status == RunStatus.QUEUED else None
+    return {"run": run, "attempt_rows": attempts, "total_ms": sum(durations) if durations else None,
+            "held_by_limit": held}
 
 
 def _logs_url(run: Run) -> str:

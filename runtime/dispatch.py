@@ -160,3 +160,13 @@ def run_wake_up(*, organization_id: int, now: datetime | None = None) -> int | N
         Run.objects.filter(_due(now), organization_id=organization_id)
         .order_by("pk").values_list("pk", flat=True).first()
     )
+
+
+def organization_at_limit(*, organization_id: int) -> tuple[int, int] | None:
+    """(runs executing, the limit) when the organization is at FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION, so
+    its queued runs wait for one to end (the run page says so); None otherwise."""
+    limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
+    if not limit:
+        return None
+    executing = Run.objects.filter(organization_id=organization_id, status=RunStatus.RUNNING).count()
+    return (executing, limit) if executing >= limit else None

@@ -8,7 +8,7 @@ from django.urls import reverse
 from functions.models import Run, RunStatus
 from functions.run_services import build_event, run_trigger, validate_overrides
 from tests.conftest import READ_STATUS, ROLES, WRITERS
-from tests.factories import make_function
+from tests.factories import make_function, make_run
 
 
 @pytest.fixture
@@ -236,3 +236,15 @@ def test_pages_show_times_in_the_organizations_time_zone(admin_client, function,
     body = admin_client.get(fn_url("run_detail", function, correlation_id=runs[0].correlation_id)).content.decode()
     # Acme Fleet is on America/Chicago: 18:30 UTC is 12:30 CST.
     assert "2026-01-15 12:30:00 CST" in body
+
+
+def test_a_run_held_back_by_the_organizations_limit_says_why(admin_client, function, settings):
+    settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = 1
+    waiting = make_run(function, status=RunStatus.QUEUED)
+    url = fn_url("run_detail", function, correlation_id=waiting.correlation_id)
+    assert "Waiting for a worker" in admin_client.get(url).content.decode()
+    make_run(function, status=RunStatus.RUNNING, attempts=1)
+    body = admin_client.get(url).content.decode()
+    assert "Waiting: 1 of this organization's runs are executing, the most it may run at once" in body
+    settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = 0
+    assert "Waiting for a worker" in admin_client.get(url).content.decode()
