@@ -5,6 +5,7 @@ import re
 
 from django.template import Library
 from django.utils.html import conditional_escape
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 register = Library()
@@ -35,3 +36,17 @@ def duration(milliseconds):
         return f"{ms / 1000:.1f} s"
     minutes, seconds = divmod(round(ms / 1000), 60)
     return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+
+
+@register.inclusion_tag("_sort_link.html")
+def sort_link(key, label, current, search="", first_arrow="↓", title=""):
+    """A column's sort link on a list page: ``key`` sorts one way and ``-key`` the other.
+
+    ``current`` is the page's sort; ``first_arrow`` is how ``key`` itself reads (↑ for names
+    A to Z, ↓ for newest or most first). Clicking the active column flips it.
+    """
+    flipped = "↑" if first_arrow == "↓" else "↓"
+    arrow = first_arrow if current == key else flipped if current == f"-{key}" else ""
+    query = {"q": search} if search else {}
+    query["sort"] = f"-{key}" if current == key else key
+    return {"label": label, "arrow": arrow, "active": bool(arrow), "href": "?" + urlencode(query), "title": title}

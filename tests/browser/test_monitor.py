@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from functions.models import RunStatus, StartKind
-from tests.factories import make_function
+from functions.models import Run, RunStatus, StartKind
+from tests.factories import make_function, make_run
 from tests.monitor_fixtures import add_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,3 +84,25 @@ def test_the_functions_list_shows_recent_outcomes(sign_in, org, busy, artifacts_
     page.goto(f"/o/{org.id}/settings/developer/runs/?status=failed")
     expect(page.get_by_test_id("runs")).to_contain_text("Failed")
     page.screenshot(path=artifacts_dir / "org-runs-390.png", full_page=True)
+
+
+def test_the_functions_list_can_be_sorted_at_both_widths(screen, org, users, artifacts_dir):
+    """At 390 px the table's header row is hidden (rows are cards): a sort bar carries the same links."""
+    for name, minutes_ago in (("alpha", 90), ("bravo", 5), ("charlie", 30)):
+        run = make_run(make_function(org, name))
+        Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=minutes_ago))
+    screen.sign_in(users["full_admin"])
+    screen.goto(f"/o/{org.id}/settings/developer/functions/")
+    names = screen.locator("a.fn-name")
+    expect(names).to_have_text(["alpha", "bravo", "charlie"])
+    bar = screen.get_by_test_id("sort-bar")
+    if screen.phone:
+        expect(bar).to_be_visible()
+        bar.get_by_role("link", name="Last run").click()
+    else:
+        expect(bar).to_be_hidden()
+        screen.get_by_role("columnheader").get_by_role("link", name="Last run").click()
+    expect(names).to_have_text(["bravo", "charlie", "alpha"])  # the most recent run first
+    active = bar if screen.phone else screen.get_by_role("columnheader")
+    expect(active.locator("a.sort-link.active")).to_have_text("Last run ↓")
+    screen.screenshot(path=artifacts_dir / f"list-sorted-{screen.width}.png", full_page=True)

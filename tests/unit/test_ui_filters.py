@@ -24,3 +24,20 @@ def test_backticks_become_code_and_everything_else_stays_escaped():
 def test_every_template_has_the_filters_without_loading_them():
     template = engines["django"].from_string("{{ m|code_spans }} {{ ms|duration }}")
     assert template.render({"m": "run `bin/run`", "ms": 1500}) == "run <code>bin/run</code> 1.50 s"
+
+
+def test_a_sort_link_flips_the_active_column_and_keeps_the_search():
+    from django.template import Context, Template
+
+    def render(current, **options):
+        extra = " ".join(f'{key}="{value}"' for key, value in options.items())
+        return Template(f'{{% sort_link "name" "Name" current search {extra} %}}').render(
+            Context({"current": current, "search": "fleet sync"}))
+
+    assert render("name", first_arrow="↑") == (
+        '<a class="sort-link active" href="?q=fleet+sync&amp;sort=-name" aria-current="true">Name ↑</a>\n')
+    assert render("-name", first_arrow="↑") == (
+        '<a class="sort-link active" href="?q=fleet+sync&amp;sort=name" aria-current="true">Name ↓</a>\n')
+    # Another column active: this one offers its first direction and shows no arrow.
+    assert render("last_run", title="By name") == (
+        '<a class="sort-link" href="?q=fleet+sync&amp;sort=name" title="By name">Name</a>\n')
