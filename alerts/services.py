@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
-from functions.audit import Actor, actor_name, actor_user
+from functions.audit import Actor, AuditAction, actor_name, actor_user, audit_record
 from functions.bundles.names import json_type
 from functions.models import Function, TriggerSource
 from functions.run_services import run_trigger
@@ -123,7 +123,7 @@ def _locked_actions(organization: Organization, functions: Iterable[Function], e
 
 def alert_create(
     *, organization: Organization, actor: Actor, name: str, functions: Iterable[Function], description: str = "",
-    enabled: bool = True,
+    enabled: bool = True, actor_label: str | None = None,
 ) -> AlertConfiguration:
     """Create an alert configuration with "Execute Function" actions (one per Function, in order)."""
     errors = FieldErrors()
@@ -140,6 +140,7 @@ def alert_create(
             AlertAction.objects.bulk_create(
                 AlertAction(alert=alert, function=function, position=index) for index, function in enumerate(chosen)
             )
+            _record_actions(alert_name=name, added=chosen, removed=(), actor=actor, actor_label=actor_label)
     except IntegrityError:
         # Two admins created the same name at once: the constraint decided.
         if AlertConfiguration.objects.of(organization).named(name).exists():
@@ -150,7 +151,7 @@ def alert_create(
 
 def alert_update(
     *, alert: AlertConfiguration, actor: Actor, name: str, functions: Iterable[Function], description: str = "",
-    enabled: bool = True,
+    enabled: bool = True, actor_label: str | None = None,
 ) -> AlertConfiguration:
     """Change an alert's name, description, enabled flag and its actions (the whole set)."""
     organization = alert.organization
@@ -165,9 +166,15 @@ def alert_update(
                 name=name, description=description, enabled=bool(enabled), updated_at=timezone.now()
             )
             keep = {function.pk for function in chosen}
+            before = {action.function_id: action.function for action in alert.actions.select_related("function")}
             alert.actions.exclude(function_id__in=keep).delete()
             for index, function in enumerate(chosen):
                 AlertAction.objects.update_or_create(alert=alert, function=function, defaults={"position": index})
+            _record_actions(
+                alert_name=name, added=[function for function in chosen if function.pk not in before],
+                removed=[function for pk, function in before.items() if pk not in keep],
+                actor=actor, actor_label=actor_label,
+            )
     except IntegrityError:
         if AlertConfiguration.objects.of(organization).named(name).exclude(pk=alert.pk).exists():
             raise ValidationError({"name": [_name_taken_message(name, organization)]}) from None
@@ -176,9 +183,29 @@ def alert_update(
     return alert
 
 
-def alert_delete(*, alert: AlertConfiguration, actor: Actor) -> None:
+def alert_delete(*, alert: AlertConfiguration, actor: Actor, actor_label: str | None = None) -> None:
     """Delete the alert, its actions and its incidents' records; the runs they started stay."""
-    AlertConfiguration.objects.filter(pk=alert.pk).delete()
+    with transaction.atomic():
+        removed = [action.function for action in alert.actions.select_related("function")]
+        AlertConfiguration.objects.filter(pk=alert.pk).delete()
+        _record_actions(alert_name=alert.name, added=(), removed=removed, actor=actor, actor_label=actor_label,
+                        deleted=True)
+
+
+def _record_actions(
+    *, alert_name: str, added: Iterable[Function], removed: Iterable[Function], actor: Actor,
+    actor_label: str | None, deleted: bool = False,
+) -> None:
+    """Each Function's History says when it became, or stopped being, an alert's action: an alert
+    starts runs of it, so its admins see who made that so."""
+    for function in added:
+        audit_record(function=function, actor=actor, actor_label=actor_label, action=AuditAction.ALERT_ACTION_ADDED,
+                     summary=f"Added as an action of the alert “{alert_name}”", changes={"alert": alert_name})
+    for function in removed:
+        summary = (f"No longer an action: the alert “{alert_name}” was deleted" if deleted
+                   else f"Removed from the actions of the alert “{alert_name}”")
+        audit_record(function=function, actor=actor, actor_label=actor_label,
+                     action=AuditAction.ALERT_ACTION_REMOVED, summary=summary, changes={"alert": alert_name})
 
 
 # --------------------------------------------------------------------------- incidents

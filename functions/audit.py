@@ -33,6 +33,9 @@ class AuditAction(models.TextChoices):
     SECRETS_REPLACED = "secrets_replaced", "Replaced the secrets"
     # Schedules
     SCHEDULE_CHANGED = "schedule_changed", "Changed the schedule"
+    # Alerts (alerts.services): the Function became, or stopped being, an alert's action
+    ALERT_ACTION_ADDED = "alert_action_added", "Added to an alert"
+    ALERT_ACTION_REMOVED = "alert_action_removed", "Removed from an alert"
 
 
 # Who a service acts for: a request's user (signed in or not), a user, or None for a command or token.

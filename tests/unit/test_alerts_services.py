@@ -9,7 +9,7 @@ from django.utils import timezone
 from alerts import services
 from alerts.models import AlertAction, AlertConfiguration, Incident, IncidentKey, IncidentRun, IncidentSource
 from functions import services as function_services
-from functions.models import Function, Run, TriggerSource
+from functions.models import AuditEntry, Function, Run, TriggerSource
 from tests.factories import make_function
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +112,25 @@ def test_deleting_an_alert_keeps_the_runs_its_incidents_started(alert):
     services.alert_delete(alert=alert, actor=None)
     assert not Incident.objects.exists() and not IncidentKey.objects.exists()
     assert Run.objects.filter(pk=result.runs[0].run_id).exists()
+
+
+def test_each_functions_history_says_when_it_became_or_stopped_being_an_action(org, users, visible, second):
+    def history(function):
+        return list(AuditEntry.objects.filter(function=function).order_by("id").values_list("action", "summary", "actor_label"))
+
+    admin = users["full_admin"]
+    alert = services.alert_create(organization=org, actor=admin, name="Harsh braking", functions=[visible])
+    assert history(visible) == [("alert_action_added", "Added as an action of the alert “Harsh braking”", admin.email)]
+    # A swap: one removed, one added; the one kept gets no entry.
+    services.alert_update(alert=alert, actor=None, actor_label="API token “ci”", name="Harsh braking",
+                          functions=[second])
+    assert history(visible)[-1] == (
+        "alert_action_removed", "Removed from the actions of the alert “Harsh braking”", "API token “ci”")
+    assert history(second) == [("alert_action_added", "Added as an action of the alert “Harsh braking”", "API token “ci”")]
+    services.alert_update(alert=alert, actor=admin, name="Renamed", functions=[second])
+    assert len(history(second)) == 1
+    services.alert_delete(alert=alert, actor=admin)
+    assert history(second)[-1][:2] == ("alert_action_removed", "No longer an action: the alert “Renamed” was deleted")
 
 
 # --- the Function side: hide and delete refused ---------------------------------------------------

@@ -23,7 +23,8 @@ class Command(BaseCommand):
         functions = [function_named(organization, name) for name in function]
         try:
             created = services.alert_create(
-                organization=organization, actor=None, name=alert, functions=functions, enabled=True
+                organization=organization, actor=None, actor_label="manage.py create_alert", name=alert,
+                functions=functions, enabled=True,
             )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
