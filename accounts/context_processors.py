@@ -21,6 +21,8 @@ def organizations(request):
             section = "runs"
         elif match.app_name == "alerts":
             section = "alerts"
+        elif match.app_name == "accounts" and match.url_name == "organization":
+            section = "organization"
         elif match.url_name in ("members", "member_role", "member_remove"):
             section = "members"
         elif match.url_name in ("roles", "role_edit", "role_delete"):

@@ -48,6 +48,39 @@ def organization_create(*, name: str, region: str = Region.US, timezone: str = "
         raise ValidationError(f"An organization named “{name}” already exists: choose another name.") from None
 
 
+def organization_update(*, organization: Organization, name: str, timezone: str) -> list[str]:
+    """Rename the organization and set its time zone; returns the fields that changed.
+
+    Schedules are read in the organization's time zone: when it changes, their next runs are
+    worked out again (schedules.signals). The region is not changeable here: it decides the
+    AWS region and bucket name every Function sees.
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        name = _clean_org_name(name)
+    except ValidationError as error:
+        errors["name"] = error.messages
+    else:
+        if Organization.objects.filter(name__iexact=name).exclude(pk=organization.pk).exists():
+            errors["name"] = [f"An organization named “{name}” already exists: choose another name."]
+    timezone = (timezone or "").strip()
+    if timezone not in zoneinfo.available_timezones():
+        errors["timezone"] = [
+            f"“{timezone[:64]}” is not an IANA time zone name: pick one from the list (for example Europe/Berlin)."]
+    if errors:
+        raise ValidationError(errors)
+    changed = [field for field, value in (("name", name), ("timezone", timezone))
+               if getattr(organization, field) != value]
+    if changed:
+        organization.name, organization.timezone = name, timezone
+        try:
+            with transaction.atomic():
+                organization.save(update_fields=changed)
+        except IntegrityError:
+            raise ValidationError({"name": [f"An organization named “{name}” already exists: choose another name."]}) from None
+    return changed
+
+
 def resolve_role(*, organization: Organization, role: str) -> tuple[str, CustomRole | None]:
     """A role given as `full_admin`, a built-in label, `custom:<id>` or a custom role's name."""
     role = (role or "").strip()

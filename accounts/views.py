@@ -85,6 +85,53 @@ class SetPasswordView(auth_views.PasswordResetConfirmView):
 INVITE_LINK_SESSION_KEY = "accounts.invite_link"
 
 
+class OrganizationForm(forms.Form):
+    name = forms.CharField(max_length=100, strip=True)
+    timezone = forms.ChoiceField(
+        label="Time zone", choices=(),
+        help_text=("Schedules without a zone of their own run in this one, and the Monitor's charts use it. "
+                   "Changing it moves those schedules' next runs to the new zone's clock."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["timezone"].choices = [(zone, zone) for zone in _time_zones()]
+
+
+def _time_zones() -> list[str]:
+    import zoneinfo
+
+    return sorted(zoneinfo.available_timezones())
+
+
+@login_required
+def organization_settings(request: HttpRequest, org_id: int) -> HttpResponse:
+    """The organization's name and time zone: everyone in it may look, Full Admins change them."""
+    membership = require(request.user, org_id, Area.ADMINISTRATION)
+    organization = membership.organization
+    form = OrganizationForm(initial={"name": organization.name, "timezone": organization.timezone})
+    if request.method == "POST":
+        require(request.user, org_id, Area.ADMINISTRATION, write=True)
+        form = OrganizationForm(request.POST)
+        if form.is_valid():
+            try:
+                changed = services.organization_update(organization=organization, **form.cleaned_data)
+            except ValidationError as error:
+                apply_service_errors(form, error)
+            else:
+                if "timezone" in changed:
+                    messages.success(request, f"Saved. Schedules now run in {organization.timezone}: their next "
+                                              "runs were worked out again.")
+                else:
+                    messages.success(request, "Saved." if changed else "Nothing changed.")
+                return redirect("accounts:organization", org_id=org_id)
+    return render(
+        request, "accounts/organization.html",
+        {"form": form, "organization": organization, "can_write": membership.is_full_admin},
+        status=400 if form.errors else 200,
+    )
+
+
 @login_required
 def members(request: HttpRequest, org_id: int) -> HttpResponse:
     membership = require(request.user, org_id, Area.ADMINISTRATION)

@@ -33,3 +33,24 @@ def test_a_refused_role_name_shows_what_to_fix(sign_in, org):
     page.fill("input[name=name]", "Full Admin")
     page.get_by_role("button", name="Create role").click()
     expect(page.get_by_text("is a built-in role's name")).to_be_visible()
+
+
+def test_a_full_admin_moves_the_organization_to_another_time_zone(screen, users, org, artifacts_dir):
+    from accounts.models import Organization
+
+    screen.sign_in(users["full_admin"])
+    screen.goto(f"/o/{org.id}/settings/organization/")
+    form = screen.get_by_test_id("organization-form")
+    expect(form.get_by_label("Time zone")).to_have_value("America/Chicago")
+    form.get_by_label("Time zone").select_option("Europe/Berlin")
+    form.get_by_label("Name").fill("")
+    form.get_by_role("button", name="Save").click()
+    # Refused, nothing saved, the choice kept for the next try.
+    expect(form.get_by_label("Time zone")).to_have_value("Europe/Berlin")
+    assert Organization.objects.get(pk=org.pk).timezone == "America/Chicago"
+    form.get_by_label("Name").fill("Acme Fleet Europe")
+    form.get_by_role("button", name="Save").click()
+    expect(screen.get_by_text("Schedules now run in Europe/Berlin")).to_be_visible()
+    screen.screenshot(path=artifacts_dir / f"organization-{screen.width}.png", full_page=True)
+    assert (Organization.objects.get(pk=org.pk).name, Organization.objects.get(pk=org.pk).timezone) == (
+        "Acme Fleet Europe", "Europe/Berlin")

@@ -57,6 +57,7 @@ def test_no_page_is_wider_than_the_screen(screen, users, org, artifacts_dir):
         "storage": f"{base}/developer/functions/storage/",
         "create": f"{base}/developer/functions/new/",
         "org-logs": f"{base}/developer/logs/",
+        "organization": f"{base}/organization/",
         "members": f"{base}/members/",
         "roles": f"{base}/roles/",
         "api-tokens": f"{base}/developer/api-tokens/",
