@@ -6,6 +6,7 @@ Imported by the scripts beside it (`python bench/<name>.py` puts this folder on 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,3 +63,20 @@ def run_in_child(script, backend, arguments, *, postgres_url, prefix):
         shutil.rmtree(data_dir, ignore_errors=True)
         if backend == "postgres":
             postgres_drop(postgres_url)
+
+
+def stop_process(process, timeout=60):
+    """Stop a worker, beat or server the benchmark started (in a session of its own).
+
+    SIGTERM to the main process only: a Celery worker stops its pool children itself, and
+    signalling the whole group can kill a child holding the pool's queue lock, after which the
+    main process waits on that lock forever. The group is killed only if it does not stop.
+    """
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

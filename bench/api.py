@@ -18,7 +18,6 @@ The per-token rate limit is raised for the run so that it measures the server, n
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _support import stop_process  # noqa: E402
 
 PORT = int(os.environ.get("BENCH_PORT", "8131"))
 DISTRIBUTED_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/api_bench")
@@ -59,15 +61,6 @@ def bare_python(runs):
         subprocess.run([str(DEFAULT_RUNTIME_ENV / "bin" / "python"), "-c", "pass"], check=True)
         times.append((time.perf_counter() - start) * 1000)
     return times
-
-
-def _stop(process):
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def _recreate_postgres_database(url):
@@ -174,8 +167,8 @@ def main():
         get_rps = requests_per_second(f"{base}/api/functions/{names['trivial']}", headers, args.seconds)
         health_rps = requests_per_second(f"{base}/healthz", {}, args.seconds)
     finally:
-        _stop(web)
-        _stop(worker)
+        stop_process(web)
+        stop_process(worker)
         shutil.rmtree(data_dir, ignore_errors=True)
 
     mode = "PostgreSQL + Redis" if args.distributed else "embedded (SQLite, embedded broker)"

@@ -20,9 +20,7 @@ compares others):
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _support import stop_process  # noqa: E402
 from run_latency import child_setup, percentile  # noqa: E402
 
 TRIVIAL = "def handler(event, context):\n    return 1\n"
@@ -99,12 +98,7 @@ def child(mode, backlog, runs, concurrency):
         drain_rate = backlog / (time.perf_counter() - started)
         assert Run.objects.filter(pk__in=ids, status="succeeded").count() == backlog
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_process(worker)
         shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps({"idle": idle, "under": under, "left": left, "drain": drain_rate, "empty": empty_rate}))
 

@@ -12,9 +12,7 @@ environment itself. Medians.
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _support import stop_process  # noqa: E402
 from run_latency import HANDLERS, _wait_all, child_setup  # noqa: E402
 
 HANDLER = "secrets + S3"
@@ -55,12 +54,7 @@ def child(mode, repeats):
             assert run.status == "succeeded", (run.status, run.reason)
             return (run.finished_at - run.created_at).total_seconds() * 1000
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+            stop_process(worker)
 
     try:
         first_run(False)  # a recent run, and the bundle in the worker's cache

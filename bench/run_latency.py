@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _support import stop_process  # noqa: E402
 
 HANDLERS = {
     "trivial": "def handler(event, context):\n    return {'ok': True}\n",
@@ -137,15 +139,7 @@ def child(mode, runs, burst, handlers):
             results[label] = {"latency_ms": latencies, "runs_per_second": burst / elapsed,
                               "phases": {k: statistics.median(v) for k, v in phases.items()}}
     finally:
-        # SIGTERM to the main process only: it stops its pool children itself.
-        # Signalling the whole group can kill a child holding the pool's queue
-        # lock, and the main process then waits on that lock forever.
-        worker.terminate()
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_process(worker)
         shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(results))
 

@@ -15,7 +15,6 @@ The runs themselves go to a queue no worker reads: this measures the scheduler, 
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _support import stop_process  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_schedules")
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/4")
@@ -106,15 +108,6 @@ def start(kind, env, log_dir):
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(process):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def _drop_queues(url, names):
     """The runs nobody executes and the ticks' leftovers go with the benchmark."""
     import redis
@@ -175,8 +168,8 @@ def main():
         beat_after = rss_mb(beat.pid)
         worker_rss = children_rss_mb(worker.pid)
     finally:
-        stop(beat)
-        stop(worker)
+        stop_process(beat)
+        stop_process(worker)
 
     runs = list(Run.objects.filter(trigger=TriggerSource.SCHEDULE, scheduled_for=due_at)
                 .values_list("function_id", "created_at"))
