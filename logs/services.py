@@ -62,7 +62,7 @@ def log_volume_admit(*, organization_id: int, rows: list, now: datetime | None =
         if LogVolume.objects.filter(
             organization_id=organization_id, day=day, stored_bytes__lte=limit - total
         ).update(stored_bytes=F("stored_bytes") + total):
-            return rows, 0
+            return list(rows), 0  # a list of its own, as below: the caller may add to it
     volume, _ = LogVolume.objects.get_or_create(organization_id=organization_id, day=day)
     room = limit - volume.stored_bytes
     admitted, stored, dropped, dropped_bytes, full = [], 0, 0, 0, False
