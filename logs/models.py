@@ -46,6 +46,9 @@ class LogEntry(models.Model):
         ]
         # On PostgreSQL, migration 0003 adds log_message_trgm_idx, a pg_trgm GIN
         # index on message for the case-insensitive search (logs/search.py).
+        # Migration 0006 adds log_org_message_idx, the organization's entries by the
+        # first 64 characters of their message (the message order, logs/queries.py):
+        # an expression index, written in SQL of each database's own.
 
 
 class LogVolume(models.Model):

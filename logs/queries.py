@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import connection, models
-from django.db.models import CharField, F, Func, Q, QuerySet
+from django.db.models import CharField, DateTimeField, F, Func, Q, QuerySet, TextField
 
 from accounts.models import Organization
 from functions.models import Function, Run
@@ -70,10 +70,60 @@ class LogSort(models.TextChoices):
     MESSAGE = "message", "Message (A to Z)"
 
 
+# The message order's index (migration 0006, log_org_message_idx) holds each message's first
+# MESSAGE_KEY_LENGTH characters: a whole message may be far longer than a PostgreSQL index
+# entry may be (about 2.7 KB), and a long key would make every insert dearer. The order is
+# (that prefix, the whole message, id), which is exactly the order of (message, id) because the
+# comparison is by code point (COLLATE "C" on PostgreSQL, SQLite's BINARY): a prefix never
+# sorts after a text it begins. The index gives the first key; the database sorts only the
+# entries that share a prefix (PostgreSQL's incremental sort, SQLite's sort of the right part
+# of the ORDER BY), so a page of the organization's week no longer sorts all of it.
+MESSAGE_KEY_LENGTH = 64
+
+
+class MessageKey(Func):
+    """The message's first MESSAGE_KEY_LENGTH characters, compared by code point: the index's expression."""
+
+    output_field = TextField()
+    template = f"substr(%(expressions)s, 1, {MESSAGE_KEY_LENGTH})"
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        template = f'(substr(%(expressions)s, 1, {MESSAGE_KEY_LENGTH}) COLLATE "C")'
+        return self.as_sql(compiler, connection, template=template)
+
+
+class MessageText(Func):
+    """The whole message, compared by code point (on PostgreSQL, whatever the database's collation)."""
+
+    output_field = TextField()
+    template = "%(expressions)s"
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return self.as_sql(compiler, connection, template='(%(expressions)s COLLATE "C")')
+
+
+class _NotIndexed(Func):
+    """The column's value, which SQLite's planner cannot look up by index (a unary plus):
+    how a query tells it which of two usable indexes to walk."""
+
+    template = "+%(expressions)s"
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return compiler.compile(self.get_source_expressions()[0])
+
+
+# SQLite has no statistics to choose, for an organization's message order, between sorting
+# the range (its time index) and walking the message index until a page of entries in range
+# is found. Walking wins when the range holds many entries; sorting, when it holds few (the
+# walk could read the whole week to find them). So a bounded count of the range decides:
+# from this many entries, the walk.
+SQLITE_MESSAGE_WALK_FROM = 20_000
+
+
 _ORDER = {
     LogSort.NEWEST: ("-timestamp", "-id"),
     LogSort.OLDEST: ("timestamp", "id"),
-    LogSort.MESSAGE: ("message", "id"),
+    LogSort.MESSAGE: (MessageKey("message").asc(), MessageText("message").asc(), "id"),
 }
 
 
@@ -423,6 +473,8 @@ def _in_range(
     query: LogQuery,
     cursor: Cursor | None,
     boundary: Cursor | None,
+    *,
+    time_indexed: bool = True,
 ) -> QuerySet[LogEntry]:
     """The query's time range, narrowed to what follows `cursor` and, for a bounded search, precedes `boundary`.
 
@@ -443,15 +495,37 @@ def _in_range(
         ties &= Q(timestamp__gt=cursor.timestamp) | Q(timestamp=cursor.timestamp, id__gt=cursor.id)
     elif cursor is not None:
         m = cursor.message
-        ties &= Q(message__gt=m) | Q(message=m, id__gt=cursor.id)
-        entries = entries.filter(message__gte=m)
+        entries = entries.alias(message_key=MessageKey("message"), message_text=MessageText("message"))
+        ties &= Q(message_text__gt=m) | Q(message_text=m, id__gt=cursor.id)
+        # Implied by the ties, and where the index's range starts.
+        entries = entries.filter(message_key__gte=m[:MESSAGE_KEY_LENGTH])
     if boundary is not None and boundary.sort == LogSort.NEWEST:
         lower = ("gte", max(lower[1], boundary.timestamp))
         ties &= Q(timestamp__gt=boundary.timestamp) | Q(timestamp=boundary.timestamp, id__gte=boundary.id)
     elif boundary is not None:
         upper = ("lte", boundary.timestamp) if boundary.timestamp <= upper[1] else upper
         ties &= Q(timestamp__lt=boundary.timestamp) | Q(timestamp=boundary.timestamp, id__lte=boundary.id)
-    return entries.filter(ties, **{f"timestamp__{lower[0]}": lower[1], f"timestamp__{upper[0]}": upper[1]})
+    time = "timestamp"
+    if not time_indexed:
+        entries = entries.alias(time_not_indexed=_NotIndexed("timestamp", output_field=DateTimeField()))
+        time = "time_not_indexed"
+    return entries.filter(ties, **{f"{time}__{lower[0]}": lower[1], f"{time}__{upper[0]}": upper[1]})
+
+
+def _walks_message_index(query: LogQuery) -> bool:
+    """Whether SQLite should find a page of an organization's message order by walking the
+    message index (see SQLITE_MESSAGE_WALK_FROM); PostgreSQL's planner chooses by itself.
+
+    Counted over the whole range (not from the cursor), so every page of a query decides alike;
+    both ways give the same order. A search reads every entry of the range either way, in
+    the time index's order then, as before.
+    """
+    if query.sort != LogSort.MESSAGE or connection.vendor != "sqlite" or query.text:
+        return False
+    if query.function is not None or query.correlation_id is not None:
+        return False  # a Function's or a run's entries: few enough to sort
+    in_range = _in_range(_matching(query), query, None, None).order_by().values("id")
+    return in_range[:SQLITE_MESSAGE_WALK_FROM].count() >= SQLITE_MESSAGE_WALK_FROM
 
 
 def _scan_budget(query: LogQuery) -> int | None:
@@ -514,7 +588,9 @@ def _fetch(
         edge = list(walked[budget - 1 : budget])
         if edge:
             boundary = Cursor(sort=query.sort, id=edge[0][1], timestamp=edge[0][0])
-    entries = _in_range(matching, query, cursor, boundary).order_by(*order)
+    entries = _in_range(
+        matching, query, cursor, boundary, time_indexed=not _walks_message_index(query)
+    ).order_by(*order)
     if query.text:
         entries = entries.filter(MessageContains(F("message"), query.text))
     if download:

@@ -197,6 +197,18 @@ class Redactor:
                     break
         return spans
 
+    def leaves_unchanged(self, text: str) -> bool:
+        """Whether redact() returns `text`, and every part of it, unchanged: nothing to look at here.
+
+        One search over many lines joined (AttemptChannel, a batch of output) instead of one per
+        line. A part that redact() would change holds a candidate or an invisible character, and
+        so does the whole; a candidate found only across two joined parts merely sends the
+        caller to redact each part, so this never hides a secret.
+        """
+        if self._search is None:
+            return True
+        return self._search(text) is None and not _has_invisible(text)
+
     def redact(self, text):
         """`text` with every secret occurrence replaced by ``****`` (non-text is returned unchanged)."""
         if self._search is None or not isinstance(text, str):

@@ -116,3 +116,41 @@ def test_retention_deletes_in_batches_and_marks_runs(function):
     assert list(LogEntry.objects.values_list("message", flat=True)) == ["new"]
     old.refresh_from_db()
     assert old.logs_expired
+
+
+def test_copy_ingestion_stores_odd_characters_and_very_long_lines_exactly(run):
+    """The COPY text is built for a whole batch: tabs, backslashes, newlines, carriage returns, escapes
+    that look like COPY's own (\\N, \\.), non-ASCII and 256 KB lines come back exactly (NUL as U+FFFD)."""
+    from tests.unit.test_logs_capture import test_odd_characters_and_very_long_lines_are_stored_exactly
+
+    test_odd_characters_and_very_long_lines_are_stored_exactly(run)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 1000])
+def test_the_message_order_is_by_code_point_then_id_on_postgresql(function, run, limit):
+    from tests.unit.test_logs_queries import NOW, all_pages, long_and_equal_messages
+
+    entries = long_and_equal_messages(run)
+    for org_wide in (False, True):
+        query = log_query_build(organization=function.organization, function=None if org_wide else function,
+                                start=NOW - timedelta(hours=1), end=NOW, sort="message", limit=limit, now=NOW)
+        seen = all_pages(query)
+        assert [(e["message"], e["id"]) for e in seen] == sorted((e.message, e.id) for e in entries)
+
+
+def test_an_organizations_week_sorted_by_message_reads_the_message_index(org, function, run):
+    """The index holds a prefix: a line far over PostgreSQL's index entry limit (about 2.7 KB) is stored;
+    the organization-wide message order of a week then walks the index instead of sorting the week."""
+    now = timezone.now()
+    rows = [(now - timedelta(minutes=i % 5000, microseconds=i), "stdout", f"INFO vehicle {i * 7919 % 60_000:06d} synced")
+            for i in range(60_000)]
+    rows[10] = (rows[10][0], "stdout", "é" * 100_000)  # 200 KB of UTF-8
+    log_entries_write(run=run, attempt=1, rows=rows)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE logs_logentry")
+    query = parse_log_query({"sort": "message", "range": "7d"}, organization=org, function=None)
+    entries = log_page(query).entries
+    assert [e["message"] for e in entries] == sorted(row[2] for row in rows)[:1000]
+    plan = _in_range(_matching(query), query, None, None).order_by(*_ORDER[query.sort]).values_list(
+        *_PAGE_FIELDS)[:1001].explain()
+    assert "log_org_message_idx" in plan and "Incremental Sort" in plan, plan

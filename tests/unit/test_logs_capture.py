@@ -98,3 +98,98 @@ def test_the_daily_volume_counts_what_a_function_prints_and_never_the_platforms_
     printed = (now, "stdout", "twelve bytes")
     assert log_volume_admit(organization_id=org.id, rows=[printed, report], now=now) == ([printed, report], 0)
     assert LogVolume.objects.get(organization=org).stored_bytes == len("twelve bytes")
+
+
+# Lines a Function may print that the COPY text format (PostgreSQL) must escape, and others.
+ODD_MESSAGES = [
+    "tab\there\tand\tthere", "back\\slash \\N \\. \\\\ \\t", "carriage\rreturn", "ends with a backslash\\",
+    "\\", "\t", "", " ", "new\nline inside (the platform's own multi-line entries)", "\\.",
+    "ü € 日本語 😀 \u200b zero width", "quote ' \" ; -- DROP TABLE", "\x1b[31mcolour\x1b[0m", "nul\x00byte",
+    "a" * 256 * 1024, "\\" * 70_000 + "\t" * 1000,
+]
+
+
+def test_odd_characters_and_very_long_lines_are_stored_exactly(run):
+    """What log_entries_write takes in is what a page reads back (NUL aside: U+FFFD), in order; on
+    PostgreSQL this is the COPY path (tests/integration/test_logs_postgres.py runs it there too)."""
+    start = datetime(2026, 11, 26, 1, 2, 3, tzinfo=UTC)
+    shared = start + timedelta(microseconds=7)
+    # Runs of lines sharing a timestamp and stream, as the sandbox hands them over, and lines that do not.
+    rows = [(shared if i % 3 else start + timedelta(seconds=i), "stderr" if i % 5 == 0 else "stdout", message)
+            for i, message in enumerate(ODD_MESSAGES)]
+    rows.append((start + timedelta(seconds=99), "platform", "REPORT RequestId: x"))
+    assert log_entries_write(run=run, attempt=1, rows=rows) == len(rows)
+    stored = list(LogEntry.objects.filter(run=run).order_by("id").values_list("timestamp", "stream", "message"))
+    assert stored == [(ts, stream, message.replace("\x00", "\ufffd")) for ts, stream, message in rows]
+
+
+def test_the_daily_log_volume_counts_every_batch_and_keeps_a_prefix_at_the_limit(run, settings):
+    settings.LOGS_DAILY_VOLUME_MB = 1  # 1,048,576 characters
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    org_id = run.organization_id
+    line = (now, "stdout", "x" * 1000)
+    admitted, dropped = log_volume_admit(organization_id=org_id, rows=[line] * 1000, now=now)  # creates the day's row
+    assert (len(admitted), dropped) == (1000, 0)
+    admitted, dropped = log_volume_admit(organization_id=org_id, rows=[line] * 40, now=now)  # fits: one UPDATE
+    assert (len(admitted), dropped) == (40, 0)
+    platform = (now, "platform", "p" * 5000)
+    admitted, dropped = log_volume_admit(organization_id=org_id, rows=[line] * 10 + [platform] + [line] * 10, now=now)
+    # 1,048,576 - 1,040,000 leaves room for 8 of the 20 lines; the platform's line is always kept and not counted.
+    assert dropped == 12 and admitted == [line] * 8 + [platform]
+    volume = LogVolume.objects.get(organization_id=org_id, day=now.date())
+    assert (volume.stored_bytes, volume.dropped_lines, volume.dropped_bytes) == (1_048_000, 12, 12_000)
+    admitted, dropped = log_volume_admit(organization_id=org_id, rows=[(now, "stdout", "x" * 500)], now=now)
+    assert (admitted, dropped) == ([(now, "stdout", "x" * 500)], 0)  # 576 characters were still free
+    assert LogVolume.objects.get(pk=volume.pk).stored_bytes == 1_048_500
+
+
+def _channel(function):
+    queued = run_trigger(function=function, trigger="manual")
+    run, attempt = services.run_claim(run_id=queued.pk)
+    return run, services.AttemptChannel(run, attempt, services.redactor_for(run.function))
+
+
+def test_the_channel_masks_secrets_line_by_line_whether_a_batch_holds_one_or_not(org):
+    """A batch in which the Redactor finds nothing is queued as it came; any other is redacted line by
+    line, exactly as each line on its own (a value split across lines of one batch is not one)."""
+    from secrets_vault.services import secret_set
+    from runtime.sandbox import OutputLine
+
+    function = make_function(org, "leaky")
+    secret_set(function=function, name="TOKEN", value="hunter2-secret", actor=None)
+    secret_set(function=function, name="PEM", value="-----BEGIN KEY-----\nabcdefgh\n-----END KEY-----", actor=None)
+    run, channel = _channel(function)
+    now = datetime.now(UTC)
+    clean = [OutputLine(now, "stdout", f"line {i}") for i in range(100)]
+    leaky = [OutputLine(now, "stdout", text) for text in (
+        "plain", "token hunter2-secret here", "hunter2-", "secret", "-----END KEY-----", "a\rb", "abcdefgh!",
+    )]
+    channel(clean)
+    channel(leaky)
+    channel.close()
+    channel.serve_until_closed()
+    messages = list(LogEntry.objects.filter(run=run).order_by("id").values_list("message", flat=True))
+    assert messages == [f"line {i}" for i in range(100)] + [
+        "plain", "token **** here", "hunter2-", "secret", "****", "a\rb", "****!",
+    ]
+
+
+def test_the_channel_collects_garbage_less_often_only_while_it_serves(org):
+    import gc
+    import threading
+
+    run, channel = _channel(make_function(org, "printer"))
+    before = gc.get_threshold()
+    seen = {}
+
+    def during():  # on the channel's own thread, while it serves
+        seen["threshold"] = gc.get_threshold()
+        channel.close()
+
+    thread = threading.Thread(target=lambda: channel.call(during))
+    thread.start()
+    channel.serve_until_closed()
+    thread.join()
+    assert seen["threshold"][0] == max(before[0], services.AttemptChannel.GC_FIRST_GENERATION)
+    assert seen["threshold"][1:] == before[1:]
+    assert gc.get_threshold() == before

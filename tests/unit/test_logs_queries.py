@@ -1,6 +1,7 @@
 """The log query service (logs.queries): ranges, sorting, search, cursors, streaming."""
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -401,3 +402,61 @@ def test_the_stream_continues_across_chunks_with_equal_timestamps(function, run)
     for sort in ("-time", "time", "message"):
         streamed = [e["message"] for e in log_stream(q(function, sort=sort), chunk_size=5)]
         assert sorted(streamed) == [f"same time {i:03d}" for i in range(23)]
+
+
+# --- the message order and its index ---------------------------------------------------------
+
+
+def long_and_equal_messages(run):
+    """Messages that share the index's whole key (MESSAGE_KEY_LENGTH characters) and differ after
+    it, equal messages (told apart by id), a prefix of another, case, non-ASCII and a long line."""
+    key = "k" * queries.MESSAGE_KEY_LENGTH
+    messages = [
+        key + "b", key + "a", key, key + "a", key + "ab", key[:-1], key[:-1] + "l", key + "é", key + "Z",
+        "same", "same", "same", "Same", "sam", "", " leading space", "ü umlaut", "u plain", "日本語", "😀 emoji",
+        "x" * 5000 + "2", "x" * 5000 + "1", "x" * 5000, "tab\there", "back\\slash", "zzz",
+    ]
+    lines = [(NOW - timedelta(minutes=30, seconds=i % 4), message) for i, message in enumerate(messages)]
+    return add_log_lines(run, *lines)
+
+
+@pytest.mark.parametrize("org_wide", [False, True])
+@pytest.mark.parametrize("walk", [False, True])
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 1000])
+def test_the_message_order_is_by_code_point_then_id_across_pages(function, run, monkeypatch, org_wide, walk, limit):
+    """(message, id) in code point order, the order both databases give, whichever way the page is
+    found: the prefix index, ties sorted by the whole message, equal messages by id, every page
+    continuing exactly (SQLite walks the message index only for a range with many entries)."""
+    monkeypatch.setattr(queries, "SQLITE_MESSAGE_WALK_FROM", 1 if walk else 10**9)
+    entries = long_and_equal_messages(run)
+    query = log_query_build(organization=function.organization, function=None if org_wide else function,
+                            start=NOW - timedelta(hours=1), end=NOW, sort="message", limit=limit, now=NOW)
+    seen = all_pages(query)
+    assert [(e["message"], e["id"]) for e in seen] == sorted((e.message, e.id) for e in entries)
+
+
+def test_an_organizations_message_order_walks_the_message_index_only_for_a_range_with_many_entries(
+    function, run, monkeypatch
+):
+    add_log_lines(run, *[(NOW - timedelta(minutes=30), f"line {i}") for i in range(30)])
+    query = log_query_build(organization=function.organization, function=None, start=NOW - timedelta(hours=1),
+                            end=NOW, sort="message", limit=10, now=NOW)
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's planner chooses with its statistics")
+    monkeypatch.setattr(queries, "SQLITE_MESSAGE_WALK_FROM", 31)
+    assert not queries._walks_message_index(query)
+    monkeypatch.setattr(queries, "SQLITE_MESSAGE_WALK_FROM", 30)
+    assert queries._walks_message_index(query)
+    with CaptureQueriesContext(connection) as captured:
+        entries, _ = log_page(query)
+    assert [e["message"] for e in entries] == sorted(f"line {i}" for i in range(30))[:10]
+    page_sql = captured.captured_queries[-1]["sql"]
+    with connection.cursor() as cursor:
+        plan = " ".join(str(row) for row in cursor.execute(f"EXPLAIN QUERY PLAN {page_sql}").fetchall())
+    assert "log_org_message_idx" in plan, plan
+    # A search reads the whole range either way, in the time index's order as before.
+    assert not queries._walks_message_index(replace(query, text="line"))
+    # A Function's own entries are always sorted from its time index.
+    assert not queries._walks_message_index(
+        log_query_build(organization=function.organization, function=function, start=NOW - timedelta(hours=1),
+                        end=NOW, sort="message", now=NOW))
