@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from functions.models import Attempt, Run, RunStatus, RunTurn
 
+
 def _due(now: datetime) -> Q:
     return Q(status=RunStatus.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
 
