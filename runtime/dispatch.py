@@ -25,7 +25,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -160,6 +160,17 @@ def run_wake_up(*, organization_id: int, now: datetime | None = None) -> int | N
     return (
         Run.objects.filter(_due(now), organization_id=organization_id)
         .order_by("pk").values_list("pk", flat=True).first()
+    )
+
+
+def organizations_at_limit() -> list[int]:
+    """The organizations with FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION runs executing (none without a limit)."""
+    limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
+    if not limit:
+        return []
+    return list(
+        Run.objects.filter(status=RunStatus.RUNNING).values("organization_id").annotate(executing=Count("pk"))
+        .filter(executing__gte=limit).values_list("organization_id", flat=True)
     )
 
 

@@ -747,5 +747,10 @@ def runs_reap_lost(*, now: datetime | None = None) -> Reaped:
         Q(next_attempt_at__lt=now - timedelta(minutes=5))
         | Q(next_attempt_at__isnull=True, created_at__lt=now - timedelta(minutes=5))
     )
+    # Runs waiting behind their organization's limit are not forgotten: one of its runs ending sends
+    # for them (dispatch.run_wake_up), so sending them again now would only add empty turns.
+    full = dispatch.organizations_at_limit()
+    if full:
+        forgotten = forgotten.exclude(organization_id__in=full)
     resend.extend(Resend(run_id=run_id) for run_id in forgotten.values_list("pk", flat=True)[:500])
     return Reaped(lost=reaped, resend=tuple(resend))

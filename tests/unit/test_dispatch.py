@@ -120,3 +120,20 @@ def test_a_limit_for_many_organizations_skips_full_ones_and_never_loses_a_run(or
     second_round = [claim_next()[0] for _ in range(4)]
     assert sorted(run.pk for run in second_round) == sorted(pair[1].pk for pair in runs.values())
     assert Run.objects.filter(status=RunStatus.QUEUED).count() == 0
+
+
+def test_the_reaper_leaves_runs_waiting_behind_a_limit_to_their_wake_up(busy, quiet, settings):
+    """A run queued for long behind its organization's limit is not "forgotten": one of the organization's
+    runs ending sends for it. Another organization's forgotten run is still sent again."""
+    settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = 1
+    long_ago = timezone.now() - timedelta(minutes=10)
+    running(busy)
+    held = queued(busy)
+    lost = queued(quiet)
+    Run.objects.filter(pk__in=[held.pk, lost.pk]).update(created_at=long_ago)
+    assert dispatch.organizations_at_limit() == [busy.organization_id]
+    resent = {resend.run_id for resend in services.runs_reap_lost().resend}
+    assert resent == {lost.pk}
+    settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = 0
+    assert dispatch.organizations_at_limit() == []
+    assert {resend.run_id for resend in services.runs_reap_lost().resend} == {held.pk, lost.pk}
