@@ -18,7 +18,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -230,11 +230,13 @@ class AttemptChannel:
     """
 
     def __init__(self, run: Run, attempt: Attempt, redact: Callable[[str], str]):
-        self.run, self.attempt, self.redact = run, attempt, redact
+        self.run, self.attempt = run, attempt
         # The Redactor behind `redact` (redactor_for hands its bound method), which can clear
-        # a whole batch of lines with one search; None for any other callable.
+        # a whole batch of lines with one search and learn values the endpoint hands out later
+        # (mask_also); None for any other callable, which is then applied line by line.
         redactor = getattr(redact, "__self__", None)
         self._redactor = redactor if isinstance(redactor, Redactor) else None
+        self._redact_other = redact
         # REPORT lines queued (add_report_line): only a batch that may hold one is searched for it.
         self._reports_queued = 0
         self.queue = queue.SimpleQueue()
@@ -258,16 +260,31 @@ class AttemptChannel:
         without a Python step per line; otherwise each line is redacted on
         its own, exactly as before.
         """
-        redactor = self._redactor
-        if redactor is None or redactor.leaves_unchanged("\n".join(map(_MESSAGE, lines))):
+        redactor = self._redactor  # read once: mask_also may swap it meanwhile
+        if redactor is not None and redactor.leaves_unchanged("\n".join(map(_MESSAGE, lines))):
             rows = lines
         else:
-            redact = self.redact
+            redact = redactor.redact if redactor is not None else self._redact_other
             rows = [(timestamp, stream, redact(message)) for timestamp, stream, message in lines]
         with self.backlog_room:
             self.backlog_room.wait_for(lambda: self.backlog < MAX_BACKLOG_LINES)
             self.backlog += len(rows)
         self.queue.put(rows)
+
+    def redact(self, text: str) -> str:
+        """Mask every secret value the attempt knows of: those read at the claim, and any the
+        endpoint has handed the Function since (mask_also)."""
+        redactor = self._redactor
+        return redactor.redact(text) if redactor is not None else self._redact_other(text)
+
+    def mask_also(self, values: Iterable[str]) -> None:
+        """Secret values the endpoint is about to hand the Function: masked from now on too.
+
+        The claim read the secrets once; one changed in the dashboard since then would reach the
+        Function unmasked. Called before the value is answered, so any line printing it comes after.
+        """
+        if self._redactor is not None:
+            self._redactor = self._redactor.with_values(values)
 
     def call(self, function: Callable[[], Any], timeout: float = 60) -> Any:
         """Run function() on the database thread and return its result (or raise its error)."""
@@ -592,7 +609,7 @@ def run_execute(*, run_id: int) -> Recorded | None:
     executor.join()
     result = outcome["result"]
     recorded = run_record_attempt(
-        run=run, attempt=attempt, result=result, redact=redact, retryable=outcome.get("retryable", True)
+        run=run, attempt=attempt, result=result, redact=channel.redact, retryable=outcome.get("retryable", True)
     )
     return dataclasses.replace(recorded, resend=recorded.resend + _wake_up(run.organization_id))
 

@@ -128,9 +128,10 @@ class Redactor:
 
     def __init__(self, values: Iterable[str]):
         targets: set[str] = set()
-        for value in values:
-            if isinstance(value, str) and len(value) >= MIN_LENGTH:
-                targets |= _forms(value)
+        # Kept (in memory only, like the forms below) so that with_values can add more.
+        self._values = frozenset(value for value in values if isinstance(value, str) and len(value) >= MIN_LENGTH)
+        for value in self._values:
+            targets |= _forms(value)
         self.max_length = max((len(t) for t in targets), default=0)
         # For each distinct prefix: every target whose prefix is a prefix of it, longest target
         # first, so that the first one found at a position is the longest secret there.
@@ -157,6 +158,11 @@ class Redactor:
 
     def __repr__(self):
         return f"<Redactor of {len(self._candidates)} prefixes>"  # never the values
+
+    def with_values(self, values: Iterable[str]) -> "Redactor":
+        """This redactor if it already masks every one of ``values``; else a new one masking both."""
+        more = {value for value in values if isinstance(value, str) and len(value) >= MIN_LENGTH}
+        return self if more <= self._values else Redactor(self._values | more)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Merged (start, end) ranges of `text` that are secret, in order."""

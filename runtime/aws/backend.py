@@ -64,7 +64,7 @@ class AttemptBackend:
         values = secrets_for_run(function=self.function)  # raises SecretDecryptionError
         missing = secrets_missing_values(function=self.function)
         changed = Secret.objects.of(self.function).aggregate(at=Max("updated_at"))["at"]
-        return (json.dumps(values) if values else "null"), changed or self.function.created_at, missing
+        return values, changed or self.function.created_at, missing
 
     def prefetch_secrets(self):
         """Read the secrets now, in the calling thread, for the next ``secrets()`` to take.
@@ -99,7 +99,7 @@ class AttemptBackend:
                     raise
                 except Exception:
                     read = None  # the prefetch failed: read again, as without one
-            value, changed, missing = read or self.channel.call(self._read_secrets, timeout=self.timeout)
+            values, changed, missing = read or self.channel.call(self._read_secrets, timeout=self.timeout)
         except SecretDecryptionError as error:
             self.channel.add_platform_line(f"Secrets could not be read: {error}")
             raise AwsError("InternalServerError", "The Function's secrets cannot be decrypted on this "
@@ -108,7 +108,9 @@ class AttemptBackend:
         if missing:
             self.channel.add_platform_line(
                 "Secrets without a value were left out of SamsaraFunctionSecretsPath: " + ", ".join(missing))
-        return value, changed
+        # Before the Function has them: a value changed since the claim read the secrets is masked too.
+        self.channel.mask_also(values.values())
+        return (json.dumps(values) if values else "null"), changed
 
     # -- storage ------------------------------------------------------------------------
 

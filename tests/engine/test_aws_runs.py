@@ -202,3 +202,25 @@ def handler(event, context):
                        "traversal": ["InvalidArgument", 400], "other_role": ["AccessDenied", 403],
                        "other_secrets": ["AccessDeniedException", 400]}
     assert not StoredObject.objects.filter(organization=org).exists()
+
+
+def test_a_secret_changed_after_the_claim_is_still_masked_in_what_the_function_prints(org, run_to_end, monkeypatch):
+    """The worker reads the secrets for masking when it claims the run; a value an admin sets between the
+    claim and the Function's GetParameter reaches the Function, and is masked all the same."""
+    from functions.run_services import run_trigger
+    from runtime import services
+    from secrets_vault.redaction import Redactor
+
+    function = fn(org, "late", "from samsara.function import Function\n\n"
+                               "def handler(event, context):\n"
+                               "    token = Function().secrets().load()['API_TOKEN']\n"
+                               "    print('token is', token)\n"
+                               "    return token\n")
+    secret_set(function=function, name="API_TOKEN", value="set-after-the-claim-9f2c", actor=None)
+    # As if the claim had read the secrets just before the admin's change: it knew only the old value.
+    monkeypatch.setattr(services, "redactor_for", lambda function: Redactor(["the-old-value-1b7e"]).redact)
+    run = run_to_end(run_trigger(function=function, trigger="manual"), limit=1)
+    assert run.status == "succeeded", run.reason
+    printed = list(LogEntry.objects.filter(run=run, stream="stdout").values_list("message", flat=True))
+    assert printed == ["token is ****"]
+    assert json.loads(run.return_value) == "****"

@@ -121,14 +121,14 @@ def test_get_parameter_returns_the_secrets_as_a_json_object(attempt):
 
 @pytest.fixture
 def counted_reads(monkeypatch):
-    """Every read of the secrets the endpoint makes, each answering {"read": its number}."""
+    """Every read of the secrets the endpoint makes, each answering {"read": its number} (as values)."""
     from runtime.aws import backend
 
     reads = []
 
     def read(self):
         reads.append(time.monotonic())
-        return json.dumps({"read": len(reads)}), datetime.now(timezone.utc), []
+        return {"read": len(reads)}, datetime.now(timezone.utc), []
 
     monkeypatch.setattr(backend.AttemptBackend, "_read_secrets", read)
     return reads

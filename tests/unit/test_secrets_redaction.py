@@ -174,3 +174,12 @@ def test_a_value_with_an_invisible_character_split_across_writes_is_caught_in_th
     forged = TOKEN[:5] + "\u200b" + TOKEN[5:]
     out = stream.feed(f"key: {forged[:6]}") + stream.feed(f"{forged[6:]} end") + stream.flush()
     assert out == "key: **** end"
+
+
+def test_a_redactor_learns_more_values_without_forgetting_any():
+    first = Redactor([TOKEN])
+    assert first.with_values([TOKEN, "abc"]) is first  # nothing new (a short value is never masked)
+    both = first.with_values([PASSWORD])
+    assert both.redact(f"{TOKEN} {PASSWORD}") == "**** ****"
+    assert first.redact(PASSWORD) == PASSWORD  # the first one is left as it was
+    assert PASSWORD not in repr(both) and TOKEN not in repr(both)
