@@ -33,6 +33,11 @@ def _clean_org_name(name: Any) -> str:
     return name
 
 
+def _organization_name_taken(name: str) -> str:
+    """The refusal of a name another organization has (names are unique whatever their case)."""
+    return f"An organization named “{name}” already exists: choose another name."
+
+
 def organization_create(*, name: str, region: str = Region.US, timezone: str = "UTC") -> Organization:
     name = _clean_org_name(name)
     if region not in Region.values:
@@ -40,12 +45,12 @@ def organization_create(*, name: str, region: str = Region.US, timezone: str = "
     if timezone not in zoneinfo.available_timezones():
         raise ValidationError(f"“{timezone}” is not an IANA time zone name (for example Europe/Berlin).")
     if Organization.objects.filter(name__iexact=name).exists():
-        raise ValidationError(f"An organization named “{name}” already exists: choose another name.")
+        raise ValidationError(_organization_name_taken(name))
     try:
         with transaction.atomic():
             return Organization.objects.create(name=name, region=region, timezone=timezone)
     except IntegrityError:
-        raise ValidationError(f"An organization named “{name}” already exists: choose another name.") from None
+        raise ValidationError(_organization_name_taken(name)) from None
 
 
 def organization_update(*, organization: Organization, name: str, timezone: str) -> list[str]:
@@ -62,7 +67,7 @@ def organization_update(*, organization: Organization, name: str, timezone: str)
         errors["name"] = error.messages
     else:
         if Organization.objects.filter(name__iexact=name).exclude(pk=organization.pk).exists():
-            errors["name"] = [f"An organization named “{name}” already exists: choose another name."]
+            errors["name"] = [_organization_name_taken(name)]
     timezone = (timezone or "").strip()
     if timezone not in zoneinfo.available_timezones():
         errors["timezone"] = [
@@ -77,7 +82,7 @@ def organization_update(*, organization: Organization, name: str, timezone: str)
             with transaction.atomic():
                 organization.save(update_fields=changed)
         except IntegrityError:
-            raise ValidationError({"name": [f"An organization named “{name}” already exists: choose another name."]}) from None
+            raise ValidationError({"name": [_organization_name_taken(name)]}) from None
     return changed
 
 

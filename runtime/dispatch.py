@@ -36,6 +36,15 @@ def _due(now: datetime) -> Q:
     return Q(status=RunStatus.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
 
 
+def _due_of(organization_id: int, now: datetime):
+    """The organization's due runs, oldest first: the order its runs start in."""
+    return Run.objects.filter(_due(now), organization_id=organization_id).order_by("pk")
+
+
+def _executing(organization_id: int) -> int:
+    return Run.objects.filter(organization_id=organization_id, status=RunStatus.RUNNING).count()
+
+
 def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozenset()) -> tuple[int, int] | None:
     """(run id, organization id) of the run to take next (the module's rules 1-3), or None when no run
     may start now.
@@ -127,12 +136,11 @@ def _claim(*, organization_id: int, now: datetime, worker: str, isolation: str, 
             update_conflicts=True, unique_fields=["organization"], update_fields=["claimed_at"],
         )
         limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
-        if limit and Run.objects.filter(organization_id=organization_id, status=RunStatus.RUNNING).count() >= limit:
+        if limit and _executing(organization_id) >= limit:
             transaction.set_rollback(True)
             return None, None
-        due = Run.objects.select_related("function__organization", "code_version").filter(
-            _due(now), organization_id=organization_id)
-        run = due.filter(pk=run_id).first() if run_id is not None else due.order_by("pk").first()
+        due = _due_of(organization_id, now).select_related("function__organization", "code_version")
+        run = (due.filter(pk=run_id) if run_id is not None else due).first()
         # Conditional still: a run dropped meanwhile (retention, a deleted Function) is not taken.
         if run is None or not Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
             status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None,
@@ -156,11 +164,7 @@ def run_wake_up(*, organization_id: int, now: datetime | None = None) -> int | N
     """
     if not settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION:
         return None
-    now = now or timezone.now()
-    return (
-        Run.objects.filter(_due(now), organization_id=organization_id)
-        .order_by("pk").values_list("pk", flat=True).first()
-    )
+    return _due_of(organization_id, now or timezone.now()).values_list("pk", flat=True).first()
 
 
 def organizations_at_limit() -> list[int]:
@@ -180,5 +184,5 @@ def organization_at_limit(*, organization_id: int) -> tuple[int, int] | None:
     limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
     if not limit:
         return None
-    executing = Run.objects.filter(organization_id=organization_id, status=RunStatus.RUNNING).count()
+    executing = _executing(organization_id)
     return (executing, limit) if executing >= limit else None
