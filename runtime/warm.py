@@ -21,7 +21,11 @@ sends the payload, result, stdout and stderr pipes (SCM_RIGHTS); the zygote
 hands them to the spare, which runs the attempt exactly as a cold bootstrap does
 (imports the handler's module afresh, so module globals die with the run)
 and reports its exit status, its peak memory and anything it left behind; only
-then is the next spare forked, from the zygote as it was before any run.
+then is the next spare forked, from the zygote as it was before any run. The run
+itself is over sooner: once its result is in and its process has closed its pipes
+(bootstrap closes them before exiting), the worker records it while the pool's
+settler thread waits for that report (``WarmLauncher.settle``); the environment
+takes no other run until it has come and shows nothing amiss.
 The worker side is the sandbox's ``Attempt`` itself (same output handling,
 limits, caps and reasons) with a ``WarmLauncher``: the sandbox package's
 public launcher seam, where the zygote's fork replaces bwrap.
@@ -88,6 +92,10 @@ log = logging.getLogger(__name__)
 
 OpenAws = Callable[[Path | None], ContextManager[AwsAccess]]
 PLACEHOLDER_SOCKET = "none"
+# How long the zygote has to report the exit of a run that ended with its result (normally
+# milliseconds); a process still holding on after its result and its pipes is ended with the
+# environment then.
+SETTLE_TIMEOUT_S = 2.0
 PRELOAD_MIN_MEMORY_MB = 512
 
 
@@ -155,6 +163,11 @@ class WarmEnvironment:
         self.idle_warmup = False  # ... at idle priority, given normal priority back before its run
         self.busy = True
         self.dead = False
+        # A run that ended with its result (WarmLauncher.stop) leaves its launcher here until the
+        # zygote has reported the exit; ``settled`` is clear meanwhile, and the environment busy.
+        self.unsettled: WarmLauncher | None = None
+        self.settled = threading.Event()
+        self.settled.set()
         self.runs = 0
         self.last_used = time.monotonic()
         self.lock = threading.Lock()
@@ -265,6 +278,7 @@ class WarmLauncher:
 
     mode = "bwrap"
     warm = True
+    ends_with_result = True
 
     def __init__(self, env: WarmEnvironment):
         self.env = env
@@ -354,6 +368,13 @@ class WarmLauncher:
         peak = self.group.peak_memory_bytes() if self.group is not None and not self.env.dead else None
         if not self.env.dead:
             self.oom_killed = self.oom_killed or self.env.oom_kills() > self.oom_before
+        if (ending.ended_with_result and ending.problem is None and not self.oom_killed and self.report is None
+                and not self.report_eof):
+            # The run is over: the zygote's report of its process's exit is awaited after it
+            # (settle), before anything else runs in the environment. Its /tmp as it ended is
+            # in the result (bootstrap's own statvfs).
+            self.env.unsettled = self
+            return Stopped(peak_memory_bytes=peak)
         problem = self._report_problem() or ending.problem or ("OOM kill" if self.oom_killed else None)
         if problem is not None:
             log.debug("warm environment destroyed: %s", problem)
@@ -363,6 +384,18 @@ class WarmLauncher:
         free = self.report.get("tmp_free_bytes") if self.report else None
         return Stopped(peak_memory_bytes=peak, oom_killed=self.oom_killed,
                        tmp_full=isinstance(free, int) and free < TMP_FULL_BYTES)
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """After a run that ended with its result: wait for the zygote's report of its exit, and end
+        the environment if the process did not exit cleanly, left anything behind, or is still
+        there after ``timeout`` (its result was in and its pipes closed: nothing of it is awaited)."""
+        self._read_report(timeout)
+        problem = self._report_problem()
+        if problem is None and not self.env.dead and self.env.oom_kills() > self.oom_before:
+            problem = "OOM kill"
+        if problem is not None:
+            log.debug("warm environment destroyed after its run: %s", problem)
+            self._destroy_environment()
 
 
 # --------------------------------------------------------------------------
@@ -409,6 +442,8 @@ class WarmPool:
         # Pre-started environments get a thread of their own: a run that needs a new
         # environment never waits behind one nobody is waiting for.
         self.prestarter = _Spawner(name="warm-prestarter")
+        # Settles environments whose run ended with its result (WarmLauncher.settle), after the run.
+        self.settler = _Spawner(name="warm-settler")
         self.created = 0
         self.prestarted = 0
         self.last_environment: WarmEnvironment | None = None  # for tests and benchmarks
@@ -483,6 +518,12 @@ class WarmPool:
         return True
 
     def _acquire(self, key, invocation, limits, runtime_python, blocked, with_aws) -> WarmEnvironment | None:
+        with self.lock:
+            settling = self.envs.get(key)
+        if settling is not None and not settling.settled.is_set():
+            # The previous run in it is over and its exit being checked (a few ms): wait for
+            # that rather than run cold.
+            settling.settled.wait(SETTLE_TIMEOUT_S + 1)
         stale = []
         with self.lock:
             env = self.envs.get(key)
@@ -527,11 +568,33 @@ class WarmPool:
                 del self.envs[env.key]
 
     def _release(self, env: WarmEnvironment) -> None:
+        launcher, env.unsettled = env.unsettled, None
+        if launcher is not None and not env.dead:
+            env.settled.clear()
+            self.settler.submit(lambda: self._settle(env, launcher))
+            return
         env.last_used = time.monotonic()
         if env.dead:
             self._forget(env)
         with self.lock:
             env.busy = False
+
+    def _settle(self, env: WarmEnvironment, launcher: WarmLauncher) -> None:
+        try:
+            launcher.settle()
+        except Exception:
+            log.exception("checking the end of a warm run failed; ending its environment")
+            env.destroy()
+        finally:
+            self._release(env)
+            env.settled.set()
+
+    def wait_settled(self, timeout: float = SETTLE_TIMEOUT_S + 1) -> None:
+        """Until every environment whose run ended with its result has been checked (tests, benchmarks)."""
+        with self.lock:
+            envs = list(self.envs.values())
+        for env in envs:
+            env.settled.wait(timeout)
 
     def expire(self, now: float | None = None) -> int:
         """Destroy environments idle for longer than idle_seconds; how many."""

@@ -146,6 +146,7 @@ class Attempt:
         self.next_sample = 0.0
         self.stopped = False
         self.stopped_with = Stopped()
+        self.ended_with_result = False
 
     # -- the whole run -----------------------------------------------------
 
@@ -323,6 +324,13 @@ class Attempt:
                     return
                 if exited_at is not None and (not open_fds or now - exited_at > DRAIN_GRACE_S):
                     return
+                if (exited_at is None and not open_fds and self.launcher.ends_with_result
+                        and self.result_complete()):
+                    # A warm run's process closes its pipes after its result (bootstrap's
+                    # finish): the run is over now. Its exit and what it may have left behind
+                    # are the environment's to check, off the run's path (runtime/warm.py).
+                    self.ended_with_result = True
+                    return
                 for key, _ in sel.select(min(self.deadline - now, 0.25)):
                     name = key.data
                     if name == "exit":
@@ -412,7 +420,7 @@ class Attempt:
         else:
             problem = None
         self.stopped_with = self.launcher.stop(Ending(started=self.started_ok, timed_out=self.timed_out,
-                                                      problem=problem))
+                                                      problem=problem, ended_with_result=self.ended_with_result))
 
     # -- result ------------------------------------------------------------
 

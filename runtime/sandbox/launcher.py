@@ -69,6 +69,9 @@ class Ending:
     started: bool           # bootstrap said "started": the Function's code may have run
     timed_out: bool
     problem: str | None     # why the command did not end cleanly ("timed out", "output cap", "no result")
+    # The whole result was in and every pipe had ended before the command's end was known: a
+    # launcher that ``ends_with_result`` may learn how its process ended after the attempt.
+    ended_with_result: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,10 @@ class Launcher(Protocol):
     mode: str               # "bwrap" (paths in the payload are the sandbox's) or "process" (the host's)
     warm: bool              # the command runs in a warm execution environment
     measures_memory: bool   # peak memory comes from stop(), not from sampling main_pid()
+    # The attempt is over once the whole result is in and every pipe has ended, without waiting
+    # for the start()'s fd: the launcher checks how the process ended after the attempt, and
+    # enforces it (runtime/warm.py).
+    ends_with_result: bool
 
     def start(self, pipes: ChildPipes, wait_started: Callable[[], bool]) -> int:
         """Start bootstrap on these pipe ends; return an fd that becomes readable when the command is over.
@@ -136,6 +143,7 @@ class SandboxLauncher:
     plain child process in process mode."""
 
     warm = False
+    ends_with_result = False  # a cold sandbox ends when bwrap (its pid namespace's init) exits
 
     def __init__(self, invocation: Invocation, limits: Limits, *, mode: str, runtime_python: Path,
                  blocked_networks: Sequence[str],

@@ -42,24 +42,43 @@ def test_a_forged_result_cannot_claim_memory_it_did_not_use(run_function):
     assert run.result.duration_ms < 30_000
 
 
-def test_a_warm_run_that_stops_its_parent_is_timed_out(invoke, bundle, pool):
+def test_a_warm_run_that_stops_its_parent_ends_its_environment(invoke, bundle, pool):
+    # The zygote can no longer report the run's exit nor check what it left: the run did return
+    # (its result and the end of its pipes say so), but its environment is ended, stopped
+    # processes and all, and the next run starts a new one.
     code = bundle("""
         import os, signal
         def handler(event, context):
             os.kill(os.getppid(), signal.SIGSTOP)
             return {"claimed": "success"}
     """)
-    result, _ = invoke(code, limits=Limits(timeout_s=3))
-    assert result.outcome == "timed_out", result
-    assert result.reason.startswith("Timed out after 3 s")
-    assert result.return_value is None
-    # The stopped environment is gone: the next run starts a new one and succeeds.
+    result, value = invoke(code, limits=Limits(timeout_s=3))
+    assert (result.outcome, value) == ("succeeded", {"claimed": "success"}), result
+    stopped = pool.last_environment
+    pool.wait_settled()
+    assert stopped.dead
     again = bundle("""
         def handler(event, context):
             return "fine"
     """)
     second, value = invoke(again)
     assert second.outcome == "succeeded" and value == "fine"
+
+
+def test_a_warm_run_that_stops_its_parent_before_returning_is_timed_out(invoke, bundle, pool):
+    # Stopped with its pipes still open: nothing says the run is over before its timeout.
+    code = bundle("""
+        import os, signal, time
+        def handler(event, context):
+            os.kill(os.getppid(), signal.SIGSTOP)
+            time.sleep(10)
+            return {"claimed": "success"}
+    """)
+    result, _ = invoke(code, limits=Limits(timeout_s=3))
+    assert result.outcome == "timed_out", result
+    assert result.reason.startswith("Timed out after 3 s")
+    assert result.return_value is None
+    assert pool.last_environment.dead
 
 
 def test_a_run_that_returns_after_its_timeout_is_timed_out_whatever_it_wrote(run_function):

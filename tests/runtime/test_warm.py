@@ -297,6 +297,7 @@ def test_a_spare_that_died_while_idle_is_replaced_by_a_fork_and_the_run_stays_wa
     code = bundle(SPARE_CHECK)
     first = invoke(code)[1]
     env = pool.last_environment
+    pool.wait_settled()  # the run's own process has exited: the zygote's child is the next spare
     deadline = time.monotonic() + 5
     spare = None
     while spare is None and time.monotonic() < deadline:
@@ -517,6 +518,7 @@ def test_the_pool_keeps_at_most_size_environments_and_expires_idle_ones(invoke, 
         invoke(code, owner=code.name)
     assert len(pool.envs) == 3 and pool.created == 4
     zygotes = [env.zygote_host_pid for env in pool.envs.values()]
+    pool.wait_settled()  # an environment whose run's exit is being checked is busy, not idle
     assert pool.expire(time.monotonic() + 61) == 3
     assert not pool.envs
     assert all(not Path(f"/proc/{pid}").exists() or b"zygote" not in Path(f"/proc/{pid}/cmdline").read_bytes()
