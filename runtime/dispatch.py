@@ -25,11 +25,13 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from functions.models import Attempt, Run, RunStatus, RunTurn
+from accounts.models import Organization
+from functions.models import Attempt, CodeVersion, Function, Run, RunStatus, RunTurn
+
+from .rows import RowReader, quoted_columns
 
 
 def _due(now: datetime) -> Q:
@@ -47,7 +49,17 @@ def _executing(organization_id: int) -> int:
 
 def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozenset()) -> tuple[int, int] | None:
     """(run id, organization id) of the run to take next (the module's rules 1-3), or None when no run
-    may start now.
+    may start now."""
+    sql, params = _fairest_sql(now=now, skip_organizations=skip_organizations)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} SELECT first_id, organization_id FROM fairest", params)
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _fairest_sql(*, now: datetime, skip_organizations: frozenset[int]) -> tuple[str, list]:
+    """A WITH clause whose last table, ``fairest``, holds (first_id, organization_id) of the run to
+    take next, or no row: what run_next_fair reads and what a claim takes the turn of.
 
     One statement whose cost follows the number of organizations waiting, not of runs waiting
     (2,000 queued runs cost a GROUP BY over all of them 2 ms a claim on PostgreSQL): a recursive
@@ -77,17 +89,14 @@ def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozens
                  WHERE r.status = {running} AND r.organization_id = waiting.organization_id) AS executing,
                 (SELECT claimed_at FROM {turns} AS t WHERE t.organization_id = waiting.organization_id) AS turn
             FROM waiting WHERE organization_id IS NOT NULL
+        ), fairest AS (
+            SELECT first_id, organization_id FROM candidates
+            WHERE first_id IS NOT NULL AND (%s = 0 OR executing < %s) {_skip(skip_organizations)}
+            ORDER BY executing, turn IS NOT NULL, turn, first_id
+            LIMIT 1
         )
-        SELECT first_id, organization_id FROM candidates
-        WHERE first_id IS NOT NULL AND (%s = 0 OR executing < %s) {_skip(skip_organizations)}
-        ORDER BY executing, turn IS NOT NULL, turn, first_id
-        LIMIT 1
     """
-    params = [connection.ops.adapt_datetimefield_value(now), limit, limit, *sorted(skip_organizations)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
+    return sql, [connection.ops.adapt_datetimefield_value(now), limit, limit, *sorted(skip_organizations)]
 
 
 def _literal(status: str) -> str:
@@ -104,13 +113,15 @@ def run_claim_next(*, worker: str, isolation: str) -> tuple[Run, Attempt] | tupl
     skip: set[int] = set()
     while True:  # at most once per organization: each one tried is skipped after
         now = timezone.now()
-        chosen = run_next_fair(now=now, skip_organizations=frozenset(skip))
-        if chosen is None:
-            return None, None
-        _run_id, organization_id = chosen
-        run, attempt = _claim(organization_id=organization_id, now=now, worker=worker, isolation=isolation)
-        if run is not None:
-            return run, attempt
+        with transaction.atomic():
+            organization_id = _take_fairest_turn(now=now, skip_organizations=frozenset(skip))
+            if organization_id is None:
+                return None, None
+            run, attempt = _take_due_run(organization_id=organization_id, now=now, worker=worker,
+                                         isolation=isolation)
+            if run is not None:
+                return run, attempt
+            transaction.set_rollback(True)  # the turn too: nothing was taken
         # Other workers filled its places or took its due runs meanwhile: the next organization.
         skip.add(organization_id)
 
@@ -120,40 +131,147 @@ def run_claim(*, run_id: int, worker: str, isolation: str) -> tuple[Run, Attempt
     organization_id = Run.objects.filter(pk=run_id).values_list("organization_id", flat=True).first()
     if organization_id is None:
         return None, None
-    return _claim(organization_id=organization_id, run_id=run_id, now=timezone.now(), worker=worker,
-                  isolation=isolation)
-
-
-def _claim(*, organization_id: int, now: datetime, worker: str, isolation: str, run_id: int | None = None):
-    """Take the organization's oldest due run (or run_id, if due) when it has room; (None, None) if not."""
+    now = timezone.now()
     with transaction.atomic():
-        # The organization's turn, written first: the row stays locked until the commit, so the
-        # organization's claims happen one after another. Each then counts the executing runs and
-        # finds the oldest due run as the claims before it left them, and none loses a race for the
-        # same run (PostgreSQL; SQLite's IMMEDIATE transactions serialize every claim anyway).
-        RunTurn.objects.bulk_create(
-            [RunTurn(organization_id=organization_id, claimed_at=now)],
-            update_conflicts=True, unique_fields=["organization"], update_fields=["claimed_at"],
-        )
-        limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
-        if limit and _executing(organization_id) >= limit:
+        _take_turn(organization_id=organization_id, now=now)
+        run, attempt = _take_due_run(organization_id=organization_id, now=now, worker=worker, isolation=isolation,
+                                     run_id=run_id)
+        if run is None:
             transaction.set_rollback(True)
-            return None, None
-        due = _due_of(organization_id, now).select_related("function__organization", "code_version")
-        run = (due.filter(pk=run_id) if run_id is not None else due).first()
-        # Conditional still: a run dropped meanwhile (retention, a deleted Function) is not taken.
-        if run is None or not Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None,
-            started_at=Coalesce(F("started_at"), Value(now)),
-        ):
-            transaction.set_rollback(True)
-            return None, None
-        # What the UPDATE wrote, without reading the row back.
-        run.status, run.attempts, run.next_attempt_at = RunStatus.RUNNING, run.attempts + 1, None
-        run.started_at = run.started_at or now
-        attempt = Attempt.objects.create(run=run, number=run.attempts, worker=worker, isolation=isolation,
-                                         heartbeat_at=now)
     return run, attempt
+
+
+# How a claim goes, in one transaction:
+#
+#   1. The organization's turn is written first (RunTurn): the row stays locked until the commit,
+#      so the organization's claims happen one after another. Each then counts the executing runs
+#      and finds the oldest due run as the claims before it left them, and none loses a race for
+#      the same run (PostgreSQL; SQLite's IMMEDIATE transactions serialize every claim anyway).
+#      Taking the turn of the fairest organization is one statement on PostgreSQL (its choice made
+#      before the lock is waited for, as it was when the choice was a statement of its own).
+#   2. In a later statement, so that it sees what the claims before it committed: the run, if due
+#      and its organization under the limit, is marked running by a conditional UPDATE (a run
+#      dropped meanwhile, by retention or a deleted Function, is not taken), and its attempt opened.
+#
+# The statements are written by hand (runtime.rows says why): on PostgreSQL step 2 is one
+# statement that also reads back the run with its Function, organization and code version.
+
+
+def _take_fairest_turn(*, now: datetime, skip_organizations: frozenset[int]) -> int | None:
+    """Step 1 for the fairest organization (the module's rules): its id, or None when no run may start."""
+    fairest, params = _fairest_sql(now=now, skip_organizations=skip_organizations)
+    turns = connection.ops.quote_name(RunTurn._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"{fairest} INSERT INTO {turns} (organization_id, claimed_at) SELECT organization_id, %s FROM fairest "
+                "ON CONFLICT (organization_id) DO UPDATE SET claimed_at = EXCLUDED.claimed_at RETURNING organization_id",
+                [*params, connection.ops.adapt_datetimefield_value(now)],
+            )
+            row = cursor.fetchone()
+            return row[0] if row else None
+        # SQLite (RETURNING needs 3.35): the transaction already holds the database's write lock.
+        cursor.execute(f"{fairest} SELECT organization_id FROM fairest", params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    _take_turn(organization_id=row[0], now=now)
+    return row[0]
+
+
+def _take_turn(*, organization_id: int, now: datetime) -> None:
+    """Step 1 for this organization."""
+    turns = connection.ops.quote_name(RunTurn._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {turns} (organization_id, claimed_at) VALUES (%s, %s) "
+            "ON CONFLICT (organization_id) DO UPDATE SET claimed_at = EXCLUDED.claimed_at",
+            [organization_id, connection.ops.adapt_datetimefield_value(now)],
+        )
+
+
+_RUNS, _FUNCTIONS, _ORGANIZATIONS, _VERSIONS, _ATTEMPTS = (
+    RowReader(Run), RowReader(Function), RowReader(Organization), RowReader(CodeVersion), RowReader(Attempt))
+
+
+def _take_due_run(*, organization_id: int, now: datetime, worker: str, isolation: str, run_id: int | None = None):
+    """Step 2: (run, attempt), the run with its Function, organization and code version loaded as
+    the run engine uses them; (None, None) when no run may start."""
+    quote, at = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
+    runs, attempts = quote(Run._meta.db_table), quote(Attempt._meta.db_table)
+    queued, running = _literal(RunStatus.QUEUED), _literal(RunStatus.RUNNING)
+    # The organization's oldest due run (or run_id, if due), when it has room: its id or NULL.
+    pick = (f"SELECT r.id FROM {runs} AS r WHERE r.status = {queued} AND r.organization_id = %s "
+            "AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s)")
+    pick_params = [organization_id, at(now)]
+    if run_id is not None:
+        pick += " AND r.id = %s"
+        pick_params.append(run_id)
+    limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
+    if limit:
+        pick += f" AND (SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = %s) < %s"
+        pick_params += [organization_id, limit]
+    pick += " ORDER BY r.id LIMIT 1"
+    take = (f"UPDATE {runs} SET status = {running}, attempts = attempts + 1, next_attempt_at = NULL, "
+            f"started_at = COALESCE(started_at, %s)")
+    # The attempt as Attempt.objects.create() would write it: the model's own defaults.
+    opened = Attempt(run_id=0, number=0, worker=worker, isolation=isolation, started_at=now, heartbeat_at=now)
+    fields = [field for field in Attempt._meta.concrete_fields if field.name not in ("id", "run", "number")]
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = [field.get_db_prep_save(getattr(opened, field.attname), connection) for field in fields]
+    placeholders = ", ".join(["%s"] * len(values))
+    joined = (f"JOIN {quote(Function._meta.db_table)} AS f ON f.id = r.function_id "
+              f"JOIN {quote(Organization._meta.db_table)} AS o ON o.id = f.organization_id "
+              f"JOIN {quote(CodeVersion._meta.db_table)} AS v ON v.id = r.code_version_id")
+    loaded = ", ".join(quoted_columns(model, alias) for model, alias in (
+        (Run, "r"), (Function, "f"), (Organization, "o"), (CodeVersion, "v")))
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH claimed AS ({take} WHERE id = ({pick}) AND status = {queued} RETURNING *), "
+                f"opened AS (INSERT INTO {attempts} (run_id, number, {columns}) "
+                f"SELECT id, attempts, {placeholders} FROM claimed RETURNING *) "
+                f"SELECT {quoted_columns(Attempt, 'a')}, {loaded} "
+                f"FROM claimed AS r JOIN opened AS a ON a.run_id = r.id {joined}",
+                [at(now), *pick_params, *values],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None, None
+            attempt = _ATTEMPTS.read(row)
+            run = _loaded(row, _ATTEMPTS.width)
+        else:
+            # SQLite: the transaction holds the write lock, so what is read here is what is updated.
+            cursor.execute(f"SELECT {loaded} FROM {runs} AS r {joined} WHERE r.id = ({pick})", pick_params)
+            row = cursor.fetchone()
+            if row is None:
+                return None, None
+            run = _loaded(row, 0)
+            cursor.execute(f"{take} WHERE id = %s AND status = {queued}", [at(now), run.pk])
+            if not cursor.rowcount:
+                return None, None
+            # What the UPDATE wrote, without reading the row back.
+            run.status, run.attempts, run.next_attempt_at = RunStatus.RUNNING, run.attempts + 1, None
+            run.started_at = run.started_at or now
+            cursor.execute(f"INSERT INTO {attempts} (run_id, number, {columns}) VALUES (%s, %s, {placeholders})",
+                           [run.pk, run.attempts, *values])
+            opened.pk, opened.run_id, opened.number = cursor.lastrowid, run.pk, run.attempts
+            opened._state.adding, opened._state.db = False, connection.alias
+            attempt = opened
+    attempt.run = run
+    return run, attempt
+
+
+def _loaded(row, start: int) -> Run:
+    """The run read at row[start:], with the Function, organization and code version read after it."""
+    run = _RUNS.read(row, start)
+    start += _RUNS.width
+    function = _FUNCTIONS.read(row, start)
+    start += _FUNCTIONS.width
+    function.organization = _ORGANIZATIONS.read(row, start)
+    run.function = function
+    run.code_version = _VERSIONS.read(row, start + _ORGANIZATIONS.width)
+    return run
 
 
 def run_wake_up(*, organization_id: int, now: datetime | None = None) -> int | None:
