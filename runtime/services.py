@@ -38,6 +38,7 @@ from secrets_vault.redaction import Redactor
 from secrets_vault.services import secrets_redactor
 
 from . import dispatch, sandbox, warm
+from .rows import rows_update
 from .capacity import disk_shortage
 from .netblock import networks_to_block
 from .aws.endpoint import attempt_endpoint
@@ -686,18 +687,19 @@ def run_record_attempt(
     reason = _capped(redact(result.reason or ""))
     resend: tuple[Resend, ...] = ()
     with transaction.atomic():
-        closed = Attempt.objects.filter(pk=attempt.pk, outcome=AttemptOutcome.RUNNING).update(
+        # Both statements written once, not compiled per run (runtime.rows says why).
+        closed = rows_update(Attempt, where={"id": attempt.pk, "outcome": AttemptOutcome.RUNNING}, changes=dict(
             outcome=outcome, reason=reason, exit_code=result.exit_code, peak_memory_mb=result.peak_memory_mb,
             finished_at=now, duration_ms=result.duration_ms,
             # Only an attempt whose sandbox started has a start kind (a platform failure has neither).
             start_kind=(StartKind.WARM if result.warm_start else StartKind.COLD) if result.startup_ms is not None else "",
             startup_ms=result.startup_ms,
-        )
+        ))
         if not closed:
             # The reaper already declared this attempt lost and moved the run on.
             logger.warning("run %s: attempt %s finished after it was declared lost", run.correlation_id, attempt.number)
             return Recorded(run=Run.objects.get(pk=run.pk))
-        current = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=attempt.number)
+        current = {"id": run.pk, "status": RunStatus.RUNNING, "attempts": attempt.number}
         common = dict(
             reason=reason,
             error=_redacted_error(result.error, redact),
@@ -709,17 +711,17 @@ def run_record_attempt(
                 status=RunStatus.SUCCEEDED, return_value=redact(result.return_value) if result.return_value else result.return_value,
                 finished_at=now, **common,
             )
-            updated = current.update(**changes)
+            updated = rows_update(Run, where=current, changes=changes)
         elif retryable and attempt.number < run.max_attempts:
             delay = settings.FUNCTIONS_RETRY_BACKOFF_SECONDS[min(attempt.number, len(settings.FUNCTIONS_RETRY_BACKOFF_SECONDS)) - 1]
             changes = dict(status=RunStatus.QUEUED, next_attempt_at=now + timedelta(seconds=delay), **common)
-            updated = current.update(**changes)
+            updated = rows_update(Run, where=current, changes=changes)
             if updated:
                 resend = (Resend(run_id=run.pk, countdown=delay),)
         else:
             final = RunStatus.TIMED_OUT if outcome == AttemptOutcome.TIMED_OUT else RunStatus.FAILED
             changes = dict(status=final, finished_at=now, **common)
-            updated = current.update(**changes)
+            updated = rows_update(Run, where=current, changes=changes)
             if updated:
                 failure_notice_note(run=run, now=now)
     if not updated:
