@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.views.decorators.debug import sensitive_variables
 
 from functions.audit import Actor, AuditAction, actor_user, audit_record
@@ -390,9 +390,26 @@ def _decrypt(secret: Secret, ring: Keyring) -> str:
                                     secret_name=secret.name, function_name=secret.function.name) from None
 
 
+def _with_values(function: Function) -> list[Secret]:
+    """The Function's secrets that have a value, by name, holding what decryption reads.
+
+    A statement written once instead of a query built per call: this runs at every run's
+    claim (secrets_redactor), where Django's compiling of the query cost 2 ms of the worker's
+    CPU, ten times the statement itself. The instances are for decrypting only: their other
+    fields are not read.
+    """
+    table = connection.ops.quote_name(Secret._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, name, ciphertext, key_id FROM {table} "
+                       "WHERE function_id = %s AND ciphertext IS NOT NULL ORDER BY name", [function.pk])
+        rows = cursor.fetchall()
+    return [Secret(id=id_, function=function, name=name, ciphertext=ciphertext, key_id=key_id)
+            for id_, name, ciphertext, key_id in rows]
+
+
 def secrets_for_run(*, function: Function) -> dict[str, str]:
     """{name: value} of the secrets that have a value; raises SecretDecryptionError naming a secret that cannot be read."""
-    secrets = list(Secret.objects.of(function).with_values().select_related("function").order_by("name"))
+    secrets = _with_values(function)
     if not secrets:
         return {}
     ring = keyring()
@@ -414,7 +431,7 @@ def secrets_redactor(*, function: Function) -> Redactor:
     A value the keys cannot read is skipped rather than raised: the run cannot
     obtain it either (its SSM read fails), so there is nothing of it to mask.
     """
-    secrets = list(Secret.objects.of(function).with_values().select_related("function"))
+    secrets = _with_values(function)
     values = []
     if secrets:
         ring = keyring()
