@@ -21,6 +21,8 @@ is sent for the next one.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from datetime import datetime
 
 from django.conf import settings
@@ -197,44 +199,17 @@ _RUNS, _FUNCTIONS, _ORGANIZATIONS, _VERSIONS, _ATTEMPTS = (
 def _take_due_run(*, organization_id: int, now: datetime, worker: str, isolation: str, run_id: int | None = None):
     """Step 2: (run, attempt), the run with its Function, organization and code version loaded as
     the run engine uses them; (None, None) when no run may start."""
-    quote, at = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
-    runs, attempts = quote(Run._meta.db_table), quote(Attempt._meta.db_table)
-    queued, running = _literal(RunStatus.QUEUED), _literal(RunStatus.RUNNING)
-    # The organization's oldest due run (or run_id, if due), when it has room: its id or NULL.
-    pick = (f"SELECT r.id FROM {runs} AS r WHERE r.status = {queued} AND r.organization_id = %s "
-            "AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s)")
-    pick_params = [organization_id, at(now)]
-    if run_id is not None:
-        pick += " AND r.id = %s"
-        pick_params.append(run_id)
+    at = connection.ops.adapt_datetimefield_value
     limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
-    if limit:
-        pick += f" AND (SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = %s) < %s"
-        pick_params += [organization_id, limit]
-    pick += " ORDER BY r.id LIMIT 1"
-    take = (f"UPDATE {runs} SET status = {running}, attempts = attempts + 1, next_attempt_at = NULL, "
-            f"started_at = COALESCE(started_at, %s)")
+    sql = _take_sql(connection.vendor, by_id=run_id is not None, limited=bool(limit))
+    pick = [organization_id, at(now), *([run_id] if run_id is not None else []),
+            *([organization_id, limit] if limit else [])]
     # The attempt as Attempt.objects.create() would write it: the model's own defaults.
     opened = Attempt(run_id=0, number=0, worker=worker, isolation=isolation, started_at=now, heartbeat_at=now)
-    fields = [field for field in Attempt._meta.concrete_fields if field.name not in ("id", "run", "number")]
-    columns = ", ".join(quote(field.column) for field in fields)
-    values = [field.get_db_prep_save(getattr(opened, field.attname), connection) for field in fields]
-    placeholders = ", ".join(["%s"] * len(values))
-    joined = (f"JOIN {quote(Function._meta.db_table)} AS f ON f.id = r.function_id "
-              f"JOIN {quote(Organization._meta.db_table)} AS o ON o.id = f.organization_id "
-              f"JOIN {quote(CodeVersion._meta.db_table)} AS v ON v.id = r.code_version_id")
-    loaded = ", ".join(quoted_columns(model, alias) for model, alias in (
-        (Run, "r"), (Function, "f"), (Organization, "o"), (CodeVersion, "v")))
+    values = [field.get_db_prep_save(getattr(opened, field.attname), connection) for field in _OPENED_FIELDS]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                f"WITH claimed AS ({take} WHERE id = ({pick}) AND status = {queued} RETURNING *), "
-                f"opened AS (INSERT INTO {attempts} (run_id, number, {columns}) "
-                f"SELECT id, attempts, {placeholders} FROM claimed RETURNING *) "
-                f"SELECT {quoted_columns(Attempt, 'a')}, {loaded} "
-                f"FROM claimed AS r JOIN opened AS a ON a.run_id = r.id {joined}",
-                [at(now), *pick_params, *values],
-            )
+            cursor.execute(sql.take, [at(now), *pick, *values])
             row = cursor.fetchone()
             if row is None:
                 return None, None
@@ -242,24 +217,72 @@ def _take_due_run(*, organization_id: int, now: datetime, worker: str, isolation
             run = _loaded(row, _ATTEMPTS.width)
         else:
             # SQLite: the transaction holds the write lock, so what is read here is what is updated.
-            cursor.execute(f"SELECT {loaded} FROM {runs} AS r {joined} WHERE r.id = ({pick})", pick_params)
+            cursor.execute(sql.read, pick)
             row = cursor.fetchone()
             if row is None:
                 return None, None
             run = _loaded(row, 0)
-            cursor.execute(f"{take} WHERE id = %s AND status = {queued}", [at(now), run.pk])
+            cursor.execute(sql.take, [at(now), run.pk])
             if not cursor.rowcount:
                 return None, None
             # What the UPDATE wrote, without reading the row back.
             run.status, run.attempts, run.next_attempt_at = RunStatus.RUNNING, run.attempts + 1, None
             run.started_at = run.started_at or now
-            cursor.execute(f"INSERT INTO {attempts} (run_id, number, {columns}) VALUES (%s, %s, {placeholders})",
-                           [run.pk, run.attempts, *values])
+            cursor.execute(sql.open, [run.pk, run.attempts, *values])
             opened.pk, opened.run_id, opened.number = cursor.lastrowid, run.pk, run.attempts
             opened._state.adding, opened._state.db = False, connection.alias
             attempt = opened
     attempt.run = run
     return run, attempt
+
+
+# The attempt's columns a claim writes besides its run and number.
+_OPENED_FIELDS = [field for field in Attempt._meta.concrete_fields if field.name not in ("id", "run", "number")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _TakeSql:
+    take: str  # PostgreSQL: the whole step; SQLite: the run's UPDATE, by id
+    read: str = ""  # SQLite: the run to take, with its relations
+    open: str = ""  # SQLite: the attempt's INSERT
+
+
+@functools.cache
+def _take_sql(vendor: str, *, by_id: bool, limited: bool) -> _TakeSql:
+    """Step 2's statements, written once per database and shape (they cost nothing to send again)."""
+    quote = connection.ops.quote_name
+    runs, attempts = quote(Run._meta.db_table), quote(Attempt._meta.db_table)
+    queued, running = _literal(RunStatus.QUEUED), _literal(RunStatus.RUNNING)
+    # The organization's oldest due run (or run_id, if due), when it has room: its id or NULL.
+    pick = (f"SELECT r.id FROM {runs} AS r WHERE r.status = {queued} AND r.organization_id = %s "
+            "AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s)")
+    if by_id:
+        pick += " AND r.id = %s"
+    if limited:
+        pick += f" AND (SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = %s) < %s"
+    pick += " ORDER BY r.id LIMIT 1"
+    take = (f"UPDATE {runs} SET status = {running}, attempts = attempts + 1, next_attempt_at = NULL, "
+            f"started_at = COALESCE(started_at, %s)")
+    columns = ", ".join(quote(field.column) for field in _OPENED_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_OPENED_FIELDS))
+    joined = (f"JOIN {quote(Function._meta.db_table)} AS f ON f.id = r.function_id "
+              f"JOIN {quote(Organization._meta.db_table)} AS o ON o.id = f.organization_id "
+              f"JOIN {quote(CodeVersion._meta.db_table)} AS v ON v.id = r.code_version_id")
+    loaded = ", ".join(quoted_columns(model, alias) for model, alias in (
+        (Run, "r"), (Function, "f"), (Organization, "o"), (CodeVersion, "v")))
+    if vendor == "postgresql":
+        return _TakeSql(take=(
+            f"WITH claimed AS ({take} WHERE id = ({pick}) AND status = {queued} RETURNING *), "
+            f"opened AS (INSERT INTO {attempts} (run_id, number, {columns}) "
+            f"SELECT id, attempts, {placeholders} FROM claimed RETURNING *) "
+            f"SELECT {quoted_columns(Attempt, 'a')}, {loaded} "
+            f"FROM claimed AS r JOIN opened AS a ON a.run_id = r.id {joined}"
+        ))
+    return _TakeSql(
+        take=f"{take} WHERE id = %s AND status = {queued}",
+        read=f"SELECT {loaded} FROM {runs} AS r {joined} WHERE r.id = ({pick})",
+        open=f"INSERT INTO {attempts} (run_id, number, {columns}) VALUES (%s, %s, {placeholders})",
+    )
 
 
 def _loaded(row, start: int) -> Run:
