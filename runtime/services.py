@@ -230,8 +230,13 @@ class AttemptChannel:
     pipes and all of an attempt's queries share the worker's one connection.
     """
 
-    def __init__(self, run: Run, attempt: Attempt, redact: Callable[[str], str]):
+    def __init__(self, run: Run, attempt: Attempt, redact: Callable[[str], str], *, keep_last_batch: bool = False):
         self.run, self.attempt = run, attempt
+        # keep_last_batch: the batch that ends with close() (the REPORT line, and any output
+        # that came with it) is left in last_rows, ready to store, for run_record_attempt to
+        # write in the transaction that records the outcome: one commit fewer per run.
+        self.keep_last_batch = keep_last_batch
+        self.last_rows: list = []
         # The Redactor behind `redact` (redactor_for hands its bound method), which can clear
         # a whole batch of lines with one search and learn values the endpoint hands out later
         # (mask_also); None for any other callable, which is then applied line by line.
@@ -320,7 +325,11 @@ class AttemptChannel:
         self.queue.put(None)
 
     def _write(self, rows: list) -> None:
-        """Store what the organization's daily log volume still admits; mark the first drop once."""
+        log_entries_write(run=self.run, attempt=self.attempt.number, rows=self._admitted(rows))
+
+    def _admitted(self, rows: list) -> list:
+        """What of `rows` to store: what the organization's daily log volume still admits, the
+        first drop marked once, the REPORT line rendered."""
         # The REPORT line (add_report_line) is the attempt's last: rendered after the rest is
         # counted, and always stored, since it is the platform's record of the attempt.
         reports = [row for row in rows if callable(row[2])] if self._reports_queued else []
@@ -337,7 +346,7 @@ class AttemptChannel:
             self.dropped_lines += dropped
         for timestamp, stream, render in reports:
             admitted.append(self._entry(timestamp, stream, self.redact(render(self.dropped_lines))))
-        log_entries_write(run=self.run, attempt=self.attempt.number, rows=admitted)
+        return admitted
 
     # While any attempt's output is being served in this process: the cyclic garbage collector's
     # first generation waits for this many new container objects instead of Python's 700.
@@ -400,7 +409,10 @@ class AttemptChannel:
                 except queue.Empty:
                     break
             if pending:
-                self._write(pending)
+                if done and self.keep_last_batch:
+                    self.last_rows = self._admitted(pending)
+                else:
+                    self._write(pending)
                 with self.backlog_room:
                     self.backlog -= len(pending)
                     self.backlog_room.notify_all()
@@ -565,7 +577,7 @@ def run_execute(*, run_id: int) -> Recorded | None:
         return None
     claimed = time.monotonic()
     redact = redactor_for(run.function)
-    channel = AttemptChannel(run, attempt, redact)
+    channel = AttemptChannel(run, attempt, redact, keep_last_batch=True)
     outcome = {}
 
     def execute_in_sandbox() -> None:
@@ -610,7 +622,8 @@ def run_execute(*, run_id: int) -> Recorded | None:
     executor.join()
     result = outcome["result"]
     recorded = run_record_attempt(
-        run=run, attempt=attempt, result=result, redact=channel.redact, retryable=outcome.get("retryable", True)
+        run=run, attempt=attempt, result=result, redact=channel.redact, retryable=outcome.get("retryable", True),
+        log_rows=channel.last_rows,
     )
     return dataclasses.replace(recorded, resend=recorded.resend + _wake_up(run.organization_id))
 
@@ -677,9 +690,14 @@ def _redacted_error(error: dict | None, redact: Callable[[str], str]) -> dict | 
 
 
 def run_record_attempt(
-    *, run: Run, attempt: Attempt, result: sandbox.AttemptResult, redact: Callable[[str], str], retryable: bool = True
+    *, run: Run, attempt: Attempt, result: sandbox.AttemptResult, redact: Callable[[str], str], retryable: bool = True,
+    log_rows: list | None = None,
 ) -> Recorded:
-    """Close the attempt; then finish the run, or queue its next attempt and say so to the caller."""
+    """Close the attempt; then finish the run, or queue its next attempt and say so to the caller.
+
+    ``log_rows``: the attempt's last log entries (AttemptChannel.last_rows), stored in the same
+    transaction, whatever it finds.
+    """
     now = timezone.now()
     outcome = {"succeeded": AttemptOutcome.SUCCEEDED, "timed_out": AttemptOutcome.TIMED_OUT}.get(
         result.outcome, AttemptOutcome.FAILED
@@ -687,6 +705,8 @@ def run_record_attempt(
     reason = _capped(redact(result.reason or ""))
     resend: tuple[Resend, ...] = ()
     with transaction.atomic():
+        if log_rows:
+            log_entries_write(run=run, attempt=attempt.number, rows=log_rows, joined=True)
         # Both statements written once, not compiled per run (runtime.rows says why).
         closed = rows_update(Attempt, where={"id": attempt.pk, "outcome": AttemptOutcome.RUNNING}, changes=dict(
             outcome=outcome, reason=reason, exit_code=result.exit_code, peak_memory_mb=result.peak_memory_mb,
