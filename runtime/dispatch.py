@@ -49,6 +49,24 @@ def _executing(organization_id: int) -> int:
     return Run.objects.filter(organization_id=organization_id, status=RunStatus.RUNNING).count()
 
 
+# The same two rules in SQL, for the hand-written statements below. `organization` is SQL too:
+# a column of the outer query, or a placeholder.
+
+
+def _oldest_due_sql(organization: str, *, also: str = "") -> str:
+    """The id of the organization's oldest due run meeting `also`, or NULL; its one parameter
+    before those of `also`: now."""
+    runs, queued = Run._meta.db_table, _literal(RunStatus.QUEUED)
+    return (f"SELECT id FROM {runs} AS r WHERE r.status = {queued} AND r.organization_id = {organization} "
+            f"AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s) {also} ORDER BY r.id LIMIT 1")
+
+
+def _executing_sql(organization: str) -> str:
+    """How many of the organization's runs are executing."""
+    runs, running = Run._meta.db_table, _literal(RunStatus.RUNNING)
+    return f"SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = {organization}"
+
+
 def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozenset()) -> tuple[int, int] | None:
     """(run id, organization id) of the run to take next (the module's rules 1-3), or None when no run
     may start now."""
@@ -71,7 +89,7 @@ def _fairest_sql(*, now: datetime, skip_organizations: frozenset[int]) -> tuple[
     """
     limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
     runs, turns = Run._meta.db_table, RunTurn._meta.db_table
-    queued, running = _literal(RunStatus.QUEUED), _literal(RunStatus.RUNNING)
+    queued = _literal(RunStatus.QUEUED)
     # SQLite's planner, without statistics, would walk every queued run through the (status,
     # next_attempt_at) index instead: name the partial index (PostgreSQL finds it by itself).
     by_queued = "INDEXED BY run_queued_org_idx" if connection.vendor == "sqlite" else ""
@@ -85,10 +103,8 @@ def _fairest_sql(*, now: datetime, skip_organizations: frozenset[int]) -> tuple[
             FROM waiting WHERE waiting.organization_id IS NOT NULL
         ), candidates AS (
             SELECT organization_id,
-                (SELECT id FROM {runs} AS r WHERE r.status = {queued} AND r.organization_id = waiting.organization_id
-                 AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s) ORDER BY r.id LIMIT 1) AS first_id,
-                (SELECT COUNT(*) FROM {runs} AS r
-                 WHERE r.status = {running} AND r.organization_id = waiting.organization_id) AS executing,
+                ({_oldest_due_sql("waiting.organization_id")}) AS first_id,
+                ({_executing_sql("waiting.organization_id")}) AS executing,
                 (SELECT claimed_at FROM {turns} AS t WHERE t.organization_id = waiting.organization_id) AS turn
             FROM waiting WHERE organization_id IS NOT NULL
         ), fairest AS (
@@ -254,13 +270,8 @@ def _take_sql(vendor: str, *, by_id: bool, limited: bool) -> _TakeSql:
     runs, attempts = quote(Run._meta.db_table), quote(Attempt._meta.db_table)
     queued, running = _literal(RunStatus.QUEUED), _literal(RunStatus.RUNNING)
     # The organization's oldest due run (or run_id, if due), when it has room: its id or NULL.
-    pick = (f"SELECT r.id FROM {runs} AS r WHERE r.status = {queued} AND r.organization_id = %s "
-            "AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s)")
-    if by_id:
-        pick += " AND r.id = %s"
-    if limited:
-        pick += f" AND (SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = %s) < %s"
-    pick += " ORDER BY r.id LIMIT 1"
+    pick = _oldest_due_sql("%s", also=(" AND r.id = %s" if by_id else "")
+                           + (f" AND ({_executing_sql('%s')}) < %s" if limited else ""))
     take = (f"UPDATE {runs} SET status = {running}, attempts = attempts + 1, next_attempt_at = NULL, "
             f"started_at = COALESCE(started_at, %s)")
     columns = ", ".join(quote(field.column) for field in _OPENED_FIELDS)
