@@ -11,6 +11,7 @@ time) or a page reading entries never waits behind one long DELETE, and an
 interrupted prune simply continues at the next one.
 """
 
+import contextlib
 import logging
 import re
 import sqlite3
@@ -93,8 +94,12 @@ _COPY_SPECIAL = re.compile(r"[\\\t\n\r\x00]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
 
 
-def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str, str]]) -> int:
+def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str, str]], joined: bool = False) -> int:
     """Store `rows`, (timestamp, stream, message) tuples of one attempt of `run`, in one transaction.
+
+    ``joined``: in the caller's transaction instead (the worker writes an attempt's last lines
+    with its outcome, one commit instead of two), which then commits them as it commits the
+    rest: durably, since a SET LOCAL here would make all of it asynchronous.
 
     A Function may print a million lines, and this runs in the worker process
     that also reads the Function's pipes: the less Python per line, the less
@@ -112,12 +117,15 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
     table, quote = connection.ops.quote_name(LogEntry._meta.db_table), connection.ops.quote_name
     columns = ", ".join(quote(column) for column in _COLUMNS)
     messages = list(map(_MESSAGE, rows))
+    assert not joined or connection.in_atomic_block, "joined: the caller's transaction must be open"
+    own_transaction = contextlib.nullcontext() if joined else transaction.atomic()
     if connection.vendor == "postgresql":
         data = _copy_text(fixed, rows, messages)
-        with transaction.atomic(), connection.cursor() as cursor:
-            # Output lines are not worth a disk flush each: a database crash may
-            # lose the last fraction of a second of them, never corrupt anything.
-            cursor.execute("SET LOCAL synchronous_commit = off")
+        with own_transaction, connection.cursor() as cursor:
+            if not joined:
+                # Output lines are not worth a disk flush each: a database crash may
+                # lose the last fraction of a second of them, never corrupt anything.
+                cursor.execute("SET LOCAL synchronous_commit = off")
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write(data)
         return len(rows)
@@ -130,7 +138,7 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
     # Multi-row INSERTs, as many rows a statement as SQLite takes parameters: measured twice as
     # fast as executemany, which pays a reset, a bind and a step per row from Python's side.
     per_statement = max(1, (connection.features.max_query_params or 999) // 3)
-    with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
+    with own_transaction, connection.cursor() as cursor, connection.wrap_database_errors:
         for start in range(0, len(rows), per_statement):
             count = min(per_statement, len(rows) - start)
             # sqlite3's own execute with "?" placeholders: Django's wrapper would

@@ -21,15 +21,19 @@ is sent for the next one.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from functions.models import Attempt, Run, RunStatus, RunTurn
+from accounts.models import Organization
+from functions.models import Attempt, CodeVersion, Function, Run, RunStatus, RunTurn
+
+from .rows import RowReader, quoted_columns
 
 
 def _due(now: datetime) -> Q:
@@ -45,9 +49,37 @@ def _executing(organization_id: int) -> int:
     return Run.objects.filter(organization_id=organization_id, status=RunStatus.RUNNING).count()
 
 
+# The same two rules in SQL, for the hand-written statements below. `organization` is SQL too:
+# a column of the outer query, or a placeholder.
+
+
+def _oldest_due_sql(organization: str, *, also: str = "") -> str:
+    """The id of the organization's oldest due run meeting `also`, or NULL; its one parameter
+    before those of `also`: now."""
+    runs, queued = Run._meta.db_table, _literal(RunStatus.QUEUED)
+    return (f"SELECT id FROM {runs} AS r WHERE r.status = {queued} AND r.organization_id = {organization} "
+            f"AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s) {also} ORDER BY r.id LIMIT 1")
+
+
+def _executing_sql(organization: str) -> str:
+    """How many of the organization's runs are executing."""
+    runs, running = Run._meta.db_table, _literal(RunStatus.RUNNING)
+    return f"SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = {organization}"
+
+
 def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozenset()) -> tuple[int, int] | None:
     """(run id, organization id) of the run to take next (the module's rules 1-3), or None when no run
-    may start now.
+    may start now."""
+    sql, params = _fairest_sql(now=now, skip_organizations=skip_organizations)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} SELECT first_id, organization_id FROM fairest", params)
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _fairest_sql(*, now: datetime, skip_organizations: frozenset[int]) -> tuple[str, list]:
+    """A WITH clause whose last table, ``fairest``, holds (first_id, organization_id) of the run to
+    take next, or no row: what run_next_fair reads and what a claim takes the turn of.
 
     One statement whose cost follows the number of organizations waiting, not of runs waiting
     (2,000 queued runs cost a GROUP BY over all of them 2 ms a claim on PostgreSQL): a recursive
@@ -57,7 +89,7 @@ def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozens
     """
     limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
     runs, turns = Run._meta.db_table, RunTurn._meta.db_table
-    queued, running = _literal(RunStatus.QUEUED), _literal(RunStatus.RUNNING)
+    queued = _literal(RunStatus.QUEUED)
     # SQLite's planner, without statistics, would walk every queued run through the (status,
     # next_attempt_at) index instead: name the partial index (PostgreSQL finds it by itself).
     by_queued = "INDEXED BY run_queued_org_idx" if connection.vendor == "sqlite" else ""
@@ -71,23 +103,18 @@ def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozens
             FROM waiting WHERE waiting.organization_id IS NOT NULL
         ), candidates AS (
             SELECT organization_id,
-                (SELECT id FROM {runs} AS r WHERE r.status = {queued} AND r.organization_id = waiting.organization_id
-                 AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s) ORDER BY r.id LIMIT 1) AS first_id,
-                (SELECT COUNT(*) FROM {runs} AS r
-                 WHERE r.status = {running} AND r.organization_id = waiting.organization_id) AS executing,
+                ({_oldest_due_sql("waiting.organization_id")}) AS first_id,
+                ({_executing_sql("waiting.organization_id")}) AS executing,
                 (SELECT claimed_at FROM {turns} AS t WHERE t.organization_id = waiting.organization_id) AS turn
             FROM waiting WHERE organization_id IS NOT NULL
+        ), fairest AS (
+            SELECT first_id, organization_id FROM candidates
+            WHERE first_id IS NOT NULL AND (%s = 0 OR executing < %s) {_skip(skip_organizations)}
+            ORDER BY executing, turn IS NOT NULL, turn, first_id
+            LIMIT 1
         )
-        SELECT first_id, organization_id FROM candidates
-        WHERE first_id IS NOT NULL AND (%s = 0 OR executing < %s) {_skip(skip_organizations)}
-        ORDER BY executing, turn IS NOT NULL, turn, first_id
-        LIMIT 1
     """
-    params = [connection.ops.adapt_datetimefield_value(now), limit, limit, *sorted(skip_organizations)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
+    return sql, [connection.ops.adapt_datetimefield_value(now), limit, limit, *sorted(skip_organizations)]
 
 
 def _literal(status: str) -> str:
@@ -104,13 +131,15 @@ def run_claim_next(*, worker: str, isolation: str) -> tuple[Run, Attempt] | tupl
     skip: set[int] = set()
     while True:  # at most once per organization: each one tried is skipped after
         now = timezone.now()
-        chosen = run_next_fair(now=now, skip_organizations=frozenset(skip))
-        if chosen is None:
-            return None, None
-        _run_id, organization_id = chosen
-        run, attempt = _claim(organization_id=organization_id, now=now, worker=worker, isolation=isolation)
-        if run is not None:
-            return run, attempt
+        with transaction.atomic():
+            organization_id = _take_fairest_turn(now=now, skip_organizations=frozenset(skip))
+            if organization_id is None:
+                return None, None
+            run, attempt = _take_due_run(organization_id=organization_id, now=now, worker=worker,
+                                         isolation=isolation)
+            if run is not None:
+                return run, attempt
+            transaction.set_rollback(True)  # the turn too: nothing was taken
         # Other workers filled its places or took its due runs meanwhile: the next organization.
         skip.add(organization_id)
 
@@ -120,40 +149,163 @@ def run_claim(*, run_id: int, worker: str, isolation: str) -> tuple[Run, Attempt
     organization_id = Run.objects.filter(pk=run_id).values_list("organization_id", flat=True).first()
     if organization_id is None:
         return None, None
-    return _claim(organization_id=organization_id, run_id=run_id, now=timezone.now(), worker=worker,
-                  isolation=isolation)
-
-
-def _claim(*, organization_id: int, now: datetime, worker: str, isolation: str, run_id: int | None = None):
-    """Take the organization's oldest due run (or run_id, if due) when it has room; (None, None) if not."""
+    now = timezone.now()
     with transaction.atomic():
-        # The organization's turn, written first: the row stays locked until the commit, so the
-        # organization's claims happen one after another. Each then counts the executing runs and
-        # finds the oldest due run as the claims before it left them, and none loses a race for the
-        # same run (PostgreSQL; SQLite's IMMEDIATE transactions serialize every claim anyway).
-        RunTurn.objects.bulk_create(
-            [RunTurn(organization_id=organization_id, claimed_at=now)],
-            update_conflicts=True, unique_fields=["organization"], update_fields=["claimed_at"],
-        )
-        limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
-        if limit and _executing(organization_id) >= limit:
+        _take_turn(organization_id=organization_id, now=now)
+        run, attempt = _take_due_run(organization_id=organization_id, now=now, worker=worker, isolation=isolation,
+                                     run_id=run_id)
+        if run is None:
             transaction.set_rollback(True)
-            return None, None
-        due = _due_of(organization_id, now).select_related("function__organization", "code_version")
-        run = (due.filter(pk=run_id) if run_id is not None else due).first()
-        # Conditional still: a run dropped meanwhile (retention, a deleted Function) is not taken.
-        if run is None or not Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, attempts=F("attempts") + 1, next_attempt_at=None,
-            started_at=Coalesce(F("started_at"), Value(now)),
-        ):
-            transaction.set_rollback(True)
-            return None, None
-        # What the UPDATE wrote, without reading the row back.
-        run.status, run.attempts, run.next_attempt_at = RunStatus.RUNNING, run.attempts + 1, None
-        run.started_at = run.started_at or now
-        attempt = Attempt.objects.create(run=run, number=run.attempts, worker=worker, isolation=isolation,
-                                         heartbeat_at=now)
     return run, attempt
+
+
+# How a claim goes, in one transaction:
+#
+#   1. The organization's turn is written first (RunTurn): the row stays locked until the commit,
+#      so the organization's claims happen one after another. Each then counts the executing runs
+#      and finds the oldest due run as the claims before it left them, and none loses a race for
+#      the same run (PostgreSQL; SQLite's IMMEDIATE transactions serialize every claim anyway).
+#      Taking the turn of the fairest organization is one statement on PostgreSQL (its choice made
+#      before the lock is waited for, as it was when the choice was a statement of its own).
+#   2. In a later statement, so that it sees what the claims before it committed: the run, if due
+#      and its organization under the limit, is marked running by a conditional UPDATE (a run
+#      dropped meanwhile, by retention or a deleted Function, is not taken), and its attempt opened.
+#
+# The statements are written by hand (runtime.rows says why): on PostgreSQL step 2 is one
+# statement that also reads back the run with its Function, organization and code version.
+
+
+def _take_fairest_turn(*, now: datetime, skip_organizations: frozenset[int]) -> int | None:
+    """Step 1 for the fairest organization (the module's rules): its id, or None when no run may start."""
+    fairest, params = _fairest_sql(now=now, skip_organizations=skip_organizations)
+    turns = connection.ops.quote_name(RunTurn._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"{fairest} INSERT INTO {turns} (organization_id, claimed_at) SELECT organization_id, %s FROM fairest "
+                "ON CONFLICT (organization_id) DO UPDATE SET claimed_at = EXCLUDED.claimed_at RETURNING organization_id",
+                [*params, connection.ops.adapt_datetimefield_value(now)],
+            )
+            row = cursor.fetchone()
+            return row[0] if row else None
+        # SQLite (RETURNING needs 3.35): the transaction already holds the database's write lock.
+        cursor.execute(f"{fairest} SELECT organization_id FROM fairest", params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    _take_turn(organization_id=row[0], now=now)
+    return row[0]
+
+
+def _take_turn(*, organization_id: int, now: datetime) -> None:
+    """Step 1 for this organization."""
+    turns = connection.ops.quote_name(RunTurn._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {turns} (organization_id, claimed_at) VALUES (%s, %s) "
+            "ON CONFLICT (organization_id) DO UPDATE SET claimed_at = EXCLUDED.claimed_at",
+            [organization_id, connection.ops.adapt_datetimefield_value(now)],
+        )
+
+
+_RUNS, _FUNCTIONS, _ORGANIZATIONS, _VERSIONS, _ATTEMPTS = (
+    RowReader(Run), RowReader(Function), RowReader(Organization), RowReader(CodeVersion), RowReader(Attempt))
+
+
+def _take_due_run(*, organization_id: int, now: datetime, worker: str, isolation: str, run_id: int | None = None):
+    """Step 2: (run, attempt), the run with its Function, organization and code version loaded as
+    the run engine uses them; (None, None) when no run may start."""
+    at = connection.ops.adapt_datetimefield_value
+    limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
+    sql = _take_sql(connection.vendor, by_id=run_id is not None, limited=bool(limit))
+    pick = [organization_id, at(now), *([run_id] if run_id is not None else []),
+            *([organization_id, limit] if limit else [])]
+    # The attempt as Attempt.objects.create() would write it: the model's own defaults.
+    opened = Attempt(run_id=0, number=0, worker=worker, isolation=isolation, started_at=now, heartbeat_at=now)
+    values = [field.get_db_prep_save(getattr(opened, field.attname), connection) for field in _OPENED_FIELDS]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql.take, [at(now), *pick, *values])
+            row = cursor.fetchone()
+            if row is None:
+                return None, None
+            attempt = _ATTEMPTS.read(row)
+            run = _loaded(row, _ATTEMPTS.width)
+        else:
+            # SQLite: the transaction holds the write lock, so what is read here is what is updated.
+            cursor.execute(sql.read, pick)
+            row = cursor.fetchone()
+            if row is None:
+                return None, None
+            run = _loaded(row, 0)
+            cursor.execute(sql.take, [at(now), run.pk])
+            if not cursor.rowcount:
+                return None, None
+            # What the UPDATE wrote, without reading the row back.
+            run.status, run.attempts, run.next_attempt_at = RunStatus.RUNNING, run.attempts + 1, None
+            run.started_at = run.started_at or now
+            cursor.execute(sql.open, [run.pk, run.attempts, *values])
+            opened.pk, opened.run_id, opened.number = cursor.lastrowid, run.pk, run.attempts
+            opened._state.adding, opened._state.db = False, connection.alias
+            attempt = opened
+    attempt.run = run
+    return run, attempt
+
+
+# The attempt's columns a claim writes besides its run and number.
+_OPENED_FIELDS = [field for field in Attempt._meta.concrete_fields if field.name not in ("id", "run", "number")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _TakeSql:
+    take: str  # PostgreSQL: the whole step; SQLite: the run's UPDATE, by id
+    read: str = ""  # SQLite: the run to take, with its relations
+    open: str = ""  # SQLite: the attempt's INSERT
+
+
+@functools.cache
+def _take_sql(vendor: str, *, by_id: bool, limited: bool) -> _TakeSql:
+    """Step 2's statements, written once per database and shape (they cost nothing to send again)."""
+    quote = connection.ops.quote_name
+    runs, attempts = quote(Run._meta.db_table), quote(Attempt._meta.db_table)
+    queued, running = _literal(RunStatus.QUEUED), _literal(RunStatus.RUNNING)
+    # The organization's oldest due run (or run_id, if due), when it has room: its id or NULL.
+    pick = _oldest_due_sql("%s", also=(" AND r.id = %s" if by_id else "")
+                           + (f" AND ({_executing_sql('%s')}) < %s" if limited else ""))
+    take = (f"UPDATE {runs} SET status = {running}, attempts = attempts + 1, next_attempt_at = NULL, "
+            f"started_at = COALESCE(started_at, %s)")
+    columns = ", ".join(quote(field.column) for field in _OPENED_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_OPENED_FIELDS))
+    joined = (f"JOIN {quote(Function._meta.db_table)} AS f ON f.id = r.function_id "
+              f"JOIN {quote(Organization._meta.db_table)} AS o ON o.id = f.organization_id "
+              f"JOIN {quote(CodeVersion._meta.db_table)} AS v ON v.id = r.code_version_id")
+    loaded = ", ".join(quoted_columns(model, alias) for model, alias in (
+        (Run, "r"), (Function, "f"), (Organization, "o"), (CodeVersion, "v")))
+    if vendor == "postgresql":
+        return _TakeSql(take=(
+            f"WITH claimed AS ({take} WHERE id = ({pick}) AND status = {queued} RETURNING *), "
+            f"opened AS (INSERT INTO {attempts} (run_id, number, {columns}) "
+            f"SELECT id, attempts, {placeholders} FROM claimed RETURNING *) "
+            f"SELECT {quoted_columns(Attempt, 'a')}, {loaded} "
+            f"FROM claimed AS r JOIN opened AS a ON a.run_id = r.id {joined}"
+        ))
+    return _TakeSql(
+        take=f"{take} WHERE id = %s AND status = {queued}",
+        read=f"SELECT {loaded} FROM {runs} AS r {joined} WHERE r.id = ({pick})",
+        open=f"INSERT INTO {attempts} (run_id, number, {columns}) VALUES (%s, %s, {placeholders})",
+    )
+
+
+def _loaded(row, start: int) -> Run:
+    """The run read at row[start:], with the Function, organization and code version read after it."""
+    run = _RUNS.read(row, start)
+    start += _RUNS.width
+    function = _FUNCTIONS.read(row, start)
+    start += _FUNCTIONS.width
+    function.organization = _ORGANIZATIONS.read(row, start)
+    run.function = function
+    run.code_version = _VERSIONS.read(row, start + _ORGANIZATIONS.width)
+    return run
 
 
 def run_wake_up(*, organization_id: int, now: datetime | None = None) -> int | None:

@@ -22,11 +22,13 @@ Decisions where the contract is silent:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.views.decorators.debug import sensitive_variables
 
 from functions.audit import Actor, AuditAction, actor_user, audit_record
@@ -40,7 +42,8 @@ from .redaction import Redactor
 __all__ = [
     "MAX_NAME_LENGTH", "MAX_SECRETS_PER_FUNCTION", "MAX_VALUE_BYTES", "SecretDecryptionError",
     "secret_create", "secret_create_missing", "secret_delete", "secret_rename", "secret_set",
-    "secret_names", "secret_name_problem", "secrets_for_run", "secrets_missing_values", "secrets_redactor",
+    "RunSecrets", "secret_names", "secret_name_problem", "secrets_for_run", "secrets_missing_values",
+    "secrets_read_for_run", "secrets_redactor",
     "secrets_replace", "validate_secret_name",
 ]
 
@@ -390,13 +393,66 @@ def _decrypt(secret: Secret, ring: Keyring) -> str:
                                     secret_name=secret.name, function_name=secret.function.name) from None
 
 
+def _with_values(function: Function) -> list[Secret]:
+    """The Function's secrets that have a value, by name, holding what decryption reads.
+
+    A statement written once instead of a query built per call: this runs at every run's
+    claim (secrets_redactor), where Django's compiling of the query cost 2 ms of the worker's
+    CPU, ten times the statement itself. The instances are for decrypting only: their other
+    fields are not read.
+    """
+    table = connection.ops.quote_name(Secret._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, name, ciphertext, key_id FROM {table} "
+                       "WHERE function_id = %s AND ciphertext IS NOT NULL ORDER BY name", [function.pk])
+        rows = cursor.fetchall()
+    return [Secret(id=id_, function=function, name=name, ciphertext=ciphertext, key_id=key_id)
+            for id_, name, ciphertext, key_id in rows]
+
+
 def secrets_for_run(*, function: Function) -> dict[str, str]:
     """{name: value} of the secrets that have a value; raises SecretDecryptionError naming a secret that cannot be read."""
-    secrets = list(Secret.objects.of(function).with_values().select_related("function").order_by("name"))
+    secrets = _with_values(function)
     if not secrets:
         return {}
     ring = keyring()
     return {secret.name: _decrypt(secret, ring) for secret in secrets}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSecrets:
+    """One read of a Function's secrets, as the in-run SSM endpoint answers a GetParameter."""
+
+    values: dict[str, str]  # name -> value of those that have one, by name (secrets_for_run)
+    missing: list[str]  # names without a value yet, by name (secrets_missing_values)
+    changed: datetime | None  # when any of them last changed; None without secrets
+
+
+def secrets_read_for_run(*, function: Function) -> RunSecrets:
+    """secrets_for_run, secrets_missing_values and the last change together, from one statement
+    (they were three queries, two of them built by the ORM: 2.5 ms of the worker's CPU for
+    every run that read its secrets). Raises SecretDecryptionError as secrets_for_run does."""
+    table = connection.ops.quote_name(Secret._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, name, ciphertext, key_id, updated_at FROM {table} "
+                       "WHERE function_id = %s ORDER BY name", [function.pk])
+        rows = cursor.fetchall()
+    if not rows:
+        return RunSecrets(values={}, missing=[], changed=None)
+    field = Secret._meta.get_field("updated_at")
+    column = field.get_col(Secret._meta.db_table)
+    converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+    times = []
+    for row in rows:
+        at = row[4]
+        for converter in converters:  # as the ORM reads the column (SQLite stores text)
+            at = converter(at, column, connection)
+        times.append(at)
+    changed = max(times)
+    ring = keyring() if any(row[2] is not None for row in rows) else None
+    values = {name: _decrypt(Secret(id=id_, function=function, name=name, ciphertext=ciphertext, key_id=key_id), ring)
+              for id_, name, ciphertext, key_id, _ in rows if ciphertext is not None}
+    return RunSecrets(values=values, missing=[row[1] for row in rows if row[2] is None], changed=changed)
 
 
 def secrets_missing_values(*, function: Function) -> list[str]:
@@ -414,7 +470,7 @@ def secrets_redactor(*, function: Function) -> Redactor:
     A value the keys cannot read is skipped rather than raised: the run cannot
     obtain it either (its SSM read fails), so there is nothing of it to mask.
     """
-    secrets = list(Secret.objects.of(function).with_values().select_related("function"))
+    secrets = _with_values(function)
     values = []
     if secrets:
         ring = keyring()

@@ -13,8 +13,6 @@ import threading
 import time
 from concurrent.futures import Future
 
-from django.db.models import Max
-
 from storage import services as storage
 from storage.errors import StorageError
 
@@ -58,13 +56,10 @@ class AttemptBackend:
 
     def _read_secrets(self):
         """On the database thread: (SSM value, when the secrets last changed, names without a value)."""
-        from secrets_vault.models import Secret
-        from secrets_vault.services import secrets_for_run, secrets_missing_values
+        from secrets_vault.services import secrets_read_for_run
 
-        values = secrets_for_run(function=self.function)  # raises SecretDecryptionError
-        missing = secrets_missing_values(function=self.function)
-        changed = Secret.objects.of(self.function).aggregate(at=Max("updated_at"))["at"]
-        return values, changed or self.function.created_at, missing
+        read = secrets_read_for_run(function=self.function)  # raises SecretDecryptionError
+        return read.values, read.changed or self.function.created_at, read.missing
 
     def prefetch_secrets(self):
         """Read the secrets now, in the calling thread, for the next ``secrets()`` to take.

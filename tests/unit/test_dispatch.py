@@ -137,3 +137,41 @@ def test_the_reaper_leaves_runs_waiting_behind_a_limit_to_their_wake_up(busy, qu
     settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = 0
     assert dispatch.organizations_at_limit() == []
     assert {resend.run_id for resend in services.runs_reap_lost().resend} == {held.pk, lost.pk}
+
+
+def test_a_claim_hands_back_the_run_and_attempt_as_the_database_now_holds_them(busy, django_assert_num_queries):
+    # The claim writes its statements by hand (runtime.rows): what it hands the run engine must equal
+    # what the ORM reads back, JSON, UUID and times included, with the run's relations already loaded.
+    earlier = timezone.now() - timedelta(minutes=1)
+    retry = queued(busy, event={"k": "v", "n": "1"}, overrides={"o": "x"}, attempts=1, started_at=earlier,
+                   next_attempt_at=earlier)
+    run, attempt = claim_next()
+    stored = Run.objects.get(pk=retry.pk)
+    assert run.pk == retry.pk
+    assert {f.attname: getattr(run, f.attname) for f in Run._meta.concrete_fields} == {
+        f.attname: getattr(stored, f.attname) for f in Run._meta.concrete_fields}
+    assert run.status == RunStatus.RUNNING and run.attempts == 2 and run.next_attempt_at is None
+    assert run.started_at == earlier  # a retry keeps its first start
+    assert run.event == {"k": "v", "n": "1"}
+    opened = attempt.__class__.objects.get(pk=attempt.pk)
+    assert {f.attname: getattr(attempt, f.attname) for f in attempt._meta.concrete_fields} == {
+        f.attname: getattr(opened, f.attname) for f in attempt._meta.concrete_fields}
+    assert (opened.run_id, opened.number, opened.outcome, opened.worker) == (run.pk, 2, "running", "test")
+    with django_assert_num_queries(0):
+        assert run.function.organization.region == "us"
+        assert run.code_version.sha256 == busy.deployed_version.sha256
+        assert attempt.run is run
+    assert not run._state.adding and not attempt._state.adding
+
+
+def test_a_claim_that_finds_nothing_to_take_writes_nothing(busy):
+    from functions.models import Attempt
+
+    later = timezone.now() + timedelta(minutes=5)
+    waiting = queued(busy, next_attempt_at=later)  # its retry backoff is not over
+    assert claim_next() == (None, None)
+    assert services.run_claim(run_id=waiting.pk) == (None, None)
+    done = make_run(busy)
+    assert services.run_claim(run_id=done.pk) == (None, None)
+    assert not RunTurn.objects.exists() and not Attempt.objects.exists()
+    assert Run.objects.get(pk=waiting.pk).status == RunStatus.QUEUED

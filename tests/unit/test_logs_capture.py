@@ -193,3 +193,32 @@ def test_the_channel_collects_garbage_less_often_only_while_it_serves(org):
     assert seen["threshold"][0] == max(before[0], services.AttemptChannel.GC_FIRST_GENERATION)
     assert seen["threshold"][1:] == before[1:]
     assert gc.get_threshold() == before
+
+
+def test_an_attempts_last_lines_are_stored_with_its_outcome_in_one_transaction(org):
+    """run_execute's channel keeps the batch that ends the attempt (its REPORT line and any output
+    that came with it) for run_record_attempt, which stores it in the transaction that records the
+    outcome: also when the reaper already declared the attempt lost and nothing else is written."""
+    from functions.models import Attempt, AttemptOutcome, Run
+    from runtime.sandbox import AttemptResult, OutputLine
+
+    function = make_function(org, "tidy")
+    for lost in (False, True):
+        queued = run_trigger(function=function, trigger="manual")
+        run, attempt = services.run_claim(run_id=queued.pk)
+        channel = services.AttemptChannel(run, attempt, services.redactor_for(run.function), keep_last_batch=True)
+        result = AttemptResult(outcome="succeeded", reason=None, return_value="1", error=None, exit_code=0,
+                               duration_ms=5, peak_memory_mb=None)
+        channel([OutputLine(datetime.now(UTC), "stdout", "last words")])
+        channel.add_report_line(lambda dropped: services.report_line(run, attempt, result, dropped_lines=dropped))
+        channel.close()
+        channel.serve_until_closed()
+        assert not LogEntry.objects.filter(run=run).exists()
+        assert [row[2] for row in channel.last_rows][0] == "last words"
+        if lost:
+            Attempt.objects.filter(pk=attempt.pk).update(outcome=AttemptOutcome.WORKER_LOST)
+        services.run_record_attempt(run=run, attempt=attempt, result=result, redact=channel.redact,
+                                    log_rows=channel.last_rows)
+        messages = list(LogEntry.objects.filter(run=run).order_by("id").values_list("message", flat=True))
+        assert messages[0] == "last words" and messages[1].startswith("REPORT RequestId:") and len(messages) == 2
+        assert Run.objects.get(pk=run.pk).status == ("running" if lost else "succeeded")

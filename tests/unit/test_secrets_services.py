@@ -282,3 +282,22 @@ def test_replacing_with_the_same_names_and_empty_values_records_nothing(fn, admi
     history = AuditEntry.objects.count()
     assert services.secrets_replace(function=fn, secrets={"KEEP": ""}, actor=admin) == {"added": [], "replaced": [], "deleted": []}
     assert AuditEntry.objects.count() == history
+
+
+def test_a_runs_one_read_gives_the_values_the_missing_names_and_the_last_change(fn, org, admin):
+    from django.db.models import Max
+
+    assert services.secrets_read_for_run(function=fn) == services.RunSecrets(values={}, missing=[], changed=None)
+    services.secret_set(function=fn, name="B_KEY", value=VALUE, actor=admin)
+    services.secret_create_missing(function=fn, names=["LATER", "A_LATER"], actor=admin)
+    services.secret_set(function=fn, name="A_KEY", value="another-value", actor=admin)
+    services.secret_set(function=make_function(org, "other"), name="ELSEWHERE", value=VALUE, actor=admin)
+    read = services.secrets_read_for_run(function=fn)
+    assert read.values == services.secrets_for_run(function=fn) == {"A_KEY": "another-value", "B_KEY": VALUE}
+    assert list(read.values) == ["A_KEY", "B_KEY"]
+    assert read.missing == services.secrets_missing_values(function=fn) == ["A_LATER", "LATER"]
+    assert read.changed == Secret.objects.of(fn).aggregate(at=Max("updated_at"))["at"]
+    broken = Secret.objects.get(function=fn, name="B_KEY")
+    Secret.objects.filter(pk=broken.pk).update(ciphertext=broken.ciphertext[:-4] + "AAAA")
+    with pytest.raises(services.SecretDecryptionError, match="“B_KEY”"):
+        services.secrets_read_for_run(function=fn)
