@@ -186,6 +186,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 _INHERITED_CONNECTIONS = []
 _SCHEMA_LOCK = threading.Lock()
 _SCHEMA_READY = set()
+_SWEPT = set()
+DEAD_ROWS_BATCH = 500
 
 
 def _connect(database):
@@ -310,6 +312,23 @@ class Channel(kombu_sqlalchemy.Channel):
                     db.execute("ROLLBACK")
                 raise
         return count
+
+    def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
+        super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+        with self._lock:
+            self._delete_dead_rows(self._sql())
+
+    def _delete_dead_rows(self, db):
+        """The invisible rows kombu's own transport left (it never deleted a row): once per process and
+        file, when a worker starts consuming, in small batches so publishers are never held up for long."""
+        if self._database in _SWEPT:
+            return
+        _SWEPT.add(self._database)
+        while db.execute(
+            f"DELETE FROM {self._messages} WHERE id IN (SELECT id FROM {self._messages} WHERE visible = 0 LIMIT ?)",
+            (DEAD_ROWS_BATCH,),
+        ).rowcount == DEAD_ROWS_BATCH:
+            pass
 
     def basic_ack(self, delivery_tag, multiple=False):
         super().basic_ack(delivery_tag, multiple=multiple)

@@ -183,7 +183,7 @@ def test_a_taken_message_leaves_no_row_behind(url, tmp_path):
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_pending_messages_written_by_kombus_own_transport_are_taken_in_order(url, tmp_path):
+def test_a_broker_file_of_kombus_own_transport_keeps_its_pending_messages_in_order_and_loses_its_dead_rows(url, tmp_path):
     kombu_url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
     exchange = Exchange("", type="direct")
     with Connection(kombu_url) as connection:
@@ -193,8 +193,14 @@ def test_pending_messages_written_by_kombus_own_transport_are_taken_in_order(url
         connection.SimpleQueue("q").get(timeout=5).ack()  # kombu marks its row invisible
     with Connection(url) as connection:
         queue = connection.SimpleQueue("q")
-        assert [queue.get(timeout=5).payload for _ in range(2)] == [{"n": 1}, {"n": 2}]
+        taken = [queue.get(timeout=5) for _ in range(2)]
+        assert [message.payload for message in taken] == [{"n": 1}, {"n": 2}]
+        for message in taken:
+            message.ack()
         assert queue.qsize() == 0
+    # kombu's invisible row too is gone: it would never have been delivered again.
+    db = sqlite3.connect(tmp_path / "broker.sqlite3")
+    assert db.execute("SELECT count(*) FROM kombu_message").fetchone() == (0,)
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
