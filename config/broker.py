@@ -348,8 +348,11 @@ class Channel(kombu_sqlalchemy.Channel):
     def close(self):
         super().close()  # puts unacknowledged messages back first, through _put
         with self._lock:
-            if self._db is not None and self._db_pid == os.getpid():
-                self._db.close()
+            if self._db is not None:
+                if self._db_pid == os.getpid():
+                    self._db.close()
+                else:
+                    _INHERITED_CONNECTIONS.append(self._db)
             self._db = self._db_pid = None
 
 
