@@ -310,8 +310,8 @@ STORAGES = {
 FUNCTIONS_STORAGE_QUOTA_BYTES = env_int("FUNCTIONS_STORAGE_QUOTA_BYTES", 5 * 1024**3, minimum=0)
 FUNCTIONS_STORAGE_MAX_OBJECT_BYTES = env_int("FUNCTIONS_STORAGE_MAX_OBJECT_BYTES", 5 * 1024**3, minimum=1)
 
-# Celery. The embedded broker is kombu's SQLAlchemy transport on its own
-# SQLite file (the filesystem transport races under load).
+# Celery. The embedded broker keeps kombu's SQLAlchemy transport's tables in its own SQLite file
+# and wakes waiting workers (config/broker.py; kombu's filesystem transport races under load).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or f"embedded+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
 if PRODUCTION and "CELERY_BROKER_URL" not in os.environ:
     raise ImproperlyConfigured("CELERY_BROKER_URL must be set in production (redis://host:6379/0 or amqp://...).")
