@@ -607,6 +607,8 @@ class WarmPool:
         return len(gone)
 
     def clear(self) -> None:
+        """Destroy every idle environment, those whose last run's exit is still being checked included."""
+        self.wait_settled()
         with self.lock:
             gone = [e for e in self.envs.values() if not e.busy]
             for env in gone:
