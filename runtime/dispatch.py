@@ -27,7 +27,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -36,21 +36,9 @@ from functions.models import Attempt, CodeVersion, Function, Run, RunStatus, Run
 from .rows import RowReader, quoted_columns
 
 
-def _due(now: datetime) -> Q:
-    return Q(status=RunStatus.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-
-
-def _due_of(organization_id: int, now: datetime):
-    """The organization's due runs, oldest first: the order its runs start in."""
-    return Run.objects.filter(_due(now), organization_id=organization_id).order_by("pk")
-
-
-def _executing(organization_id: int) -> int:
-    return Run.objects.filter(organization_id=organization_id, status=RunStatus.RUNNING).count()
-
-
-# The same two rules in SQL, for the hand-written statements below. `organization` is SQL too:
-# a column of the outer query, or a placeholder.
+# The two rules every choice below shares, each written once, in SQL: an organization's oldest
+# due run (the order its runs start in) and how many of its runs are executing. `organization`
+# is SQL too: a column of the outer query, or a placeholder.
 
 
 def _oldest_due_sql(organization: str, *, also: str = "") -> str:
@@ -65,6 +53,14 @@ def _executing_sql(organization: str) -> str:
     """How many of the organization's runs are executing."""
     runs, running = Run._meta.db_table, _literal(RunStatus.RUNNING)
     return f"SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = {organization}"
+
+
+def _scalar(sql: str, params: list):
+    """The first column of the statement's first row, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozenset()) -> tuple[int, int] | None:
@@ -316,7 +312,8 @@ def run_wake_up(*, organization_id: int, now: datetime | None = None) -> int | N
     """
     if not settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION:
         return None
-    return _due_of(organization_id, now or timezone.now()).values_list("pk", flat=True).first()
+    now = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    return _scalar(_oldest_due_sql("%s"), [organization_id, now])
 
 
 def organizations_at_limit() -> list[int]:
@@ -336,5 +333,5 @@ def organization_at_limit(*, organization_id: int) -> tuple[int, int] | None:
     limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
     if not limit:
         return None
-    executing = _executing(organization_id)
+    executing = _scalar(_executing_sql("%s"), [organization_id])
     return (executing, limit) if executing >= limit else None
