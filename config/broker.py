@@ -30,6 +30,7 @@ keeps what matters of kombu's and changes those three:
 Brokers with a server (Redis, RabbitMQ) push messages and need none of this.
 """
 
+import contextlib
 import errno
 import logging
 import os
@@ -201,6 +202,20 @@ def _connect(database):
     return db
 
 
+@contextlib.contextmanager
+def _write_transaction(db):
+    """A transaction holding the file's write lock from its start (BEGIN IMMEDIATE): what it reads
+    cannot change before it writes. Committed at the end, rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
 class Channel(kombu_sqlalchemy.Channel):
     """kombu's SQLAlchemy channel with its statements in plain sqlite3 and its take a delete."""
 
@@ -274,16 +289,10 @@ class Channel(kombu_sqlalchemy.Channel):
             # Most polls find nothing: a read first takes no write lock, so it never holds a publisher up.
             if db.execute(pending, (queue_id,)).fetchone() is None:
                 raise Empty()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(db):
                 row = db.execute(pending, (queue_id,)).fetchone()
                 if row is not None:
                     db.execute(f"DELETE FROM {self._messages} WHERE id = ?", (row[0],))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
         if row is None:
             raise Empty()  # another consumer took it between the read and the lock
         return loads(row[1])
@@ -299,18 +308,12 @@ class Channel(kombu_sqlalchemy.Channel):
         with self._lock:
             db = self._sql()
             queue_id = self._queue_id(db, queue)
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(db):
                 count = db.execute(
                     f"SELECT count(*) FROM {self._messages} WHERE queue_id = ? AND visible = 1", (queue_id,)
                 ).fetchone()[0]
                 # Also the invisible rows kombu's own transport left behind.
                 db.execute(f"DELETE FROM {self._messages} WHERE queue_id = ?", (queue_id,))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
         return count
 
     def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
