@@ -412,7 +412,11 @@ def _with_values(function: Function) -> list[Secret]:
 
 def secrets_for_run(*, function: Function) -> dict[str, str]:
     """{name: value} of the secrets that have a value; raises SecretDecryptionError naming a secret that cannot be read."""
-    secrets = _with_values(function)
+    return _decrypted(_with_values(function))
+
+
+def _decrypted(secrets: list[Secret]) -> dict[str, str]:
+    """{name: value} of these secrets; raises SecretDecryptionError naming one that cannot be read."""
     if not secrets:
         return {}
     ring = keyring()
@@ -449,9 +453,8 @@ def secrets_read_for_run(*, function: Function) -> RunSecrets:
             at = converter(at, column, connection)
         times.append(at)
     changed = max(times)
-    ring = keyring() if any(row[2] is not None for row in rows) else None
-    values = {name: _decrypt(Secret(id=id_, function=function, name=name, ciphertext=ciphertext, key_id=key_id), ring)
-              for id_, name, ciphertext, key_id, _ in rows if ciphertext is not None}
+    values = _decrypted([Secret(id=id_, function=function, name=name, ciphertext=ciphertext, key_id=key_id)
+                         for id_, name, ciphertext, key_id, _ in rows if ciphertext is not None])
     return RunSecrets(values=values, missing=[row[1] for row in rows if row[2] is None], changed=changed)
 
 
