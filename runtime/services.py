@@ -123,6 +123,17 @@ def isolation_summary() -> str:
     return "bubblewrap; network: none (slirp4netns is not installed on this worker)" + user
 
 
+def _recent(kept: dict, key: tuple, seconds: float, work_out: Callable[[], Any]) -> Any:
+    """work_out()'s answer for key, as found at most `seconds` ago. One entry per store: the key
+    holds the settings the answer depends on, which change only in tests."""
+    now = time.monotonic()
+    found = kept.get(key)
+    if found is None or found[0] < now:
+        kept.clear()
+        found = kept[key] = (now + seconds, work_out())
+    return found[1]
+
+
 # The host's addresses can change (a new interface, DHCP): the list is recomputed this often.
 BLOCKED_NETWORKS_SECONDS = 30
 _blocked: dict[tuple, tuple[float, tuple[str, ...]]] = {}
@@ -135,11 +146,7 @@ def blocked_networks() -> tuple[str, ...]:
     took 0.3 ms of every warm run's worker CPU.
     """
     allowed = tuple(settings.FUNCTIONS_ALLOWED_NETWORKS)
-    now = time.monotonic()
-    cached = _blocked.get(allowed)
-    if cached is None or cached[0] < now:
-        cached = _blocked[allowed] = (now + BLOCKED_NETWORKS_SECONDS, networks_to_block(allowed))
-    return cached[1]
+    return _recent(_blocked, allowed, BLOCKED_NETWORKS_SECONDS, lambda: networks_to_block(allowed))
 
 
 # A disk does not fill up between two runs a few milliseconds apart: the answer of a disk check
@@ -151,12 +158,7 @@ _disk_checked: dict[tuple, tuple[float, dict | None]] = {}
 def disk_shortage_recent() -> dict | None:
     """runtime.capacity.disk_shortage(), as found at most DISK_CHECK_SECONDS ago with the same settings."""
     key = (settings.FUNCTIONS_MIN_FREE_DISK_MB, str(settings.FUNCTIONS_CACHE_DIR), str(settings.DATA_DIR))
-    now = time.monotonic()
-    checked = _disk_checked.get(key)
-    if checked is None or checked[0] < now:
-        _disk_checked.clear()  # one entry: settings change only in tests
-        checked = _disk_checked[key] = (now + DISK_CHECK_SECONDS, disk_shortage())
-    return checked[1]
+    return _recent(_disk_checked, key, DISK_CHECK_SECONDS, disk_shortage)
 
 
 # --- preparing the attempt -----------------------------------------------------------
