@@ -2,8 +2,10 @@
 
 import os
 import shutil
+import threading
 
 import pytest
+from django.core.signals import request_finished, request_started
 
 # Playwright's sync API runs an event loop in the test's thread; the test's own
 # ORM calls there are still synchronous and safe.
@@ -14,6 +16,40 @@ CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]
+
+
+class _RequestsInFlight:
+    """The live server's requests being served: a page that polls (a running run's live log) may
+    have one in flight as its test ends, and the database flush that follows would then find a
+    table locked by it (SQLite's shared-cache test database). Each browser fixture, once its
+    context is closed, waits for those to end."""
+
+    def __init__(self):
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def started(self, **_kwargs):
+        with self.changed:
+            self.count += 1
+
+    def finished(self, **_kwargs):
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait_until_idle(self, timeout=10.0):
+        with self.changed:
+            self.changed.wait_for(lambda: self.count <= 0, timeout)
+
+
+_IN_FLIGHT = _RequestsInFlight()
+request_started.connect(_IN_FLIGHT.started, weak=False)
+request_finished.connect(_IN_FLIGHT.finished, weak=False)
+
+
+def _close(context):
+    context.close()  # no new request; those already sent are still served
+    _IN_FLIGHT.wait_until_idle()
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +70,7 @@ def page(browser, live_server):
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
-    context.close()
+    _close(context)
 
 
 @pytest.fixture
@@ -77,7 +113,7 @@ def screen(request, browser, live_server):
 
     page.sign_in = sign_in
     yield page
-    context.close()
+    _close(context)
 
 
 
