@@ -28,11 +28,24 @@ class _RequestsInFlight:
         self.count = 0
         self.changed = threading.Condition()
 
-    def started(self, **_kwargs):
+    # Django's test client sends the same signals from the test's own thread (its start from
+    # ClientHandler, its finish, if the test reads the response to the end, from no handler):
+    # only the server's handler is counted.
+    @staticmethod
+    def _the_servers(sender) -> bool:
+        from django.test.client import AsyncClientHandler, ClientHandler
+
+        return isinstance(sender, type) and not issubclass(sender, (ClientHandler, AsyncClientHandler))
+
+    def started(self, sender=None, **_kwargs):
+        if not self._the_servers(sender):
+            return
         with self.changed:
             self.count += 1
 
-    def finished(self, **_kwargs):
+    def finished(self, sender=None, **_kwargs):
+        if not self._the_servers(sender):
+            return
         with self.changed:
             self.count -= 1
             self.changed.notify_all()
