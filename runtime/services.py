@@ -252,10 +252,11 @@ class AttemptChannel:
     def __init__(self, run: Run, attempt: Attempt, redact: Callable[[str], str], *, keep_last_batch: bool = False):
         self.run, self.attempt = run, attempt
         # keep_last_batch: the batch that ends with close() (the REPORT line, and any output
-        # that came with it) is left in last_rows, ready to store, for run_record_attempt to
-        # write in the transaction that records the outcome: one commit fewer per run.
+        # that came with it) is not written here but kept for last_batch(), which
+        # run_record_attempt calls in the transaction that records the outcome: the batch's
+        # daily-volume count, its rows and the outcome are one commit instead of three.
         self.keep_last_batch = keep_last_batch
-        self.last_rows: list = []
+        self._last_pending: list = []
         # The Redactor behind `redact` (redactor_for hands its bound method), which can clear
         # a whole batch of lines with one search and learn values the endpoint hands out later
         # (mask_also); None for any other callable, which is then applied line by line.
@@ -343,6 +344,12 @@ class AttemptChannel:
         """No more output: let serve_until_closed return once it has written everything."""
         self.queue.put(None)
 
+    def last_batch(self) -> list:
+        """The kept last batch (keep_last_batch), admitted and rendered as _write would store it: to
+        call once, in the caller's transaction, after serve_until_closed has returned."""
+        pending, self._last_pending = self._last_pending, []
+        return self._admitted(pending) if pending else []
+
     def _write(self, rows: list) -> None:
         log_entries_write(run=self.run, attempt=self.attempt.number, rows=self._admitted(rows))
 
@@ -429,7 +436,7 @@ class AttemptChannel:
                     break
             if pending:
                 if done and self.keep_last_batch:
-                    self.last_rows = self._admitted(pending)
+                    self._last_pending = pending
                 else:
                     self._write(pending)
                 with self.backlog_room:
@@ -467,8 +474,9 @@ def _execute_attempt(run: Run, attempt: Attempt, channel: AttemptChannel) -> san
                 f"The sandbox cannot start on worker {WORKER_NAME}: {why}. Install bubblewrap, or set "
                 "FUNCTIONS_SANDBOX=process to run without isolation (unsafe)."
             )
+    # Made by the sandbox only when the attempt runs cold (sandbox.prepare_temp_dir): a warm
+    # environment has its own, and creating and removing one per run cost journal writes.
     temp_dir = Path(settings.FUNCTIONS_CACHE_DIR) / "tmp" / f"{run.correlation_id}-{attempt.number}"
-    temp_dir.mkdir(parents=True, exist_ok=True)
     invocation = _invocation(run, temp_dir)
     env, limits, runtime_python = invocation.env, _sandbox_limits(run), _runtime_python()
     try:
@@ -642,7 +650,7 @@ def run_execute(*, run_id: int) -> Recorded | None:
     result = outcome["result"]
     recorded = run_record_attempt(
         run=run, attempt=attempt, result=result, redact=channel.redact, retryable=outcome.get("retryable", True),
-        log_rows=channel.last_rows,
+        last_batch=channel.last_batch,
     )
     return dataclasses.replace(recorded, resend=recorded.resend + _wake_up(run.organization_id))
 
@@ -710,12 +718,12 @@ def _redacted_error(error: dict | None, redact: Callable[[str], str]) -> dict | 
 
 def run_record_attempt(
     *, run: Run, attempt: Attempt, result: sandbox.AttemptResult, redact: Callable[[str], str], retryable: bool = True,
-    log_rows: list | None = None,
+    last_batch: Callable[[], list] | None = None,
 ) -> Recorded:
     """Close the attempt; then finish the run, or queue its next attempt and say so to the caller.
 
-    ``log_rows``: the attempt's last log entries (AttemptChannel.last_rows), stored in the same
-    transaction, whatever it finds.
+    ``last_batch``: gives the attempt's last log entries (AttemptChannel.last_batch), counted and
+    stored in the same transaction, whatever it finds.
     """
     now = timezone.now()
     outcome = {"succeeded": AttemptOutcome.SUCCEEDED, "timed_out": AttemptOutcome.TIMED_OUT}.get(
@@ -724,6 +732,7 @@ def run_record_attempt(
     reason = _capped(redact(result.reason or ""))
     resend: tuple[Resend, ...] = ()
     with transaction.atomic():
+        log_rows = last_batch() if last_batch is not None else []
         if log_rows:
             log_entries_write(run=run, attempt=attempt.number, rows=log_rows, joined=True)
         # Both statements written once, not compiled per run (runtime.rows says why).
