@@ -33,7 +33,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from functions.models import Attempt, CodeVersion, Function, Run, RunStatus, RunTurn
 
-from .rows import RowReader, quoted_columns
+from .rows import RowReader, quoted_columns, statement_cursor
 
 
 # The two rules every choice below shares, each written once, in SQL: an organization's oldest
@@ -57,7 +57,7 @@ def _executing_sql(organization: str) -> str:
 
 def _scalar(sql: str, params: list):
     """The first column of the statement's first row, or None."""
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
@@ -67,7 +67,7 @@ def run_next_fair(*, now: datetime, skip_organizations: frozenset[int] = frozens
     """(run id, organization id) of the run to take next (the module's rules 1-3), or None when no run
     may start now."""
     sql, params = _fairest_sql(now=now, skip_organizations=skip_organizations)
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(f"{sql} SELECT first_id, organization_id FROM fairest", params)
         row = cursor.fetchone()
     return (row[0], row[1]) if row else None
@@ -175,7 +175,7 @@ def _take_fairest_turn(*, now: datetime, skip_organizations: frozenset[int]) -> 
     """Step 1 for the fairest organization (the module's rules): its id, or None when no run may start."""
     fairest, params = _fairest_sql(now=now, skip_organizations=skip_organizations)
     turns = connection.ops.quote_name(RunTurn._meta.db_table)
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"{fairest} INSERT INTO {turns} (organization_id, claimed_at) SELECT organization_id, %s FROM fairest "
@@ -196,7 +196,7 @@ def _take_fairest_turn(*, now: datetime, skip_organizations: frozenset[int]) -> 
 def _take_turn(*, organization_id: int, now: datetime) -> None:
     """Step 1 for this organization."""
     turns = connection.ops.quote_name(RunTurn._meta.db_table)
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {turns} (organization_id, claimed_at) VALUES (%s, %s) "
             "ON CONFLICT (organization_id) DO UPDATE SET claimed_at = EXCLUDED.claimed_at",
@@ -219,7 +219,7 @@ def _take_due_run(*, organization_id: int, now: datetime, worker: str, isolation
     # The attempt as Attempt.objects.create() would write it: the model's own defaults.
     opened = Attempt(run_id=0, number=0, worker=worker, isolation=isolation, started_at=now, heartbeat_at=now)
     values = [field.get_db_prep_save(getattr(opened, field.attname), connection) for field in _OPENED_FIELDS]
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(sql.take, [at(now), *pick, *values])
             row = cursor.fetchone()

