@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _support import stop_process  # noqa: E402
+from _support import runs_finished, stop_process  # noqa: E402
 from run_latency import child_setup, percentile  # noqa: E402
 
 TRIVIAL = "def handler(event, context):\n    return 1\n"
@@ -56,7 +56,7 @@ def child(mode, backlog, runs, concurrency):
     )
 
     def finished(ids):
-        return Run.objects.filter(pk__in=ids, finished_at__isnull=False).count()
+        return runs_finished(Run, ids)
 
     def wait(ids, timeout=600, interval=0.005):
         deadline = time.monotonic() + timeout

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _support import stop_process  # noqa: E402
+from _support import runs_finished, stop_process  # noqa: E402
 
 HANDLERS = {
     "trivial": "def handler(event, context):\n    return {'ok': True}\n",
@@ -147,7 +147,7 @@ def child(mode, runs, burst, handlers):
 def _wait_all(ids, Run, timeout=300):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if Run.objects.filter(pk__in=ids, finished_at__isnull=False).count() == len(ids):
+        if runs_finished(Run, ids) == len(ids):
             return
         time.sleep(0.02)
     raise TimeoutError(f"runs {ids} did not finish in {timeout} s")
