@@ -17,6 +17,10 @@ def _database():
 def _broker():
     with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
+        # A network broker is reached by connecting; the embedded one (config.broker) only
+        # when its file is read, which its transport does here.
+        if not conn.connected:
+            raise ConnectionError("the broker connection is not established")
 
 
 def healthz(request):

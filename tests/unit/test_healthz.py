@@ -20,6 +20,25 @@ def test_healthz_is_503_when_the_broker_is_down(client, db, monkeypatch):
     assert response.json()["broker"] == {"status": "down", "error": "ConnectionRefusedError"}
 
 
+def test_healthz_reads_the_embedded_brokers_file(client, db, settings, tmp_path):
+    # Connecting to the embedded broker opens nothing: the check must read its file. One that
+    # is not a database (or cannot be opened) is "down".
+    broken = tmp_path / "broker.sqlite3"
+    broken.write_bytes(b"this is not an SQLite database, " * 100)
+    settings.CELERY_BROKER_URL = f"embedded+sqlite:///{broken}"
+    from config.celery import app
+
+    before, app.conf.broker_url = app.conf.broker_url, settings.CELERY_BROKER_URL
+    try:
+        response = client.get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["broker"] == {"status": "down", "error": "DatabaseError"}
+        broken.unlink()
+        assert client.get("/healthz").json()["broker"] == {"status": "ok"}
+    finally:
+        app.conf.broker_url = before
+
+
 def test_healthz_is_503_and_says_why_when_the_disk_is_nearly_full(client, db, settings):
     settings.FUNCTIONS_MIN_FREE_DISK_MB = 1024**3  # a petabyte: no disk here has that free
     response = client.get("/healthz")
