@@ -619,6 +619,7 @@ def _warm_aws_models():
     for service in WARM_AWS_SERVICES:
         session.client(service, endpoint_url="http://127.0.0.1:9")
     _share_builtin_handlers()
+    _copy_handler_tables_on_write(__import__("botocore.hooks").hooks._PrefixTrie)
 
 
 def _share_builtin_handlers():
@@ -646,6 +647,77 @@ def _share_builtin_handlers():
         init(self, session_vars, event_hooks, include_builtin_handlers, profile)
 
     session_class.__init__ = __init__
+
+
+def _copy_handler_tables_on_write(trie_class):
+    """Copies of botocore's table of event handlers share its nodes until one side changes them.
+
+    Every client copies its session's table (botocore.args: copy.copy of the emitter), and
+    botocore's copy walks and duplicates the whole trie of ~130 handlers: about a third of
+    the CPU of a run's three clients. Here a copy takes the same root, and a change (a
+    handler registered or unregistered) first copies just the nodes on its key's path,
+    those it does not own yet, with their handler lists; the rest stays shared. Reads are
+    botocore's own. What each table holds, and so every event's handlers in their order, is
+    exactly what botocore's full copy gives: a handler added to one client's or session's
+    table is in no other. Nodes carry their owning table's token ("_owner"); after a copy
+    neither side owns any node.
+    """
+    import copy
+
+    from botocore.hooks import _MIDDLE, NodeList
+
+    def owner(trie):
+        token = trie.__dict__.get("_owner")
+        if token is None:
+            token = trie._owner = object()
+        return token
+
+    def writable(trie, node, parent, part):
+        """`node`, or a copy of it that `trie` owns, put in its parent's (owned) place."""
+        token = owner(trie)
+        if node.get("_owner") is token:
+            return node
+        values = node["values"]
+        mine = {"chunk": node["chunk"], "values": copy.copy(values) if values is not None else None,
+                "children": dict(node["children"]), "_owner": token}
+        if parent is None:
+            trie._root = mine
+        else:
+            parent["children"][part] = mine
+        return mine
+
+    def append_item(self, key, value, section=_MIDDLE):
+        current = writable(self, self._root, None, None)
+        for part in key.split("."):
+            child = current["children"].get(part)
+            if child is None:
+                child = current["children"][part] = {"chunk": part, "values": None, "children": {},
+                                                     "_owner": owner(self)}
+            else:
+                child = writable(self, child, current, part)
+            current = child
+        if current["values"] is None:
+            current["values"] = NodeList([], [], [])
+        current["values"][section].append(value)
+
+    def remove_item(self, key, value):
+        key_parts = key.split(".")
+        current = writable(self, self._root, None, None)
+        root = current
+        for part in key_parts:  # the path made this table's own, then botocore's removal
+            child = current["children"].get(part)
+            if child is None:
+                raise ValueError(f"key is not in trie: {'.'.join(key_parts)}")
+            current = writable(self, child, current, part)
+        self._remove_item(root, key_parts, value, index=0)
+
+    def __copy__(self):
+        new = self.__class__.__new__(self.__class__)
+        new.__dict__ = {name: value for name, value in self.__dict__.items() if name != "_owner"}
+        self.__dict__.pop("_owner", None)  # every node is now shared: this table owns none either
+        return new
+
+    trie_class.append_item, trie_class.remove_item, trie_class.__copy__ = append_item, remove_item, __copy__
 
 
 def _dev_entries():
