@@ -619,7 +619,12 @@ def _warm_aws_models():
     for service in WARM_AWS_SERVICES:
         session.client(service, endpoint_url="http://127.0.0.1:9")
     _share_builtin_handlers()
-    _copy_handler_tables_on_write(__import__("botocore.hooks").hooks._PrefixTrie)
+    import botocore.endpoint_provider
+    import botocore.hooks
+
+    _copy_handler_tables_on_write(botocore.hooks._PrefixTrie)
+    _share_default_alias_names(botocore.hooks.EventAliaser)
+    _build_rule_sets_once(botocore.endpoint_provider)
 
 
 def _share_builtin_handlers():
@@ -718,6 +723,55 @@ def _copy_handler_tables_on_write(trie_class):
         return new
 
     trie_class.append_item, trie_class.remove_item, trie_class.__copy__ = append_item, remove_item, __copy__
+
+
+def _share_default_alias_names(aliaser_class):
+    """Event aliasers with botocore's default aliases share one cache of aliased event names.
+
+    Every client copies its session's aliaser, and botocore gives each copy an empty cache
+    of the names it has already aliased: each client then works out again, for every event
+    it registers or emits, the same names from the same aliases. The name an event gets is
+    a function of the event and the aliases alone, so aliasers whose aliases are botocore's
+    defaults share one cache (filled by the zygote's own clients, copied into each run's
+    memory by the fork); one given other aliases keeps a cache of its own.
+    """
+    from botocore.hooks import EVENT_ALIASES
+
+    shared: dict[str, str] = {}
+    init = aliaser_class.__init__
+
+    def __init__(self, event_emitter, event_aliases=None):
+        init(self, event_emitter, event_aliases)
+        if self._event_aliases is EVENT_ALIASES or self._event_aliases == EVENT_ALIASES:
+            self._alias_name_cache = shared
+
+    aliaser_class.__init__ = __init__
+
+
+def _build_rule_sets_once(endpoint_provider):
+    """An endpoint rule set is built once per service's rule data, not once per client.
+
+    Every client's endpoint provider turns the service's endpoint rules (JSON the shared
+    loader already holds) into a tree of rule objects, a few hundred for S3. That tree is
+    read-only once built (each resolution works on a copy of its parameters), so providers
+    given the very same data objects, as every client of a service is by the one loader,
+    share it. Data not seen before (another service, a session with its own data path)
+    gets a tree of its own.
+    """
+    rule_set_class = endpoint_provider.RuleSet
+    built: dict[tuple[int, int, int], tuple] = {}
+
+    def rule_set(version, parameters, rules, partitions, documentation=None, **kwargs):
+        key = (id(parameters), id(rules), id(partitions))
+        found = built.get(key)
+        # The data objects themselves are kept in the entry: an id is only compared while its object lives.
+        if found is None or found[0] is not parameters or found[1] is not rules or found[2] is not partitions \
+                or found[3] != (version, documentation, kwargs):
+            found = built[key] = (parameters, rules, partitions, (version, documentation, kwargs),
+                                  rule_set_class(version, parameters, rules, partitions, documentation, **kwargs))
+        return found[4]
+
+    endpoint_provider.RuleSet = rule_set
 
 
 def _dev_entries():

@@ -1,8 +1,9 @@
-"""The zygote's copy-on-write tables of botocore event handlers (bootstrap._copy_handler_tables_on_write).
+"""What the zygote shares of botocore between a run's clients (bootstrap._warm_aws_models).
 
-Every botocore client copies its session's table of handlers; in a warm environment those
-copies share their nodes until one side changes them. Whatever a run does with its tables,
-each must answer exactly as botocore's own full copies do.
+In a warm environment a client's copy of its session's handler table shares nodes until
+one side changes them, aliasers with the default aliases share their cache of aliased
+names, and endpoint rule sets are built once per service. Whatever a run does, each must
+answer exactly as botocore's own structures do.
 """
 
 import copy
@@ -84,3 +85,46 @@ def test_a_handler_registered_in_a_clients_copy_is_in_no_other_table(shared_trie
     # The shared nodes were never changed in place: the session's table answers as before.
     session_table.register("before-call.s3.GetObject", the_clients_own)
     assert list(second._handlers.prefix_search("before-call.s3.GetObject")) == [builtin]
+
+
+def test_aliasers_with_the_default_aliases_share_names_and_alias_as_botocore_does(monkeypatch):
+    class SharingAliaser(hooks.EventAliaser):
+        pass
+
+    bootstrap._share_default_alias_names(SharingAliaser)
+    events = [f"{stage}.{name}.{op}" for name in hooks.EVENT_ALIASES
+              for stage in ("before-call", "creating-client-class", "needs-retry") for op in ("", "GetObject")]
+    events += ["before-call.s3.GetObject", "after-call.sts.AssumeRole", "before-parameter-build.ssm"]
+    first = SharingAliaser(hooks.HierarchicalEmitter())
+    botocores = hooks.EventAliaser(hooks.HierarchicalEmitter())
+    assert [first._alias_event_name(e) for e in events] == [botocores._alias_event_name(e) for e in events]
+    # A client's copy (botocore copies the aliases) shares the names worked out so far.
+    client = copy.copy(first)
+    assert client._alias_name_cache is first._alias_name_cache and client._alias_name_cache
+    # Other aliases: a cache of their own, and their own answers.
+    other = SharingAliaser(hooks.HierarchicalEmitter(), {"s3": "renamed"})
+    assert other._alias_name_cache is not first._alias_name_cache
+    assert other._alias_event_name("before-call.s3.GetObject") == "before-call.renamed.GetObject"
+    assert first._alias_event_name("before-call.s3.GetObject") == "before-call.s3.GetObject"
+
+
+def test_a_rule_set_is_built_once_per_services_data_and_resolves_as_botocores(monkeypatch):
+    import botocore.loaders
+    from botocore import endpoint_provider
+
+    loader = botocore.loaders.create_loader()
+    s3 = loader.load_service_model("s3", "endpoint-rule-set-1")
+    sts = loader.load_service_model("sts", "endpoint-rule-set-1")
+    partitions = loader.load_data("partitions")
+    botocores = endpoint_provider.EndpointProvider(s3, partitions)
+    monkeypatch.setattr(endpoint_provider, "RuleSet", endpoint_provider.RuleSet)  # put back after the test
+    bootstrap._build_rule_sets_once(endpoint_provider)
+
+    one, two = endpoint_provider.EndpointProvider(s3, partitions), endpoint_provider.EndpointProvider(s3, partitions)
+    assert one.ruleset is two.ruleset
+    assert endpoint_provider.EndpointProvider(sts, partitions).ruleset is not one.ruleset
+    assert endpoint_provider.EndpointProvider(copy.deepcopy(s3), partitions).ruleset is not one.ruleset
+    for parameters in ({"Region": "us-east-1", "Bucket": "reports"},
+                       {"Region": "eu-west-1", "Bucket": "reports", "ForcePathStyle": True},
+                       {"Region": "us-west-2", "Endpoint": "http://127.0.0.1:9", "Bucket": "b", "ForcePathStyle": True}):
+        assert two.resolve_endpoint(**parameters) == botocores.resolve_endpoint(**parameters)
