@@ -26,6 +26,8 @@ def runs_finished(Run, ids):
     question is an id range, on the primary key's index, instead of a list of thousands of
     ids compiled and sent many times a second.
     """
+    if not ids:
+        return 0
     first, last = min(ids), max(ids)
     runs = Run.objects.filter(pk__range=(first, last)) if last - first + 1 == len(ids) else Run.objects.filter(pk__in=ids)
     return runs.filter(finished_at__isnull=False).count()
