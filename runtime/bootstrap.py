@@ -535,6 +535,11 @@ def _watch_for_samsara():
 # so its module globals never outlive the invocation.
 PRELOAD = ("boto3", "botocore.client", "botocore.parsers", "botocore.serialize", "botocore.httpsession",
            "requests", "urllib3", "samsara")
+HTTP_PRELOAD = ("requests", "urllib3")
+# The standard library modules this file imports in every run's process (_run_attempt, the AWS
+# relay), imported once in the zygote of every kind, bare included: each run would import them
+# again otherwise. Bootstrap imports them before the Function's code runs either way.
+RUN_IMPORTS = ("faulthandler", "importlib.util", "select", "_socket", "_thread", "json", "resource", "socket")
 PR_SET_DUMPABLE = 4
 MAX_BUNDLE_ENTRIES = 20000
 
@@ -552,15 +557,19 @@ def _bundle_names(code_dir):
     return names
 
 
-def _preload(argv):
-    """Import PRELOAD unless the bundle ships its own copy of one of them (or of what they import)."""
+def _preload(argv, uses):
+    """Import what the bundle can use of PRELOAD unless it ships its own copy of one of them (or of
+    what they import). Returns whether anything was imported."""
+    wanted = _preload_for(uses)
+    if not wanted:
+        return False
     names = _bundle_names(os.getcwd())
     if names is None:
         return False
     import importlib
 
     before = set(sys.modules)
-    for module in PRELOAD:
+    for module in wanted:
         try:
             importlib.import_module(module)
         except Exception:
@@ -570,11 +579,27 @@ def _preload(argv):
         # A child would get our copy instead of the bundle's: start again without preloading.
         os.set_inheritable(int(argv[2]), True)
         os.execv(sys.executable, [sys.executable, "-u", "-I", "-B", __file__, *argv[1:4], "bare"])
-    try:
-        _warm_aws_models()
-    except Exception:
-        pass  # a run then loads the models itself, as a cold one does
+    if "boto3" in wanted:
+        try:
+            _warm_aws_models()
+        except Exception:
+            pass  # a run then loads the models itself, as a cold one does
     return True
+
+
+def _preload_for(uses):
+    """What to preload for a bundle whose Python files name ``uses`` (None: the scan could not tell).
+
+    Every preloaded page makes each run's fork dearer (the page tables copied, then the pages a
+    run writes): boto3 with its models triples a trivial run's fork. A bundle that names none of
+    these packages gets none of them; it can still import them, each run then importing them
+    itself as a cold run does. Only speed depends on this, never behaviour.
+    """
+    if uses is None or uses & AWS_MARKERS:
+        return PRELOAD
+    if uses & HTTP_MARKERS:
+        return HTTP_PRELOAD
+    return ()
 
 
 # The clients a Samsara Function makes on every run: the SDK's secrets().load() assumes the
@@ -950,28 +975,33 @@ def _prewarm(handoff):
         gc.collect()  # what the warm-up made is gone before the run's code starts
 
 
-PREWARM_MARKERS = (b"boto3", b"botocore", b"samsara")
-PREWARM_SCAN_BYTES = 8 * 1024 * 1024
+AWS_MARKERS = frozenset({b"boto3", b"botocore", b"samsara"})
+HTTP_MARKERS = frozenset({b"requests", b"urllib3"})
+SCAN_BYTES = 8 * 1024 * 1024
 
 
-def _mentions_aws(code_dir):
-    """Whether the bundle's Python files name boto3, botocore or samsara (first 8 MB of them)."""
-    left = PREWARM_SCAN_BYTES
+def _bundle_mentions(code_dir):
+    """Which of the AWS and HTTP markers the bundle's Python files name, or None if they are
+    more than 8 MB (the scan cannot tell then)."""
+    found = set()
+    left = SCAN_BYTES
+    markers = AWS_MARKERS | HTTP_MARKERS
     for root, _dirs, files in os.walk(code_dir):
         for name in files:
             if not name.endswith(".py"):
                 continue
             try:
                 with open(os.path.join(root, name), "rb") as handle:
-                    data = handle.read(left)
+                    data = handle.read(left + 1)
             except OSError:
                 continue
-            if any(marker in data for marker in PREWARM_MARKERS):
-                return True
+            found.update(marker for marker in markers if marker in data[:left])
+            if found & AWS_MARKERS:
+                return found  # the full preload: nothing more to learn
+            if len(data) > left:
+                return None
             left -= len(data)
-            if left <= 0:
-                return False
-    return False
+    return found
 
 
 def _zygote(argv):
@@ -1004,14 +1034,19 @@ def _zygote(argv):
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     dev_before, keys_before = _dev_entries(), _keyrings()
     _watch_for_samsara()  # before the preload imports samsara, so the children inherit the alias
-    preloaded = _preload(argv) if len(argv) < 5 else False
+    import importlib
+
+    for module in RUN_IMPORTS:
+        importlib.import_module(module)
+    uses = _bundle_mentions(os.getcwd()) if len(argv) < 5 else set()
+    preloaded = _preload(argv, uses) if len(argv) < 5 else False
     import gc
 
     gc.collect()
     gc.freeze()  # the preloaded objects' pages stay shared with the children
     # Only for bundles that use boto3 (the SDK does): a trivial Function's runs would pay
     # its CPU for nothing.
-    prewarm = preloaded and _mentions_aws(os.getcwd())
+    prewarm = preloaded and bool(uses and uses & AWS_MARKERS)
     if prewarm and json.loads(argv[3]).get("idle_warmup"):
         prewarm = "idle"
     control.send(json.dumps({"type": "ready", "preloaded": preloaded, "prewarm": bool(prewarm),
