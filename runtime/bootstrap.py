@@ -693,25 +693,26 @@ def _dev_entries():
 KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219}
 KEYCTL_READ = 11
 KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
-_syscall = None   # libc's syscall(), returning a long
+_keyctl = None   # libc's syscall(), returning a long, and a buffer for KEYCTL_READ
 
 
 def _keyrings():
     """The keys linked in the keyrings a child shares with us (session, user, user session): they
     live in the environment's user namespace, past the process that added them."""
-    global _syscall
+    global _keyctl
     nr = KEYCTL_SYSCALL.get(os.uname().machine)
     if nr is None:
         return None
     import ctypes
 
-    if _syscall is None:  # made once: the zygote reads the keyrings after every run
-        _syscall = ctypes.CDLL(None, use_errno=True).syscall
-        _syscall.restype = ctypes.c_long
+    if _keyctl is None:  # made once: the zygote reads the keyrings after every run
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+        syscall.restype = ctypes.c_long
+        _keyctl = (syscall, ctypes.create_string_buffer(4096))  # the buffer: ours, read into each time
+    syscall, buffer = _keyctl
     found = []
     for spec in (KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
-        buffer = ctypes.create_string_buffer(4096)
-        size = _syscall(nr, KEYCTL_READ, ctypes.c_long(spec), buffer, ctypes.c_long(4096))
+        size = syscall(nr, KEYCTL_READ, ctypes.c_long(spec), buffer, ctypes.c_long(4096))
         found.append(buffer.raw[:min(size, 4096)] if size >= 0 else -ctypes.get_errno())
     return found
 
@@ -739,6 +740,17 @@ def _live_tasks(pid):
     return live
 
 
+def _read_file(path):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _dirty(dev_before, keys_before):
     """What an invocation left behind: processes other than the namespace's init and us with a
     live thread (a reaped-soon zombie aside), System V IPC objects, new entries in /dev."""
@@ -751,9 +763,11 @@ def _dirty(dev_before, keys_before):
             left.append(f"process {entry}")
     for kind in ("shm", "msg", "sem"):
         try:
-            with open(f"/proc/sysvipc/{kind}") as handle:
-                if len(handle.read().splitlines()) > 1:
-                    left.append(f"sysv {kind}")
+            # A header line, then one line per object. Bytes through os.read: a text file object
+            # per read cost the zygote dozens of page faults after every run (its pages are
+            # shared with the run it just forked, so each write to one is a fault).
+            if len(_read_file(f"/proc/sysvipc/{kind}").splitlines()) > 1:
+                left.append(f"sysv {kind}")
         except OSError:
             pass
     if _keyrings() != keys_before:
