@@ -338,10 +338,7 @@ def _load_handler(code_dir, handler):
     """
     import importlib.util
 
-    module_part, _, function_name = handler.rpartition(".")
-    relative = module_part.replace(".", "/")
-    module_name = relative.replace("/", ".")
-    path = os.path.join(code_dir, relative + ".py")
+    module_part, function_name, module_name, relative, path = _handler_location(code_dir, handler)
     if not module_part or not function_name:
         return None, {"type": "Runtime.MalformedHandlerName",
                       "message": f"Bad handler '{handler}': expected path/to/module.function",
@@ -355,6 +352,8 @@ def _load_handler(code_dir, handler):
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
+        if _handler_code is not None and _handler_code[0] == (path, *_file_identity(path)):
+            _give_code(spec.loader, _handler_code[1])
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
@@ -377,6 +376,68 @@ def _load_handler(code_dir, handler):
                                  "it must be a plain def handler(event, context)",
                       "traceback": ""}
     return function, None
+
+
+def _handler_location(code_dir, handler):
+    """(module part, function name, module name, relative path, file) of a handler spec."""
+    module_part, _, function_name = handler.rpartition(".")
+    relative = module_part.replace(".", "/")
+    return module_part, function_name, relative.replace("/", "."), relative, os.path.join(code_dir, relative + ".py")
+
+
+def _file_identity(path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+# A zygote's compilation of its handler's module: (file and its identity, code object).
+_handler_code = None
+
+
+def _precompile_handler(code_dir, handler):
+    """Compile the handler's module once, in the zygote, as its loader would in each run.
+
+    Compiling is not running: nothing of the module executes here, and each run still executes
+    it afresh in its own process. The code object is what the run's own loader makes (its
+    get_code, from the source). Left to each run, as before: a module whose compilation warns
+    (a SyntaxWarning is the Function's to see in its run's log) or fails, and one the bundle
+    ships a .pyc for (unmarshalling the bundle's bytecode is for the run's process only).
+    Returns whether the code was kept.
+    """
+    global _handler_code
+    import importlib.util
+    import warnings
+
+    module_part, function_name, module_name, _relative, path = _handler_location(code_dir, handler)
+    if not module_part or not function_name or not os.path.isfile(path):
+        return False
+    try:
+        if os.path.lexists(importlib.util.cache_from_source(path)):
+            return False
+        identity = _file_identity(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code = importlib.util.spec_from_file_location(module_name, path).loader.get_code(module_name)
+    except Exception:
+        return False
+    if caught or code is None or _file_identity(path) != identity:
+        return False
+    _handler_code = ((path, *identity), code)
+    return True
+
+
+def _give_code(loader, code):
+    """Let ``loader.exec_module`` run ``code`` (the zygote's compilation) instead of compiling.
+
+    exec_module asks the loader for the code once; the answer removes itself, so the module's
+    ``__loader__`` is the plain loader again before any of the module's own code runs, and
+    exec_module (its frames in a traceback included) is the loader's own.
+    """
+    def get_code(_fullname):
+        del loader.get_code
+        return code
+
+    loader.get_code = get_code
 
 
 def _json_default(value):
@@ -1074,6 +1135,8 @@ def _zygote(argv):
     # interpreter's ~120 AST node types on its first call: about 2 ms of every run's CPU, page
     # faults included, when each forked run did it again. Made once here, from no code at all.
     compile("", "<zygote>", "exec")
+    handler = json.loads(argv[3]).get("handler")
+    precompiled = bool(handler) and _precompile_handler(os.getcwd(), handler)
     import gc
 
     gc.collect()
@@ -1084,7 +1147,7 @@ def _zygote(argv):
     if prewarm and json.loads(argv[3]).get("idle_warmup"):
         prewarm = "idle"
     control.send(json.dumps({"type": "ready", "preloaded": preloaded, "prewarm": bool(prewarm),
-                             "idle_warmup": prewarm == "idle"}).encode() + b"\n")
+                             "idle_warmup": prewarm == "idle", "precompiled": precompiled}).encode() + b"\n")
     spare = _Spare(control, prewarm)
     while True:
         try:
