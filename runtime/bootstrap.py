@@ -597,7 +597,8 @@ def _watch_for_samsara():
 # --------------------------------------------------------------------------
 # Zygote mode (a warm execution environment, runtime/warm.py)
 
-# The platform's heavy pre-installed packages, imported once per environment.
+# The platform's heavy pre-installed packages, imported once per environment whose bundle
+# names them (_preload_for).
 # Never the Function's own code: each invocation imports it in a fresh child,
 # so its module globals never outlive the invocation.
 PRELOAD = ("boto3", "botocore.client", "botocore.parsers", "botocore.serialize", "botocore.httpsession",
@@ -658,9 +659,9 @@ def _preload_for(uses):
     """What to preload for a bundle whose Python files name ``uses`` (None: the scan could not tell).
 
     Every preloaded page makes each run's fork dearer (the page tables copied, then the pages a
-    run writes): boto3 with its models triples a trivial run's fork. A bundle that names none of
-    these packages gets none of them; it can still import them, each run then importing them
-    itself as a cold run does. Only speed depends on this, never behaviour.
+    run writes): boto3 with its models makes a trivial run's fork several times dearer. A bundle
+    that names none of these packages gets none of them; it can still import them, each run then
+    importing them itself as a cold run does. Only speed depends on this, never behaviour.
     """
     if uses is None or uses & AWS_MARKERS:
         return PRELOAD
@@ -1100,7 +1101,8 @@ def _zygote(argv):
 
     CONTROL_FD is a SOCK_SEQPACKET socket to the worker. We send
     {"type": "started"} at once and {"type": "ready", "preloaded": bool,
-    "prewarm": bool} once the rlimits are set and the packages imported. Then,
+    "prewarm": bool, "precompiled": bool} once the rlimits are set, the packages
+    imported and the handler's module compiled (LIMITS_JSON names the handler). Then,
     per invocation, the worker sends b"run" with four fds (payload read end,
     result write end, stdout, stderr); a child forked before the run (the
     spare, see _Spare) runs the attempt exactly as a cold bootstrap would, and
