@@ -133,6 +133,21 @@ def _set_limits(limits):
 RELAY_BUFFER = 256 * 1024   # per direction: reading pauses while the other side lags this far behind
 
 
+class _RelaySide:
+    """One end of a relayed connection (_relay). Made here once, not per run: a class is costly to make."""
+
+    __slots__ = ("sock", "fd", "out", "eof", "shut", "peer", "events")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.out = bytearray()   # bytes waiting to be written to this side
+        self.eof = False         # this side will send nothing more
+        self.shut = False        # we told this side we will send nothing more
+        self.peer = None
+        self.events = 0
+
+
 def _relay(listener, socket_path):
     """Copy bytes both ways between each accepted TCP connection and a new connection to ``socket_path``.
 
@@ -153,17 +168,8 @@ def _relay(listener, socket_path):
     listener.setblocking(False)
     poller = select.epoll()
     poller.register(listener.fileno(), EPOLLIN)
-    sides = {}   # fd -> Side
-
-    class Side:
-        def __init__(self, sock):
-            self.sock = sock
-            self.fd = sock.fileno()
-            self.out = bytearray()   # bytes waiting to be written to this side
-            self.eof = False         # this side will send nothing more
-            self.shut = False        # we told this side we will send nothing more
-            self.peer = None
-            self.events = 0
+    sides = {}   # fd -> _RelaySide
+    Side = _RelaySide
 
     def close(side):
         for one in (side, side.peer):
@@ -332,10 +338,7 @@ def _load_handler(code_dir, handler):
     """
     import importlib.util
 
-    module_part, _, function_name = handler.rpartition(".")
-    relative = module_part.replace(".", "/")
-    module_name = relative.replace("/", ".")
-    path = os.path.join(code_dir, relative + ".py")
+    module_part, function_name, module_name, relative, path = _handler_location(code_dir, handler)
     if not module_part or not function_name:
         return None, {"type": "Runtime.MalformedHandlerName",
                       "message": f"Bad handler '{handler}': expected path/to/module.function",
@@ -349,6 +352,8 @@ def _load_handler(code_dir, handler):
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
+        if _handler_code is not None and _handler_code[0] == (path, *_file_identity(path)):
+            _give_code(spec.loader, _handler_code[1])
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
@@ -371,6 +376,68 @@ def _load_handler(code_dir, handler):
                                  "it must be a plain def handler(event, context)",
                       "traceback": ""}
     return function, None
+
+
+def _handler_location(code_dir, handler):
+    """(module part, function name, module name, relative path, file) of a handler spec."""
+    module_part, _, function_name = handler.rpartition(".")
+    relative = module_part.replace(".", "/")
+    return module_part, function_name, relative.replace("/", "."), relative, os.path.join(code_dir, relative + ".py")
+
+
+def _file_identity(path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+# A zygote's compilation of its handler's module: (file and its identity, code object).
+_handler_code = None
+
+
+def _precompile_handler(code_dir, handler):
+    """Compile the handler's module once, in the zygote, as its loader would in each run.
+
+    Compiling is not running: nothing of the module executes here, and each run still executes
+    it afresh in its own process. The code object is what the run's own loader makes (its
+    get_code, from the source). Left to each run, as before: a module whose compilation warns
+    (a SyntaxWarning is the Function's to see in its run's log) or fails, and one the bundle
+    ships a .pyc for (unmarshalling the bundle's bytecode is for the run's process only).
+    Returns whether the code was kept.
+    """
+    global _handler_code
+    import importlib.util
+    import warnings
+
+    module_part, function_name, module_name, _relative, path = _handler_location(code_dir, handler)
+    if not module_part or not function_name or not os.path.isfile(path):
+        return False
+    try:
+        if os.path.lexists(importlib.util.cache_from_source(path)):
+            return False
+        identity = _file_identity(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code = importlib.util.spec_from_file_location(module_name, path).loader.get_code(module_name)
+    except Exception:
+        return False
+    if caught or code is None or _file_identity(path) != identity:
+        return False
+    _handler_code = ((path, *identity), code)
+    return True
+
+
+def _give_code(loader, code):
+    """Let ``loader.exec_module`` run ``code`` (the zygote's compilation) instead of compiling.
+
+    exec_module asks the loader for the code once; the answer removes itself, so the module's
+    ``__loader__`` is the plain loader again before any of the module's own code runs, and
+    exec_module (its frames in a traceback included) is the loader's own.
+    """
+    def get_code(_fullname):
+        del loader.get_code
+        return code
+
+    loader.get_code = get_code
 
 
 def _json_default(value):
@@ -530,11 +597,17 @@ def _watch_for_samsara():
 # --------------------------------------------------------------------------
 # Zygote mode (a warm execution environment, runtime/warm.py)
 
-# The platform's heavy pre-installed packages, imported once per environment.
+# The platform's heavy pre-installed packages, imported once per environment whose bundle
+# names them (_preload_for).
 # Never the Function's own code: each invocation imports it in a fresh child,
 # so its module globals never outlive the invocation.
 PRELOAD = ("boto3", "botocore.client", "botocore.parsers", "botocore.serialize", "botocore.httpsession",
            "requests", "urllib3", "samsara")
+HTTP_PRELOAD = ("requests", "urllib3")
+# The standard library modules this file imports in every run's process (_run_attempt, the AWS
+# relay), imported once in the zygote of every kind, bare included: each run would import them
+# again otherwise. Bootstrap imports them before the Function's code runs either way.
+RUN_IMPORTS = ("faulthandler", "importlib.util", "select", "_socket", "_thread", "json", "resource", "socket")
 PR_SET_DUMPABLE = 4
 MAX_BUNDLE_ENTRIES = 20000
 
@@ -552,15 +625,19 @@ def _bundle_names(code_dir):
     return names
 
 
-def _preload(argv):
-    """Import PRELOAD unless the bundle ships its own copy of one of them (or of what they import)."""
+def _preload(argv, uses):
+    """Import what the bundle can use of PRELOAD unless it ships its own copy of one of them (or of
+    what they import). Returns whether anything was imported."""
+    wanted = _preload_for(uses)
+    if not wanted:
+        return False
     names = _bundle_names(os.getcwd())
     if names is None:
         return False
     import importlib
 
     before = set(sys.modules)
-    for module in PRELOAD:
+    for module in wanted:
         try:
             importlib.import_module(module)
         except Exception:
@@ -570,11 +647,27 @@ def _preload(argv):
         # A child would get our copy instead of the bundle's: start again without preloading.
         os.set_inheritable(int(argv[2]), True)
         os.execv(sys.executable, [sys.executable, "-u", "-I", "-B", __file__, *argv[1:4], "bare"])
-    try:
-        _warm_aws_models()
-    except Exception:
-        pass  # a run then loads the models itself, as a cold one does
+    if "boto3" in wanted:
+        try:
+            _warm_aws_models()
+        except Exception:
+            pass  # a run then loads the models itself, as a cold one does
     return True
+
+
+def _preload_for(uses):
+    """What to preload for a bundle whose Python files name ``uses`` (None: the scan could not tell).
+
+    Every preloaded page makes each run's fork dearer (the page tables copied, then the pages a
+    run writes): boto3 with its models makes a trivial run's fork several times dearer. A bundle
+    that names none of these packages gets none of them; it can still import them, each run then
+    importing them itself as a cold run does. Only speed depends on this, never behaviour.
+    """
+    if uses is None or uses & AWS_MARKERS:
+        return PRELOAD
+    if uses & HTTP_MARKERS:
+        return HTTP_PRELOAD
+    return ()
 
 
 # The clients a Samsara Function makes on every run: the SDK's secrets().load() assumes the
@@ -788,22 +881,26 @@ def _dev_entries():
 KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219}
 KEYCTL_READ = 11
 KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
+_keyctl = None   # libc's syscall(), returning a long, and a buffer for KEYCTL_READ
 
 
 def _keyrings():
     """The keys linked in the keyrings a child shares with us (session, user, user session): they
     live in the environment's user namespace, past the process that added them."""
+    global _keyctl
     nr = KEYCTL_SYSCALL.get(os.uname().machine)
     if nr is None:
         return None
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
+    if _keyctl is None:  # made once: the zygote reads the keyrings after every run
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+        syscall.restype = ctypes.c_long
+        _keyctl = (syscall, ctypes.create_string_buffer(4096))  # the buffer: ours, read into each time
+    syscall, buffer = _keyctl
     found = []
     for spec in (KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
-        buffer = ctypes.create_string_buffer(4096)
-        size = libc.syscall(nr, KEYCTL_READ, ctypes.c_long(spec), buffer, ctypes.c_long(4096))
+        size = syscall(nr, KEYCTL_READ, ctypes.c_long(spec), buffer, ctypes.c_long(4096))
         found.append(buffer.raw[:min(size, 4096)] if size >= 0 else -ctypes.get_errno())
     return found
 
@@ -831,6 +928,17 @@ def _live_tasks(pid):
     return live
 
 
+def _read_file(path):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _dirty(dev_before, keys_before):
     """What an invocation left behind: processes other than the namespace's init and us with a
     live thread (a reaped-soon zombie aside), System V IPC objects, new entries in /dev."""
@@ -843,9 +951,11 @@ def _dirty(dev_before, keys_before):
             left.append(f"process {entry}")
     for kind in ("shm", "msg", "sem"):
         try:
-            with open(f"/proc/sysvipc/{kind}") as handle:
-                if len(handle.read().splitlines()) > 1:
-                    left.append(f"sysv {kind}")
+            # A header line, then one line per object. Bytes through os.read: a text file object
+            # per read cost the zygote dozens of page faults after every run (its pages are
+            # shared with the run it just forked, so each write to one is a fault).
+            if len(_read_file(f"/proc/sysvipc/{kind}").splitlines()) > 1:
+                left.append(f"sysv {kind}")
         except OSError:
             pass
     if _keyrings() != keys_before:
@@ -858,11 +968,18 @@ def _dirty(dev_before, keys_before):
     return left
 
 
-def _set_dumpable(value):
-    try:
-        import ctypes
+_prctl = None   # libc's prctl, made once: a zygote's runs use its copy, made before any run
 
-        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, value, 0, 0, 0)
+
+def _set_dumpable(value):
+    global _prctl
+    try:
+        if _prctl is None:
+            import ctypes
+
+            # A CDLL makes a class of its own: about 0.3 ms of a warm run's CPU, page faults included.
+            _prctl = ctypes.CDLL(None).prctl
+        _prctl(PR_SET_DUMPABLE, value, 0, 0, 0)
     except Exception:
         pass
 
@@ -1076,28 +1193,33 @@ def _prewarm(handoff):
         gc.collect()  # what the warm-up made is gone before the run's code starts
 
 
-PREWARM_MARKERS = (b"boto3", b"botocore", b"samsara")
-PREWARM_SCAN_BYTES = 8 * 1024 * 1024
+AWS_MARKERS = frozenset({b"boto3", b"botocore", b"samsara"})
+HTTP_MARKERS = frozenset({b"requests", b"urllib3"})
+SCAN_BYTES = 8 * 1024 * 1024
 
 
-def _mentions_aws(code_dir):
-    """Whether the bundle's Python files name boto3, botocore or samsara (first 8 MB of them)."""
-    left = PREWARM_SCAN_BYTES
+def _bundle_mentions(code_dir):
+    """Which of the AWS and HTTP markers the bundle's Python files name, or None if they are
+    more than 8 MB (the scan cannot tell then)."""
+    found = set()
+    left = SCAN_BYTES
+    markers = AWS_MARKERS | HTTP_MARKERS
     for root, _dirs, files in os.walk(code_dir):
         for name in files:
             if not name.endswith(".py"):
                 continue
             try:
                 with open(os.path.join(root, name), "rb") as handle:
-                    data = handle.read(left)
+                    data = handle.read(left + 1)
             except OSError:
                 continue
-            if any(marker in data for marker in PREWARM_MARKERS):
-                return True
+            found.update(marker for marker in markers if marker in data[:left])
+            if found & AWS_MARKERS:
+                return found  # the full preload: nothing more to learn
+            if len(data) > left:
+                return None
             left -= len(data)
-            if left <= 0:
-                return False
-    return False
+    return found
 
 
 def _zygote(argv):
@@ -1105,7 +1227,8 @@ def _zygote(argv):
 
     CONTROL_FD is a SOCK_SEQPACKET socket to the worker. We send
     {"type": "started"} at once and {"type": "ready", "preloaded": bool,
-    "prewarm": bool} once the rlimits are set and the packages imported. Then,
+    "prewarm": bool, "precompiled": bool} once the rlimits are set, the packages
+    imported and the handler's module compiled (LIMITS_JSON names the handler). Then,
     per invocation, the worker sends b"run" with four fds (payload read end,
     result write end, stdout, stderr); a child forked before the run (the
     spare, see _Spare) runs the attempt exactly as a cold bootstrap would, and
@@ -1130,18 +1253,29 @@ def _zygote(argv):
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     dev_before, keys_before = _dev_entries(), _keyrings()
     _watch_for_samsara()  # before the preload imports samsara, so the children inherit the alias
-    preloaded = _preload(argv) if len(argv) < 5 else False
+    import importlib
+
+    for module in RUN_IMPORTS:
+        importlib.import_module(module)
+    uses = _bundle_mentions(os.getcwd()) if len(argv) < 5 else set()
+    preloaded = _preload(argv, uses) if len(argv) < 5 else False
+    # The builtin compile(), which loads each run's handler module from source, makes the
+    # interpreter's ~120 AST node types on its first call: about 2 ms of every run's CPU, page
+    # faults included, when each forked run did it again. Made once here, from no code at all.
+    compile("", "<zygote>", "exec")
+    handler = json.loads(argv[3]).get("handler")
+    precompiled = bool(handler) and _precompile_handler(os.getcwd(), handler)
     import gc
 
     gc.collect()
     gc.freeze()  # the preloaded objects' pages stay shared with the children
     # Only for bundles that use boto3 (the SDK does): a trivial Function's runs would pay
     # its CPU for nothing.
-    prewarm = preloaded and _mentions_aws(os.getcwd())
+    prewarm = preloaded and bool(uses and uses & AWS_MARKERS)
     if prewarm and json.loads(argv[3]).get("idle_warmup"):
         prewarm = "idle"
     control.send(json.dumps({"type": "ready", "preloaded": preloaded, "prewarm": bool(prewarm),
-                             "idle_warmup": prewarm == "idle"}).encode() + b"\n")
+                             "idle_warmup": prewarm == "idle", "precompiled": precompiled}).encode() + b"\n")
     spare = _Spare(control, prewarm)
     while True:
         try:

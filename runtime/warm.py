@@ -99,17 +99,18 @@ SETTLE_TIMEOUT_S = 2.0
 PRELOAD_MIN_MEMORY_MB = 512
 
 
-def _limits_argument(limits: Limits) -> str:
+def _limits_argument(limits: Limits, handler: str) -> str:
+    # The handler (part of the environment's key) lets the zygote compile its module once.
     return json.dumps({"memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
                        "max_open_files": limits.max_open_files, "max_file_size_mb": limits.max_file_size_mb,
-                       "idle_warmup": _can_raise_priority()})
+                       "idle_warmup": _can_raise_priority(), "handler": handler})
 
 
-def _zygote_argv(limits: Limits) -> Callable[[ChildPipes], list[str]]:
+def _zygote_argv(limits: Limits, handler: str) -> Callable[[ChildPipes], list[str]]:
     """Bootstrap as a zygote, its control socket on the payload fd."""
 
     def argv(pipes: ChildPipes) -> list[str]:
-        args = [BOOTSTRAP_PATH, "zygote", str(pipes.payload_r), _limits_argument(limits)]
+        args = [BOOTSTRAP_PATH, "zygote", str(pipes.payload_r), _limits_argument(limits, handler)]
         if limits.memory_mb < PRELOAD_MIN_MEMORY_MB:
             # The preloaded packages (~25 MB of data, inherited by every run) would eat a small
             # Function's memory limit: only the interpreter start is saved then.
@@ -160,6 +161,7 @@ class WarmEnvironment:
         self.zygote_host_pid: int | None = None
         self.preloaded = False
         self.prewarm = False    # each run's process warms boto3's clients up before its run arrives
+        self.precompiled = False    # the zygote compiled the handler's module for its runs
         self.idle_warmup = False  # ... at idle priority, given normal priority back before its run
         self.busy = True
         self.dead = False
@@ -179,7 +181,7 @@ class WarmEnvironment:
         t = time.monotonic()
         launcher = self.launcher = SandboxLauncher(
             self.invocation, self.limits, mode="bwrap", runtime_python=self.runtime_python,
-            blocked_networks=self.blocked_networks, bootstrap_argv=_zygote_argv(self.limits),
+            blocked_networks=self.blocked_networks, bootstrap_argv=_zygote_argv(self.limits, self.invocation.handler),
         )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.control = ours
@@ -216,6 +218,7 @@ class WarmEnvironment:
         self.preloaded = bool(messages[-1].get("preloaded"))
         self.prewarm = bool(messages[-1].get("prewarm"))
         self.idle_warmup = bool(messages[-1].get("idle_warmup"))
+        self.precompiled = bool(messages[-1].get("precompiled"))
         self.zygote_host_pid = launcher.main_pid()
         log.debug("warm environment ready in %.1f ms (preloaded: %s)", (time.monotonic() - t) * 1000,
                   self.preloaded)

@@ -258,7 +258,7 @@ def test_only_bundles_that_use_boto3_warm_their_runs_process_up(invoke, bundle, 
             return 1
     """)
     result, _ = invoke(trivial)
-    assert result.outcome == "succeeded" and pool.last_environment.preloaded
+    assert result.outcome == "succeeded" and not pool.last_environment.preloaded
     assert not pool.last_environment.prewarm
     sdk = bundle("""
         from samsara.function import Function
@@ -535,6 +535,123 @@ def test_small_functions_get_no_preloaded_packages(invoke, bundle, pool):
     assert result.warm_start and preloaded is False and not pool.last_environment.preloaded
     result, preloaded = invoke(code)
     assert result.warm_start and preloaded is True and pool.last_environment.preloaded
+
+
+# Names no preloaded package (the source spells none of them), yet imports boto3 and makes a client.
+UNNAMED_BOTO = """
+    import importlib, sys
+    AWS, HTTP = "bo" "to3", "req" "uests"
+    def handler(event, context):
+        before = sorted(m for m in (AWS, "bo" "tocore", HTTP, "url" "lib3", "sam" "sara") if m in sys.modules)
+        client = importlib.import_module(AWS).client("s3", region_name="eu-west-3", aws_access_key_id="a",
+                                                     aws_secret_access_key="b")
+        return {"before": before, "region": client.meta.region_name,
+                "endpoint": client.meta.endpoint_url, "url": client.generate_presigned_url(
+                    "get_object", Params={"Bucket": "b", "Key": "k"}, ExpiresIn=60).split("?")[0]}
+"""
+
+
+def test_a_bundle_that_names_no_preloaded_package_gets_a_small_zygote_and_can_still_use_them(invoke, bundle, pool):
+    code = bundle(UNNAMED_BOTO)
+    runs = [invoke(code) for _ in range(3)]
+    assert all(result.outcome == "succeeded" for result, _ in runs), [r.reason for r, _ in runs]
+    assert all(result.warm_start for result, _ in runs[1:])
+    assert not pool.last_environment.preloaded and not pool.last_environment.prewarm
+    for _, value in runs:
+        # Each run imports boto3 itself, as a cold run does: nothing of the run before is left.
+        assert value == {"before": [], "region": "eu-west-3", "endpoint": "https://s3.eu-west-3.amazonaws.com",
+                         "url": "https://s3.amazonaws.com/b/k"}, value
+    # The same bundle naming boto3 gets the full preload, and the same answers.
+    named = bundle(UNNAMED_BOTO.replace('"bo" "to3"', '"boto3"', 1))
+    result, value = invoke(named, owner="fn-b")
+    assert result.outcome == "succeeded" and pool.last_environment.preloaded and pool.last_environment.prewarm
+    result, warm = invoke(named, owner="fn-b")
+    assert result.warm_start and warm["before"] == ["boto3", "botocore", "requests", "samsara", "urllib3"]
+    assert {**warm, "before": []} == runs[0][1]
+
+
+def test_a_bundle_that_names_requests_only_gets_requests_preloaded_and_not_boto3(invoke, bundle, pool):
+    code = bundle(UNNAMED_BOTO.replace('"req" "uests"', '"requests"', 1))
+    invoke(code)
+    result, value = invoke(code)
+    assert result.outcome == "succeeded" and result.warm_start, result.reason
+    assert pool.last_environment.preloaded and not pool.last_environment.prewarm
+    assert value["before"] == ["requests", "urllib3"] and value["region"] == "eu-west-3"
+
+
+def test_a_bundle_too_big_to_scan_keeps_the_full_preload(invoke, bundle, pool):
+    # Over the 8 MB the zygote reads, it cannot tell what the bundle uses: everything is preloaded.
+    code = bundle(UNNAMED_BOTO, files={"data.py": "# " + "x" * (8 * 1024 * 1024) + "\n"})
+    invoke(code)
+    result, value = invoke(code)
+    assert result.outcome == "succeeded" and result.warm_start, result.reason
+    assert pool.last_environment.preloaded and not pool.last_environment.prewarm
+    assert value["before"] == ["boto3", "botocore", "requests", "samsara", "urllib3"]
+
+
+PRECOMPILED = """
+    import __main__, sys
+    RAN = []
+    RAN.append(1)  # the module's own code runs in every run, once
+    def handler(event, context):
+        cached = getattr(__main__, "_handler_code", None)  # bootstrap is the run's __main__
+        # Identity, not equality: equal code objects compare equal.
+        zygote_code = cached is not None and any(const is handler.__code__ for const in cached[1].co_consts)
+        return {"ran": len(RAN), "zygote_code": zygote_code,
+                "loader": "get_code" in vars(sys.modules["main"].__loader__), "file": __file__}
+"""
+
+
+def test_the_zygote_compiles_the_handler_module_and_each_run_executes_it_afresh(invoke, bundle, pool, tmp_path,
+                                                                                runtime_python):
+    code = bundle(PRECOMPILED)
+    runs = [invoke(code) for _ in range(3)]
+    assert all(result.outcome == "succeeded" for result, _ in runs), [r.reason for r, _ in runs]
+    assert pool.last_environment.precompiled
+    for _, value in runs:
+        # The zygote's compilation, executed afresh: its module code ran once in this run, and
+        # the module's loader is the plain one again.
+        assert value == {"ran": 1, "zygote_code": True, "loader": False, "file": "/var/task/main.py"}, value
+    cold = execute(Invocation(code_dir=code, handler="main.handler", event={}, function_name="warm-test",
+                              request_id="r", env=dict(CONTRACT_ENV), temp_dir=tmp_path / "cold"),
+                   Limits(timeout_s=20), lambda batch: None, runtime_python=runtime_python)
+    assert json.loads(cold.return_value) == {**runs[0][1], "zygote_code": False}
+
+
+def test_a_handler_module_that_warns_or_fails_to_import_behaves_as_in_a_cold_run(invoke, bundle, pool, tmp_path,
+                                                                                 runtime_python):
+    # Its SyntaxWarning is the run's to print (the zygote then leaves the compiling to each
+    # run), and an error at import has the traceback a cold run gives.
+    warns = bundle("""
+        PATTERN = "\\d+"
+        def handler(event, context):
+            return PATTERN
+    """)
+    fails = bundle("""
+        def helper():
+            raise ValueError("at import")
+        helper()
+        def handler(event, context):
+            return 1
+    """)
+    import py_compile
+    shipped = bundle(PRECOMPILED)  # with its own bytecode: the runs load it themselves
+    py_compile.compile(str(shipped / "main.py"), cfile=str(shipped / "__pycache__" / "main.cpython-312.pyc"))
+    for code, precompiled in ((warns, False), (fails, True), (shipped, False)):
+        cold_lines, warm_lines = [], []
+        cold = execute(Invocation(code_dir=code, handler="main.handler", event={}, function_name="warm-test",
+                                  request_id="r", env=dict(CONTRACT_ENV), temp_dir=tmp_path / "cold"),
+                       Limits(timeout_s=20), cold_lines.extend, runtime_python=runtime_python)
+        invoke(code, owner=code.name)
+        warm, _ = invoke(code, owner=code.name, lines=warm_lines)
+        assert warm.warm_start and pool.last_environment.precompiled is precompiled
+        assert (warm.outcome, warm.return_value, warm.error) == (cold.outcome, cold.return_value, cold.error)
+        assert [(line.stream, line.message) for line in warm_lines] == [(line.stream, line.message)
+                                                                         for line in cold_lines]
+        if code is warns:
+            assert any("SyntaxWarning" in line.message for line in warm_lines), warm_lines
+        if code is fails:
+            assert cold.error["type"] == "Runtime.ImportModuleError" and "at import" in cold.error["traceback"]
 
 
 def _wait_ready(pool, timeout=30.0):
