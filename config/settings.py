@@ -196,6 +196,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # runtime.tasks) and checked before reuse: a run used to open one of its own.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The worker's per-run statements (runtime.rows.statement_cursor) are prepared on PostgreSQL:
+# parsed and planned once per connection instead of on every run. Off behind a connection
+# pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
