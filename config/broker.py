@@ -385,15 +385,15 @@ class Transport(kombu_sqlalchemy.Transport):
                 interval = self.polling_interval if timeout is None else min(self.polling_interval, timeout - waited)
                 self._own_doorbell().wait(interval)
 
-    def verify_connection(self, connection):
-        """Whether the broker's file can be opened and read: connecting to this transport opens
-        nothing, so /healthz (config.health) asks this. Raises sqlite3's error when it cannot."""
+    def check_reachable(self):
+        """Open and read the broker's file; sqlite3's error when it cannot be. Connecting to this
+        transport opens nothing, so /healthz (config.health) asks this instead. Not kombu's
+        verify_connection: kombu asks that on every use of a connection."""
         db = sqlite3.connect(make_url(self.client.hostname).database, timeout=BUSY_TIMEOUT_SECONDS)
         try:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:
             db.close()
-        return True
 
     def _own_doorbell(self):
         if self._doorbell is None:

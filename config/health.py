@@ -19,8 +19,9 @@ def _broker():
         conn.ensure_connection(max_retries=1, timeout=2)
         # A network broker is reached by connecting; the embedded one (config.broker) only
         # when its file is read, which its transport does here.
-        if not conn.connected:
-            raise ConnectionError("the broker connection is not established")
+        check_reachable = getattr(conn.transport, "check_reachable", None)
+        if check_reachable is not None:
+            check_reachable()
 
 
 def healthz(request):

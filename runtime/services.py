@@ -254,7 +254,7 @@ class AttemptChannel:
         # keep_last_batch: the batch that ends with close() (the REPORT line, and any output
         # that came with it) is not written here but kept for last_batch(), which
         # run_record_attempt calls in the transaction that records the outcome: the batch's
-        # daily-volume count, its rows and the outcome are one commit instead of three.
+        # daily-volume count, its rows and the outcome are one commit instead of two.
         self.keep_last_batch = keep_last_batch
         self._last_pending: list = []
         # The Redactor behind `redact` (redactor_for hands its bound method), which can clear
