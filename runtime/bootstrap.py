@@ -849,7 +849,8 @@ def _build_rule_sets_once(endpoint_provider):
     read-only once built (each resolution works on a copy of its parameters), so providers
     given the very same data objects, as every client of a service is by the one loader,
     share it. Data not seen before (another service, a session with its own data path)
-    gets a tree of its own.
+    gets a tree of its own. (A run that edited the loaded rule data in place, which botocore
+    never does, would still get the tree built from the data as loaded.)
     """
     rule_set_class = endpoint_provider.RuleSet
     built: dict[tuple[int, int, int], tuple] = {}
