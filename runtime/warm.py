@@ -112,7 +112,7 @@ def _zygote_argv(limits: Limits, handler: str) -> Callable[[ChildPipes], list[st
     def argv(pipes: ChildPipes) -> list[str]:
         args = [BOOTSTRAP_PATH, "zygote", str(pipes.payload_r), _limits_argument(limits, handler)]
         if limits.memory_mb < PRELOAD_MIN_MEMORY_MB:
-            # The preloaded packages (~25 MB of data, inherited by every run) would eat a small
+            # The preloaded packages (boto3 with its models: about 40 MB, inherited by every run) would eat a small
             # Function's memory limit: only the interpreter start is saved then.
             args.append("bare")
         return args
