@@ -328,7 +328,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Messages each worker process holds before it is free (a message is a turn, runtime.dispatch: it
+# takes the fairest run whenever it is executed). 1: a worker busy with long runs holds no turns
+# another worker could take. One worker on short runs gains about 12% throughput at 4 (README).
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
 # Celery's Django fix-up closes every database connection before and after every task unless this is
 # set: a new PostgreSQL connection (a server process started, authentication) for each run. Set, the
 # fix-up closes them only every million tasks; runtime.tasks drops unusable or obsolete connections
