@@ -169,7 +169,6 @@ def _relay(listener, socket_path):
     poller = select.epoll()
     poller.register(listener.fileno(), EPOLLIN)
     sides = {}   # fd -> _RelaySide
-    Side = _RelaySide
 
     def close(side):
         for one in (side, side.peer):
@@ -222,7 +221,7 @@ def _relay(listener, socket_path):
             client.close()
             return
         client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-        a, b = Side(client), Side(upstream)
+        a, b = _RelaySide(client), _RelaySide(upstream)
         a.peer, b.peer = b, a
         for one in (a, b):
             one.sock.setblocking(False)
@@ -1246,7 +1245,8 @@ def _zygote(argv):
     control = socket.socket(fileno=control_fd)
     control.send(b'{"type": "started"}\n')
     _set_dumpable(0)  # the children (same uid) cannot ptrace us or read our memory through /proc
-    _set_limits(json.loads(argv[3]))
+    options = json.loads(argv[3])
+    _set_limits(options)
     import resource
 
     # POSIX message queues would outlive a run in the environment's IPC namespace, unlisted
@@ -1258,13 +1258,14 @@ def _zygote(argv):
 
     for module in RUN_IMPORTS:
         importlib.import_module(module)
+    # A bare zygote (argv's fifth item) preloads nothing: _preload_for gives nothing for no uses.
     uses = _bundle_mentions(os.getcwd()) if len(argv) < 5 else set()
-    preloaded = _preload(argv, uses) if len(argv) < 5 else False
+    preloaded = _preload(argv, uses)
     # The builtin compile(), which loads each run's handler module from source, makes the
     # interpreter's ~120 AST node types on its first call: about 2 ms of every run's CPU, page
     # faults included, when each forked run did it again. Made once here, from no code at all.
     compile("", "<zygote>", "exec")
-    handler = json.loads(argv[3]).get("handler")
+    handler = options.get("handler")
     precompiled = bool(handler) and _precompile_handler(os.getcwd(), handler)
     import gc
 
@@ -1273,7 +1274,7 @@ def _zygote(argv):
     # Only for bundles that use boto3 (the SDK does): a trivial Function's runs would pay
     # its CPU for nothing.
     prewarm = preloaded and bool(uses and uses & AWS_MARKERS)
-    if prewarm and json.loads(argv[3]).get("idle_warmup"):
+    if prewarm and options.get("idle_warmup"):
         prewarm = "idle"
     control.send(json.dumps({"type": "ready", "preloaded": preloaded, "prewarm": bool(prewarm),
                              "idle_warmup": prewarm == "idle", "precompiled": precompiled}).encode() + b"\n")
