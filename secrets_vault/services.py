@@ -393,26 +393,30 @@ def _decrypt(secret: Secret, ring: Keyring) -> str:
                                     secret_name=secret.name, function_name=secret.function.name) from None
 
 
-def _with_values(function: Function) -> list[Secret]:
-    """The Function's secrets that have a value, by name, holding what decryption reads.
+def _rows(function: Function) -> list[tuple]:
+    """(id, name, ciphertext, key_id, updated_at) of each of the Function's secrets, by name.
 
     A statement written once instead of a query built per call: this runs at every run's
-    claim (secrets_redactor), where Django's compiling of the query cost 2 ms of the worker's
-    CPU, ten times the statement itself. The instances are for decrypting only: their other
-    fields are not read.
+    claim (secrets_redactor) and for the in-run endpoint (secrets_read_for_run), where
+    Django's compiling of the query cost 2 ms of the worker's CPU, ten times the statement.
     """
     table = connection.ops.quote_name(Secret._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, name, ciphertext, key_id FROM {table} "
-                       "WHERE function_id = %s AND ciphertext IS NOT NULL ORDER BY name", [function.pk])
-        rows = cursor.fetchall()
+        cursor.execute(f"SELECT id, name, ciphertext, key_id, updated_at FROM {table} "
+                       "WHERE function_id = %s ORDER BY name", [function.pk])
+        return cursor.fetchall()
+
+
+def _with_values(function: Function, rows: list[tuple]) -> list[Secret]:
+    """The secrets among `rows` (_rows) that have a value, holding what decryption reads: for
+    decrypting only, their other fields are not read."""
     return [Secret(id=id_, function=function, name=name, ciphertext=ciphertext, key_id=key_id)
-            for id_, name, ciphertext, key_id in rows]
+            for id_, name, ciphertext, key_id, _ in rows if ciphertext is not None]
 
 
 def secrets_for_run(*, function: Function) -> dict[str, str]:
     """{name: value} of the secrets that have a value; raises SecretDecryptionError naming a secret that cannot be read."""
-    return _decrypted(_with_values(function))
+    return _decrypted(_with_values(function, _rows(function)))
 
 
 def _decrypted(secrets: list[Secret]) -> dict[str, str]:
@@ -436,11 +440,7 @@ def secrets_read_for_run(*, function: Function) -> RunSecrets:
     """secrets_for_run, secrets_missing_values and the last change together, from one statement
     (they were three queries, two of them built by the ORM: 2.5 ms of the worker's CPU for
     every run that read its secrets). Raises SecretDecryptionError as secrets_for_run does."""
-    table = connection.ops.quote_name(Secret._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, name, ciphertext, key_id, updated_at FROM {table} "
-                       "WHERE function_id = %s ORDER BY name", [function.pk])
-        rows = cursor.fetchall()
+    rows = _rows(function)
     if not rows:
         return RunSecrets(values={}, missing=[], changed=None)
     field = Secret._meta.get_field("updated_at")
@@ -453,8 +453,7 @@ def secrets_read_for_run(*, function: Function) -> RunSecrets:
             at = converter(at, column, connection)
         times.append(at)
     changed = max(times)
-    values = _decrypted([Secret(id=id_, function=function, name=name, ciphertext=ciphertext, key_id=key_id)
-                         for id_, name, ciphertext, key_id, _ in rows if ciphertext is not None])
+    values = _decrypted(_with_values(function, rows))
     return RunSecrets(values=values, missing=[row[1] for row in rows if row[2] is None], changed=changed)
 
 
@@ -473,7 +472,7 @@ def secrets_redactor(*, function: Function) -> Redactor:
     A value the keys cannot read is skipped rather than raised: the run cannot
     obtain it either (its SSM read fails), so there is nothing of it to mask.
     """
-    secrets = _with_values(function)
+    secrets = _with_values(function, _rows(function))
     values = []
     if secrets:
         ring = keyring()
