@@ -1137,60 +1137,130 @@ _PREWARM_SSM = (b'{"Parameter": {"Name": "/warm-up", "Type": "SecureString", "Va
 def _prewarm(handoff):
     """Make and use throw-away STS, SSM and S3 clients, as the SDK's secrets().load() and a storage
     client do, until a run is waiting on ``handoff``. Dummy keys, a session of our own (never
-    boto3's default), no environment read or written, nothing sent (a ``before-send`` handler
-    answers); everything made is dropped before the run starts."""
+    boto3's default), no environment read or written. The two calls go over real HTTP to a
+    responder of the spare's own on 127.0.0.1 (``_CannedResponder``: nothing leaves the process),
+    so the connection and response code a run's first calls take is warm too, not only botocore's
+    own; everything made is dropped, and the responder's thread has ended, before the run starts."""
     import select
 
     def run_waiting():
         return bool(select.select([handoff], [], [], 0)[0])
 
+    responder = None
     try:
         import boto3.session
-        from botocore.awsrequest import AWSResponse
-
-        class _Body:
-            def __init__(self, data):
-                self.data = data
-
-            def stream(self, **_kwargs):
-                return [self.data]
-
-        def answer(body, content_type):
-            def before_send(request, **_kwargs):
-                return AWSResponse(request.url, 200, {"Content-Type": content_type, "x-amzn-RequestId": "warm-up"},
-                                   _Body(body))
-            return before_send
 
         # Step by step, each stopping short once a run is waiting: what a step did is what
         # the run would have done itself, so a run waits at most for the step in progress.
         if run_waiting():
             return
+        responder = _CannedResponder()
         session = boto3.session.Session(aws_access_key_id="warm-up", aws_secret_access_key="warm-up",
                                         region_name="us-east-1")
-        sts = session.client("sts", endpoint_url="http://127.0.0.1:9")
+        sts = session.client("sts", endpoint_url=responder.url)
         if run_waiting():
             return
-        sts.meta.events.register("before-send", answer(_PREWARM_STS, "text/xml"))
         role = sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/warm-up", RoleSessionName="warm-up")
         if run_waiting():
             return
-        ssm = session.client("ssm", endpoint_url="http://127.0.0.1:9",
+        ssm = session.client("ssm", endpoint_url=responder.url,
                              aws_access_key_id=role["Credentials"]["AccessKeyId"],
                              aws_secret_access_key=role["Credentials"]["SecretAccessKey"],
                              aws_session_token=role["Credentials"]["SessionToken"])
         if run_waiting():
             return
-        ssm.meta.events.register("before-send", answer(_PREWARM_SSM, "application/x-amz-json-1.1"))
         ssm.get_parameter(Name="/warm-up", WithDecryption=True)
         if run_waiting():
             return
-        session.client("s3", endpoint_url="http://127.0.0.1:9")
+        session.client("s3", endpoint_url=responder.url)
     except Exception:
         pass  # the run then pays these pages itself, as before
     finally:
+        if responder is not None:
+            responder.close()
         import gc
 
         gc.collect()  # what the warm-up made is gone before the run's code starts
+
+
+class _CannedResponder:
+    """A thread of the spare answering the warm-up's HTTP requests on 127.0.0.1 (the sandbox's own
+    loopback) with canned STS and SSM answers, until ``close()``, which returns once it has ended."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.connections = []
+        self.thread = threading.Thread(target=self._serve, name="warm-up-responder", daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import select
+
+        sockets = [self.listener]
+        while True:
+            try:
+                ready = select.select(sockets, [], [], 5)[0]
+            except (OSError, ValueError):
+                return  # closed
+            if not ready:
+                return
+            for sock in ready:
+                if sock is self.listener:
+                    try:
+                        connection, _ = self.listener.accept()
+                    except OSError:
+                        return
+                    self.connections.append(connection)
+                    sockets.append(connection)
+                elif not self._answer(sock):
+                    sockets.remove(sock)
+
+    @staticmethod
+    def _answer(connection):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        if b"x-amz-target:" in head.lower():
+            answer, content_type = _PREWARM_SSM, b"application/x-amz-json-1.1"
+        else:
+            answer, content_type = _PREWARM_STS, b"text/xml"
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\nx-amzn-RequestId: warm-up\r\n"
+                           b"Content-Length: %d\r\n\r\n" % len(answer) + answer)
+        return True
+
+    def close(self):
+        import socket
+
+        for sock in (self.listener, *self.connections):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.thread.join(5)
+        for sock in (self.listener, *self.connections):
+            sock.close()
+        if self.thread.is_alive():
+            os._exit(1)  # never hand a run a process with a thread of ours: the run goes cold instead
 
 
 AWS_MARKERS = frozenset({b"boto3", b"botocore", b"samsara"})

@@ -272,6 +272,20 @@ class WarmEnvironment:
         return result, launcher.platform_failure
 
 
+def _normal_priority(pid: int) -> None:
+    """Give every thread of process ``pid`` normal priority (SCHED_IDLE is per thread, and the spare's
+    warm-up runs a responder thread its run's first step may wait on: bootstrap._CannedResponder)."""
+    try:
+        threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except (OSError, ValueError):
+        threads = [pid]
+    for tid in threads:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass  # gone; or the main thread, and the zygote then replaces the spare with a fresh fork
+
+
 class WarmLauncher:
     """The sandbox's Launcher for one run in a warm environment: the zygote forks the command.
 
@@ -303,10 +317,7 @@ class WarmLauncher:
             # priority for it before the run is handed over (it warmed up at idle priority).
             spare = first_child_pid(self.env.zygote_host_pid)
             if spare is not None:
-                try:
-                    os.sched_setscheduler(spare, os.SCHED_OTHER, os.sched_param(0))
-                except OSError:
-                    pass  # the zygote then replaces the spare with a fresh fork
+                _normal_priority(spare)
         try:
             socket.send_fds(self.env.control, [b"run"], [pipes.payload_r, pipes.result_w, pipes.out_w, pipes.err_w])
         except OSError as exc:

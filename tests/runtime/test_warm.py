@@ -252,6 +252,37 @@ def test_each_run_gets_a_spare_forked_after_the_previous_run_that_holds_nothing_
         assert "warm-up" not in json.dumps(value["aws_env"])
 
 
+def test_the_warm_ups_http_responder_is_gone_before_the_run_as_in_a_process_started_cold(invoke, bundle, pool,
+                                                                                          tmp_path, runtime_python):
+    # The spare's warm-up makes its two calls over real HTTP to a responder thread of its own
+    # (bootstrap._CannedResponder). The run's process must hold none of it: the same threads,
+    # sockets and open files as a process started on demand, at normal priority.
+    code = bundle("""
+        import os, threading
+        import boto3
+        def kind(fd):
+            try:
+                return os.readlink(f"/proc/self/fd/{fd}").split(":")[0]
+            except OSError:
+                return None  # the listing's own descriptor, closed by now
+        def handler(event, context):
+            fds = sorted(filter(None, map(kind, os.listdir("/proc/self/fd"))))
+            return {"threads": [t.name for t in threading.enumerate()], "tasks": len(os.listdir("/proc/self/task")),
+                    "fds": fds, "idle": os.sched_getscheduler(0) == os.SCHED_IDLE}
+    """)
+    cold = execute(Invocation(code_dir=code, handler="main.handler", event={}, function_name="warm-test",
+                              request_id="r", env=dict(CONTRACT_ENV), temp_dir=tmp_path / "cold"),
+                   Limits(timeout_s=20), lambda batch: None, runtime_python=runtime_python)
+    assert cold.outcome == "succeeded", cold.reason
+    for _ in range(3):
+        time.sleep(0.3)  # time for the spare to finish its warm-up, responder included
+        result, value = invoke(code)
+        assert result.outcome == "succeeded", result.reason
+        assert value == json.loads(cold.return_value)
+    assert result.warm_start and pool.last_environment.prewarm
+    assert value["tasks"] == 1 and value["threads"] == ["MainThread"] and "socket" not in value["fds"]
+
+
 def test_only_bundles_that_use_boto3_warm_their_runs_process_up(invoke, bundle, pool):
     trivial = bundle("""
         def handler(event, context):
