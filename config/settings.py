@@ -196,6 +196,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # runtime.tasks) and checked before reuse: a run used to open one of its own.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's, with a health check that is a poll of the socket rather than a SELECT 1 (config/postgresql/).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
 # The worker's per-run statements (runtime.rows.statement_cursor) are prepared on PostgreSQL:
 # parsed and planned once per connection instead of on every run. Off behind a connection
 # pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
