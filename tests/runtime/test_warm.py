@@ -255,11 +255,15 @@ def test_each_run_gets_a_spare_forked_after_the_previous_run_that_holds_nothing_
 def test_the_warm_ups_http_responder_is_gone_before_the_run_as_in_a_process_started_cold(invoke, bundle, pool,
                                                                                           tmp_path, runtime_python):
     # The spare's warm-up makes its two calls over real HTTP to a responder thread of its own
-    # (bootstrap._CannedResponder). The run's process must hold none of it: the same threads,
-    # sockets and open files as a process started on demand, at normal priority.
+    # (bootstrap._CannedResponder), and takes the steps of importing the SDK's samsara.function
+    # into a module it throws away. The run's process must hold none of it: the same threads,
+    # sockets and open files as a process started on demand, at normal priority, and its own
+    # first import of samsara.function (whose defaults are read from the environment then).
     code = bundle("""
-        import os, threading
+        import os, sys, threading
+        imported_before = sorted(name for name in sys.modules if name.startswith("samsara.function"))
         import boto3
+        from samsara.function import Function
         def kind(fd):
             try:
                 return os.readlink(f"/proc/self/fd/{fd}").split(":")[0]
@@ -268,7 +272,8 @@ def test_the_warm_ups_http_responder_is_gone_before_the_run_as_in_a_process_star
         def handler(event, context):
             fds = sorted(filter(None, map(kind, os.listdir("/proc/self/fd"))))
             return {"threads": [t.name for t in threading.enumerate()], "tasks": len(os.listdir("/proc/self/task")),
-                    "fds": fds, "idle": os.sched_getscheduler(0) == os.SCHED_IDLE}
+                    "fds": fds, "idle": os.sched_getscheduler(0) == os.SCHED_IDLE,
+                    "imported_before": imported_before, "sdk_defaults": Function.__init__.__defaults__}
     """)
     cold = execute(Invocation(code_dir=code, handler="main.handler", event={}, function_name="warm-test",
                               request_id="r", env=dict(CONTRACT_ENV), temp_dir=tmp_path / "cold"),
@@ -281,6 +286,7 @@ def test_the_warm_ups_http_responder_is_gone_before_the_run_as_in_a_process_star
         assert value == json.loads(cold.return_value)
     assert result.warm_start and pool.last_environment.prewarm
     assert value["tasks"] == 1 and value["threads"] == ["MainThread"] and "socket" not in value["fds"]
+    assert value["imported_before"] == [] and value["sdk_defaults"] == [False]
 
 
 def test_only_bundles_that_use_boto3_warm_their_runs_process_up(invoke, bundle, pool):
