@@ -199,7 +199,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's, with a health check that is a poll of the socket rather than a SELECT 1 (config/postgresql/).
     DATABASES["default"]["ENGINE"] = "config.postgresql"
-# The worker's per-run statements (runtime.rows.statement_cursor) are prepared on PostgreSQL:
+# The worker's per-run statements (config.rows.statement_cursor) are prepared on PostgreSQL:
 # parsed and planned once per connection instead of on every run. Off behind a connection
 # pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)

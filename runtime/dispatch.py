@@ -33,7 +33,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from functions.models import Attempt, CodeVersion, Function, Run, RunStatus, RunTurn
 
-from .rows import RowReader, quoted_columns, statement_cursor
+from config.rows import RowReader, quoted_columns, statement_cursor
 
 
 # The two rules every choice below shares, each written once, in SQL: an organization's oldest
@@ -167,7 +167,7 @@ def run_claim(*, run_id: int, worker: str, isolation: str) -> tuple[Run, Attempt
 #      and its organization under the limit, is marked running by a conditional UPDATE (a run
 #      dropped meanwhile, by retention or a deleted Function, is not taken), and its attempt opened.
 #
-# The statements are written by hand (runtime.rows says why): on PostgreSQL step 2 is one
+# The statements are written by hand (config.rows says why): on PostgreSQL step 2 is one
 # statement that also reads back the run with its Function, organization and code version.
 
 

@@ -38,7 +38,7 @@ from secrets_vault.redaction import Redactor
 from secrets_vault.services import secrets_redactor
 
 from . import dispatch, sandbox, warm
-from .rows import rows_update
+from config.rows import rows_update
 from .capacity import disk_shortage
 from .netblock import networks_to_block
 from .aws.endpoint import attempt_endpoint
@@ -735,7 +735,7 @@ def run_record_attempt(
         log_rows = last_batch() if last_batch is not None else []
         if log_rows:
             log_entries_write(run=run, attempt=attempt.number, rows=log_rows, joined=True)
-        # Both statements written once, not compiled per run (runtime.rows says why).
+        # Both statements written once, not compiled per run (config.rows says why).
         closed = rows_update(Attempt, where={"id": attempt.pk, "outcome": AttemptOutcome.RUNNING}, changes=dict(
             outcome=outcome, reason=reason, exit_code=result.exit_code, peak_memory_mb=result.peak_memory_mb,
             finished_at=now, duration_ms=result.duration_ms,

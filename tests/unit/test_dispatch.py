@@ -140,7 +140,7 @@ def test_the_reaper_leaves_runs_waiting_behind_a_limit_to_their_wake_up(busy, qu
 
 
 def test_a_claim_hands_back_the_run_and_attempt_as_the_database_now_holds_them(busy, django_assert_num_queries):
-    # The claim writes its statements by hand (runtime.rows): what it hands the run engine must equal
+    # The claim writes its statements by hand (config.rows): what it hands the run engine must equal
     # what the ORM reads back, JSON, UUID and times included, with the run's relations already loaded.
     earlier = timezone.now() - timedelta(minutes=1)
     retry = queued(busy, event={"k": "v", "n": "1"}, overrides={"o": "x"}, attempts=1, started_at=earlier,

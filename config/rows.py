@@ -6,7 +6,9 @@ sent (a SELECT with select_related: 2.3 ms to compile, 0.45 ms to send and read)
 several times the statement's own cost, and the worker's process is what limits how
 many trivial runs a 2-core machine takes a second (issue 17). The statements that
 run once per run therefore write their SQL by hand (runtime.dispatch, the recording
-in runtime.services); these helpers give them the ORM's exact handling of values:
+in runtime.services, the run's read of its secrets in secrets_vault.services); these
+helpers give them the ORM's exact handling of values. They live here, below every app,
+so that any app's hot path can use them:
 
 * ``RowReader`` turns part of a result row into a model instance through the fields'
   own converters (the ones the ORM applies: SQLite's datetimes and UUIDs, JSON), so
