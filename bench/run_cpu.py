@@ -39,7 +39,9 @@ def _stat(pid):
         text = handle.read()
     comm = text[text.index("(") + 1 : text.rindex(")")]
     rest = text[text.rindex(")") + 2 :].split()
-    return comm, int(rest[1]), sum(int(x) for x in rest[11:15])  # utime stime cutime cstime
+    # utime stime cutime cstime; and the start time, which tells a process from a later one with its pid
+    # (a name does not: a kernel worker's changes with the work it does).
+    return comm, int(rest[1]), sum(int(x) for x in rest[11:15]), int(rest[19])
 
 
 def _processes():
@@ -106,9 +108,9 @@ def child(mode, burst, label):
         after, busy_after = _processes(), _machine_busy_ticks()
         assert Run.objects.filter(pk__in=ids, status="succeeded").count() == burst
         families = {}
-        for pid, (comm, _ppid, ticks) in after.items():
+        for pid, (comm, _ppid, ticks, start) in after.items():
             old = before.get(pid)
-            spent = ticks - (old[2] if old and old[0] == comm else 0)
+            spent = ticks - (old[2] if old and old[3] == start else 0)
             if spent > 0:
                 name = _family(pid, comm, after, worker.pid, os.getpid())
                 families[name] = families.get(name, 0) + spent
