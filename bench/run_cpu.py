@@ -1,6 +1,6 @@
 """CPU per run, by process family, during a burst of runs through a real worker.
 
-    .venv/bin/python bench/run_cpu.py [--modes distributed,embedded] [--burst 400] [--handler trivial]
+    .venv/bin/python bench/run_cpu.py [--modes distributed,embedded] [--burst 400] [--handler trivial] [--concurrency 2]
 
 Throughput on a 2-core machine is bounded by the CPU a run costs across every
 process it touches. For each mode (distributed: PostgreSQL + Redis at
@@ -82,7 +82,7 @@ def _family(pid, comm, processes, worker_pid, me):
     return "other"
 
 
-def child(mode, burst, label):
+def child(mode, burst, label, concurrency):
     env, data_dir = child_setup(mode, "cpu")
     from accounts.services import organization_create
     from functions.models import Run
@@ -93,12 +93,12 @@ def child(mode, burst, label):
     function = make_function(organization_create(name=f"CPU {mode}"), "cpu-bench", files={"main.py": HANDLERS[label]})
     secrets_replace(function=function, secrets={"API_TOKEN": "bench-secret-value"}, actor=None, actor_label="bench")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "--loglevel", "WARNING"],
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency), "--loglevel", "WARNING"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
-        for _ in range(6):  # both pool processes' environments started
-            _wait_all([run_trigger(function=function, trigger="api").pk], Run)
+        for _ in range(3):  # every pool process's environment started: bursts that keep them all busy
+            _wait_all([run_trigger(function=function, trigger="api").pk for _ in range(2 * concurrency)], Run)
         time.sleep(1)
         before, busy_before = _processes(), _machine_busy_ticks()
         started = time.perf_counter()
@@ -138,15 +138,17 @@ def main():
     parser.add_argument("--modes", default="distributed,embedded")
     parser.add_argument("--burst", type=int, default=400)
     parser.add_argument("--handler", default="trivial", choices=[h for h in HANDLERS if h != "secrets + S3"])
+    parser.add_argument("--concurrency", type=int, default=2, help="the worker's processes (the default set-up's: 2)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.burst, args.handler)
+        return child(args.child, args.burst, args.handler, args.concurrency)
     bare = baseline(args.handler)
     print(f"CPU per {args.handler} run in a burst of {args.burst} (baseline: the handler in a bare "
           f"python3.12 -c, {bare:.1f} ms of CPU)\n")
     for mode in args.modes.split(","):
-        out = subprocess.run([sys.executable, __file__, "--child", mode, "--burst", str(args.burst), "--handler", args.handler],
+        out = subprocess.run([sys.executable, __file__, "--child", mode, "--burst", str(args.burst), "--handler", args.handler,
+                              "--concurrency", str(args.concurrency)],
                              cwd=ROOT, capture_output=True, text=True)
         if out.returncode != 0:
             print(f"{mode}: failed\n{out.stderr[-3000:]}")
