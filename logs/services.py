@@ -1,7 +1,10 @@
 """Capture and retention of log entries.
 
 Capture: log_entries_write stores a batch of a run's output lines as fast as
-the database takes them (the worker's AttemptChannel calls it).
+the database takes them (the worker's AttemptChannel calls it through
+AttemptLog). A flood's lines past an attempt's first LOG_STAGING_THRESHOLD are
+staged in blocks instead (log_block_stage) and become entries seconds later
+(log_blocks_index, from logs.tasks).
 
 Retention: log entries older than LOGS_RETENTION_DAYS are deleted; their runs stay, marked "logs expired".
 
@@ -12,10 +15,12 @@ interrupted prune simply continues at the next one.
 """
 
 import contextlib
+import json
 import logging
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, groupby
@@ -29,7 +34,7 @@ from django.utils import timezone
 from config.housekeeping import delete_in_batches
 from functions.models import Run
 
-from .models import LogEntry, LogVolume, Stream
+from .models import LogBlock, LogEntry, LogVolume, Stream
 from .queries import retention_cutoff
 
 logger = logging.getLogger(__name__)
@@ -129,11 +134,7 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write(data)
         return len(rows)
-    if "\x00" in "".join(messages):  # as on PostgreSQL, which cannot store it
-        messages = [message.replace("\x00", "\ufffd") for message in messages]
-    adapt = connection.ops.adapt_datetimefield_value
-    texts = {timestamp: adapt(timestamp) for timestamp in set(map(_TIMESTAMP, rows))}
-    params = list(chain.from_iterable(zip(map(texts.__getitem__, map(_TIMESTAMP, rows)), map(_STREAM, rows), messages)))
+    params = list(chain.from_iterable(_sqlite_columns(rows, messages)))
     values = "({}, {}, {}, {}, ?, ?, ?)".format(*fixed)
     # Multi-row INSERTs, as many rows a statement as SQLite takes parameters: measured twice as
     # fast as executemany, which pays a reset, a bind and a step per row from Python's side.
@@ -148,6 +149,16 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
                 params[start * 3 : (start + count) * 3],
             )
     return len(rows)
+
+
+def _sqlite_columns(rows: list, messages: list[str]) -> Iterator[tuple[str, str, str]]:
+    """(timestamp, stream, message) as SQLite stores them: each distinct timestamp adapted once, NUL
+    replaced as on PostgreSQL (which cannot store it)."""
+    if "\x00" in "".join(messages):
+        messages = [message.replace("\x00", "\ufffd") for message in messages]
+    adapt = connection.ops.adapt_datetimefield_value
+    texts = {timestamp: adapt(timestamp) for timestamp in set(map(_TIMESTAMP, rows))}
+    return zip(map(texts.__getitem__, map(_TIMESTAMP, rows)), map(_STREAM, rows), messages)
 
 
 def _copy_text(fixed: tuple[int, ...], rows: list, messages: list[str]) -> str:
@@ -172,6 +183,153 @@ def _copy_text(fixed: tuple[int, ...], rows: list, messages: list[str]) -> str:
     return "\n".join(parts)
 
 
+# --- floods: staged in blocks, indexed seconds later -------------------------------------------------
+
+# An attempt's first this-many lines are stored as entries at once (searchable as they come, and the
+# run page's live tail shows them); every later batch of it is staged as one LogBlock. Per line,
+# PostgreSQL's indexes of an entry cost several times what the Function took to print it (the trigram
+# index alone 5.2 s a million), so a flood written as entries cannot be recorded as finished within
+# 2x of the Function's own time; staged, it can, and the lines become searchable seconds later.
+# Lines below the threshold still pay the full cost inline: 20,000 of them take about 0.25 s on
+# PostgreSQL (0.06 s on SQLite), a tenth of the 2x budget of a million-line flood, while every run
+# printing less than that (nearly all of them) never meets a block at all (bench/ingest.py).
+LOG_STAGING_THRESHOLD = 20_000
+# Old blocks (an indexer never reached them) deleted per transaction: each holds up to a batch of lines.
+PRUNE_BLOCKS_BATCH = 20
+
+
+class AttemptLog:
+    """Where one attempt's output lines go: entries until the attempt has written LOG_STAGING_THRESHOLD
+    lines, blocks after that. The one home of that rule: the worker's AttemptChannel writes through it."""
+
+    def __init__(self, *, run: Run, attempt: int):
+        self.run, self.attempt = run, attempt
+        self.written = 0
+        self.staged = 0  # blocks this attempt has staged
+        # A retry asks the database once, at its first write (see write); a first attempt never does.
+        self._stage_from: int | None = LOG_STAGING_THRESHOLD if attempt == 1 else None
+
+    def write(self, rows: list, *, joined: bool = False) -> bool:
+        """Store `rows` as log_entries_write does (``joined`` likewise); True when they were the attempt's first block."""
+        if not rows:
+            return False
+        if self._stage_from is None:
+            # A run's lines are read in id order: an earlier attempt's blocks not yet indexed would get
+            # ids after this attempt's entries. Then all of this attempt is staged, behind them.
+            self._stage_from = 0 if LogBlock.objects.filter(run_id=self.run.id).exists() else LOG_STAGING_THRESHOLD
+        first = False
+        if self.written < self._stage_from:
+            log_entries_write(run=self.run, attempt=self.attempt, rows=rows, joined=joined)
+        else:
+            log_block_stage(run=self.run, attempt=self.attempt, rows=rows, joined=joined)
+            first = not self.staged
+            self.staged += 1
+        self.written += len(rows)
+        return first
+
+
+def log_block_stage(*, run: Run, attempt: int, rows: list[tuple[datetime, str, str]], joined: bool = False) -> int:
+    """Stage `rows` of one attempt of `run` as one LogBlock, for log_blocks_index to expand into entries.
+
+    The same rows as log_entries_write takes, stored exactly as it would store them (NUL included),
+    in the payload the expansion needs without a Python step per line: the COPY text of
+    log_entries_write on PostgreSQL, a JSON array of its (timestamp, stream, message) columns on SQLite.
+    """
+    if not rows:
+        return 0
+    fixed = (int(run.organization_id), int(run.function_id), int(run.id), int(attempt))
+    messages = list(map(_MESSAGE, rows))
+    if connection.vendor == "postgresql":
+        payload = _copy_text(fixed, rows, messages)
+    else:
+        payload = json.dumps(list(_sqlite_columns(rows, messages)), ensure_ascii=False, separators=(",", ":"))
+    assert not joined or connection.in_atomic_block, "joined: the caller's transaction must be open"
+    with contextlib.nullcontext() if joined else transaction.atomic():
+        if not joined and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # as log_entries_write: output is not worth a disk flush
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        LogBlock.objects.create(
+            organization_id=fixed[0], function_id=fixed[1], run_id=fixed[2], attempt=fixed[3],
+            created_at=timezone.now(), lines=len(rows), payload=payload,
+        )
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    blocks: int
+    lines: int
+    finished: bool  # False when max_seconds stopped it with blocks left
+
+
+def log_blocks_index(*, max_seconds: float | None = None) -> IndexResult:
+    """Expand staged blocks into log entries, oldest first, until none is left to take.
+
+    One block per transaction, deleted in the transaction that inserts its lines: a crash
+    loses and duplicates nothing, and the next call continues. Short transactions (a block
+    is at most one of the worker's batches): SQLite has one writer, and the worker staging
+    a flood must not wait long behind this. Any number may run at once (the task sent when
+    an attempt stages its first block, the one sent when the run is recorded, beat's sweep):
+    a block is taken under a lock (FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's write
+    lock), and a run's blocks one after the other, so its lines get ids in line order.
+    """
+    started = time.monotonic()
+    blocks = lines = 0
+    while True:
+        with transaction.atomic():
+            expanded = _block_expand_next()
+        if expanded is None:
+            return IndexResult(blocks=blocks, lines=lines, finished=True)
+        blocks += 1
+        lines += expanded
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            return IndexResult(blocks=blocks, lines=lines, finished=False)
+
+
+def _block_expand_next() -> int | None:
+    """In the caller's transaction: take the oldest block no other indexer holds whose run has no
+    earlier block, insert its lines as entries and delete it. Its line count; None when there is none."""
+    table = connection.ops.quote_name(LogBlock._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # An earlier block of the same run still there (held by another indexer, not yet committed)
+            # makes this one wait for the next call: a run's lines are inserted in order.
+            cursor.execute(
+                f"SELECT block.id, block.lines, block.payload FROM {table} block WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {table} earlier WHERE earlier.run_id = block.run_id AND earlier.id < block.id) "
+                "ORDER BY block.id LIMIT 1 FOR UPDATE OF block SKIP LOCKED"
+            )
+        else:
+            # BEGIN IMMEDIATE (settings) took the one write lock: the oldest block is no one else's.
+            cursor.execute(f"SELECT id, lines, NULL FROM {table} ORDER BY id LIMIT 1")  # json_each reads the payload
+        taken = cursor.fetchone()
+        if taken is None:
+            return None
+        block_id, lines, payload = taken
+        _block_expand(cursor, block_id, payload)
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [block_id])
+    return lines
+
+
+def _block_expand(cursor, block_id: int, payload: str) -> None:
+    """Insert the lines of the block as entries, in their order: a server-side COPY of the payload on
+    PostgreSQL, an INSERT ... SELECT over json_each on SQLite; no Python step per line on either."""
+    table, quote = connection.ops.quote_name(LogEntry._meta.db_table), connection.ops.quote_name
+    columns = ", ".join(quote(column) for column in _COLUMNS)
+    if connection.vendor == "postgresql":
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            copy.write(payload)
+        return
+    blocks = connection.ops.quote_name(LogBlock._meta.db_table)
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) SELECT block.organization_id, block.function_id, block.run_id, "
+        f"block.attempt, line.value ->> 0, line.value ->> 1, line.value ->> 2 "
+        f"FROM {blocks} block, json_each(block.payload) line WHERE block.id = %s ORDER BY line.key",
+        [block_id],
+    )
+
+
 @dataclass(frozen=True)
 class PruneResult:
     cutoff: datetime
@@ -179,6 +337,7 @@ class PruneResult:
     runs_marked: int
     batches: int
     finished: bool  # False when max_seconds stopped it; the next run continues
+    blocks_deleted: int = 0
 
 
 def logs_prune(
@@ -192,6 +351,13 @@ def logs_prune(
     now = now or datetime.now(UTC)
     cutoff = retention_cutoff(now)
 
+    # Blocks first: normally expanded seconds after they were staged, one this old was never reached.
+    blocks = delete_in_batches(
+        next_ids=lambda size: LogBlock.objects.filter(created_at__lt=cutoff).order_by("created_at").values_list("id", flat=True)[:size],
+        delete=lambda ids: LogBlock.objects.filter(id__in=ids).delete()[0],
+        batch_size=PRUNE_BLOCKS_BATCH, pause=pause,
+    )
+
     def next_ids(size):
         # The timestamp index, oldest first: bounded work on both databases, whatever the table size.
         return LogEntry.objects.filter(timestamp__lt=cutoff).order_by("timestamp").values_list("id", flat=True)[:size]
@@ -203,10 +369,11 @@ def logs_prune(
     done = delete_in_batches(next_ids=next_ids, delete=delete, batch_size=batch_size, pause=pause, max_seconds=max_seconds)
     deleted, batches, finished = done.deleted, done.batches, done.finished
     runs_marked = runs_mark_logs_expired(cutoff=cutoff, batch_size=batch_size, pause=pause) if finished else 0
-    if deleted or runs_marked:
-        logger.info("logs: deleted %s entries older than %s in %s batches; %s runs marked logs expired",
-                    deleted, cutoff.isoformat(), batches, runs_marked)
-    return PruneResult(cutoff=cutoff, deleted=deleted, runs_marked=runs_marked, batches=batches, finished=finished)
+    if deleted or runs_marked or blocks.deleted:
+        logger.info("logs: deleted %s entries and %s unindexed blocks older than %s in %s batches; %s runs marked "
+                    "logs expired", deleted, blocks.deleted, cutoff.isoformat(), batches, runs_marked)
+    return PruneResult(cutoff=cutoff, deleted=deleted, runs_marked=runs_marked, batches=batches, finished=finished,
+                       blocks_deleted=blocks.deleted)
 
 
 def runs_mark_logs_expired(
