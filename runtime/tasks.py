@@ -49,6 +49,17 @@ def schedules_tick_at(*, due: datetime, count: int = 1) -> None:
         )
 
 
+def log_indexer_send() -> None:
+    """Start the log indexer on the blocks a flood's attempt stages (logs.tasks.index_log_blocks).
+
+    Sent by name: the task lives with the logs, whose services the worker's services import.
+    Sent when an attempt stages its first block, so lines become searchable while it still
+    prints, and again once its run is recorded, for the blocks the first one had not seen when
+    it found none left; a duplicate is harmless (the indexer takes each block under a lock).
+    """
+    current_app.send_task("logs.tasks.index_log_blocks")
+
+
 def _send_again(resends: Iterable) -> None:
     for resend in resends:
         run_enqueue_on_commit(run_id=resend.run_id, countdown=resend.countdown)
@@ -59,9 +70,11 @@ def execute_run(run_id: int) -> None:
     from functions.models import RunStatus
     from runtime.services import run_execute
 
-    recorded = run_execute(run_id=run_id)
+    recorded = run_execute(run_id=run_id, on_blocks_staged=log_indexer_send)
     if recorded is not None:
         _send_again(recorded.resend)
+        if recorded.logs_staged:
+            log_indexer_send()
         if recorded.run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             # Only a failure opens or joins a notice (monitor.services.failure_notice_note).
             _send_due_failure_notices(function_id=recorded.run.function_id)
