@@ -194,6 +194,14 @@ def _copy_text(fixed: tuple[int, ...], rows: list, messages: list[str]) -> str:
 # PostgreSQL (0.06 s on SQLite), a tenth of the 2x budget of a million-line flood, while every run
 # printing less than that (nearly all of them) never meets a block at all (bench/ingest.py).
 LOG_STAGING_THRESHOLD = 20_000
+# The indexer starts this long after an attempt stages its first block (and is sent again each time the
+# attempt stages a block this long after the last send; the run's recording sends one at once). Measured
+# on 2 cores (bench/ingest.py --no-index-during): an indexer expanding blocks while the flood still ran
+# took its CPU from the Function (PostgreSQL's index work is several times the Function's own), and a
+# million lines were recorded as finished in 3.2x the baseline instead of 1.95x, every line searchable
+# no sooner (18.2 s against 18.5). A million lines take about 3 s to print: over before this delay,
+# while a Function printing past the threshold for minutes still has its lines indexed as it goes.
+LOG_INDEX_DELAY_SECONDS = 5.0
 # Old blocks (an indexer never reached them) deleted per transaction: each holds up to a batch of lines.
 PRUNE_BLOCKS_BATCH = 20
 
@@ -208,24 +216,32 @@ class AttemptLog:
         self.staged = 0  # blocks this attempt has staged
         # A retry asks the database once, at its first write (see write); a first attempt never does.
         self._stage_from: int | None = LOG_STAGING_THRESHOLD if attempt == 1 else None
+        self._indexer_due_at: float | None = None  # time.monotonic() from which the next block asks for an indexer
 
     def write(self, rows: list, *, joined: bool = False) -> bool:
-        """Store `rows` as log_entries_write does (``joined`` likewise); True when they were the attempt's first block."""
+        """Store `rows` as log_entries_write does (``joined`` likewise).
+
+        True when they were staged and an indexer should be sent, to start LOG_INDEX_DELAY_SECONDS
+        from now: at the attempt's first block, and at the first one each LOG_INDEX_DELAY_SECONDS after.
+        """
         if not rows:
             return False
         if self._stage_from is None:
             # A run's lines are read in id order: an earlier attempt's blocks not yet indexed would get
             # ids after this attempt's entries. Then all of this attempt is staged, behind them.
             self._stage_from = 0 if LogBlock.objects.filter(run_id=self.run.id).exists() else LOG_STAGING_THRESHOLD
-        first = False
         if self.written < self._stage_from:
             log_entries_write(run=self.run, attempt=self.attempt, rows=rows, joined=joined)
-        else:
-            log_block_stage(run=self.run, attempt=self.attempt, rows=rows, joined=joined)
-            first = not self.staged
-            self.staged += 1
+            self.written += len(rows)
+            return False
+        log_block_stage(run=self.run, attempt=self.attempt, rows=rows, joined=joined)
         self.written += len(rows)
-        return first
+        self.staged += 1
+        now = time.monotonic()
+        if self._indexer_due_at is not None and now < self._indexer_due_at:
+            return False
+        self._indexer_due_at = now + LOG_INDEX_DELAY_SECONDS
+        return True
 
 
 def log_block_stage(*, run: Run, attempt: int, rows: list[tuple[datetime, str, str]], joined: bool = False) -> int:

@@ -263,8 +263,9 @@ class AttemptChannel:
         self.keep_last_batch = keep_last_batch
         # Entries, or past a flood's first lines, blocks for the log indexer (logs.services.AttemptLog).
         self.log = AttemptLog(run=run, attempt=attempt.number)
-        # Called once the attempt's first block is committed, so an indexer starts on it while the
-        # Function still prints (runtime.tasks sends it: this module never talks to the broker).
+        # Called when a block is committed and the log indexer is due (AttemptLog.write says when), so a
+        # Function printing for long has its lines indexed as it goes (runtime.tasks sends it: this
+        # module never talks to the broker).
         self.on_blocks_staged = on_blocks_staged
         self._last_pending: list = []
         # The Redactor behind `redact` (redactor_for hands its bound method), which can clear
@@ -603,8 +604,9 @@ def run_execute(*, run_id: int, on_blocks_staged: Callable[[], None] | None = No
 
     The sandbox runs in a helper thread while this thread writes the output
     and heartbeats: all database work stays on the caller's connection.
-    ``on_blocks_staged``: called (on this thread) once the attempt has staged its first block of a
-    flood's output, for the caller to start the log indexer; the result's logs_staged says so again.
+    ``on_blocks_staged``: called (on this thread) when the attempt has staged a block of a flood's
+    output and the log indexer is due (logs.services.AttemptLog), for the caller to send it; the
+    result's logs_staged says whether any block was staged.
     """
     shortage = disk_shortage_recent()
     if shortage:
