@@ -10,6 +10,11 @@ class Stream(models.TextChoices):
     PLATFORM = "platform", "platform"
 
 
+def _unchecked_key(to: str | type[models.Model], related_name: str) -> models.ForeignKey:
+    """A key to the run's rows that the database neither checks nor indexes (LogEntry says why)."""
+    return models.ForeignKey(to, on_delete=models.CASCADE, related_name=related_name, db_index=False, db_constraint=False)
+
+
 class LogEntry(models.Model):
     """One line a run wrote, with the time it was read."""
 
@@ -20,15 +25,9 @@ class LogEntry(models.Model):
     # written by logs.services.log_entries_write with the ids of the run they
     # belong to; deleting a Function or run still deletes its entries
     # (Django's cascade), and retention removes any written after that.
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
-    function = models.ForeignKey(
-        "functions.Function", on_delete=models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
-    )
-    run = models.ForeignKey(
-        "functions.Run", on_delete=models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
-    )
+    organization = _unchecked_key(Organization, "+")
+    function = _unchecked_key("functions.Function", "log_entries")
+    run = _unchecked_key("functions.Run", "log_entries")
     attempt = models.PositiveSmallIntegerField()
     timestamp = models.DateTimeField()
     stream = models.CharField(max_length=8, choices=Stream.choices)
@@ -83,15 +82,9 @@ class LogBlock(models.Model):
     Function deletes its blocks through Django's cascade.
     """
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
-    function = models.ForeignKey(
-        "functions.Function", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
-    run = models.ForeignKey(
-        "functions.Run", on_delete=models.CASCADE, related_name="log_blocks", db_index=False, db_constraint=False
-    )
+    organization = _unchecked_key(Organization, "+")
+    function = _unchecked_key("functions.Function", "+")
+    run = _unchecked_key("functions.Run", "log_blocks")
     attempt = models.PositiveSmallIntegerField()
     created_at = models.DateTimeField()
     lines = models.PositiveIntegerField()
