@@ -6,9 +6,13 @@ import threading
 import pytest
 from django.db import connection
 
+from functions.models import Run, RunStatus
+from functions.run_services import run_trigger
 from logs.models import LogBlock, LogEntry
 from logs.services import log_block_stage, log_blocks_index
-from tests.factories import make_run
+from tests.factories import make_function, make_run
+from tests.integration.processes import wait_for
+from tests.integration.test_worker import queue, start_worker  # noqa: F401  (fixtures: a real Celery worker)
 from tests.unit.test_logs_blocks import (  # noqa: F401  the same tests, run here on PostgreSQL
     _rows,
     small_floods,
@@ -50,3 +54,21 @@ def test_two_indexers_at_once_insert_each_line_once_and_each_run_in_order(functi
     for run in runs:
         rows = list(LogEntry.objects.filter(run=run).order_by("id").values_list("message", flat=True))
         assert rows == [f"line {i}" for i in range(10_000)]
+
+
+@pytest.mark.sandbox
+@pytest.mark.usefixtures("runtime_env")
+@pytest.mark.django_db(transaction=True)
+def test_a_flood_through_a_real_worker_is_recorded_then_indexed_by_the_task_it_sends(org, start_worker):
+    """50,000 lines, past the real threshold (20,000): the worker stages the rest, sends the indexer through
+    Redis (runtime.tasks), and the indexer task on the same worker turns every block into entries."""
+    function = make_function(org, "flooder", files={"main.py": (
+        "def handler(event, context):\n    for i in range(50000):\n        print(f'line {i}')\n"
+    )})
+    start_worker(concurrency=2)
+    run = run_trigger(function=function, trigger="manual")
+    wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, what="the run to finish")
+    assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+    wait_for(lambda: not LogBlock.objects.filter(run=run).exists(), timeout=60, what="the indexer to expand every block")
+    messages = list(LogEntry.objects.filter(run=run).order_by("id").values_list("message", flat=True))
+    assert messages[:-1] == [f"line {i}" for i in range(50000)] and messages[-1].startswith("REPORT RequestId:")
