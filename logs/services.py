@@ -256,8 +256,7 @@ def log_block_stage(*, run: Run, attempt: int, rows: list[tuple[datetime, str, s
     """Stage `rows` of one attempt of `run` as one LogBlock, for log_blocks_index to expand into entries.
 
     The same rows as log_entries_write takes, stored exactly as it would store them (NUL included),
-    in the payload the expansion needs without a Python step per line: the COPY text of
-    log_entries_write on PostgreSQL, a JSON array of its (timestamp, stream, message) columns on SQLite.
+    in the payload the expansion reads without a Python step per line (_block_payload).
     """
     if not rows:
         return 0
@@ -314,8 +313,8 @@ def _block_payload(fixed: tuple[int, ...], rows: list) -> str:
     if connection.vendor == "postgresql":
         return _copy_text(fixed, rows, messages)
     adapt = connection.ops.adapt_datetimefield_value
-    return json.dumps([(adapt(timestamp), stream, group) for timestamp, stream, group in _runs(rows, _nul_replaced(messages))],
-                      ensure_ascii=False, separators=(",", ":"))
+    runs = [(adapt(timestamp), stream, group) for timestamp, stream, group in _runs(rows, _nul_replaced(messages))]
+    return json.dumps(runs, ensure_ascii=False, separators=(",", ":"))
 
 
 def _block_expand_next() -> int | None:
@@ -388,8 +387,9 @@ def logs_prune(
     cutoff = retention_cutoff(now)
 
     # Blocks first: normally expanded seconds after they were staged, one this old was never reached.
+    old_blocks = LogBlock.objects.filter(created_at__lt=cutoff).order_by("created_at").values_list("id", flat=True)
     blocks = delete_in_batches(
-        next_ids=lambda size: LogBlock.objects.filter(created_at__lt=cutoff).order_by("created_at").values_list("id", flat=True)[:size],
+        next_ids=lambda size: old_blocks[:size],
         delete=lambda ids: LogBlock.objects.filter(id__in=ids).delete()[0],
         batch_size=PRUNE_BLOCKS_BATCH, pause=pause,
     )
