@@ -480,6 +480,11 @@ LOGS_RETENTION_DAYS = env_int("LOGS_RETENTION_DAYS", 7, minimum=1)
 LOGS_DAILY_VOLUME_MB = env_int("LOGS_DAILY_VOLUME_MB", 1024, minimum=1)
 # Hourly, in small batches (logs.services.logs_prune), so it never holds the table for long.
 CELERY_BEAT_SCHEDULE["prune-expired-logs"] = {"task": "logs.tasks.prune_logs", "schedule": 3600.0}
+# A flood's staged blocks are indexed by a task sent as the run writes them; this sweep takes any
+# a worker that died left behind (logs.services.log_blocks_index). Expires: one waiting is enough.
+CELERY_BEAT_SCHEDULE["index-log-blocks"] = {
+    "task": "logs.tasks.index_log_blocks", "schedule": 60.0, "options": {"expires": 55.0},
+}
 
 # --- Run health (see monitor/) ---
 # Run rows (with their attempts) older than this many days are deleted by

@@ -18,7 +18,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from accounts.access import Area, function_for, require, run_for
-from logs.queries import run_log_entries
+from logs.display import pending_text
+from logs.queries import lines_pending, run_log_entries
 from monitor.services import run_notice_summary
 from runtime.dispatch import organization_at_limit
 from secrets_vault.services import secrets_missing_values
@@ -165,6 +166,7 @@ def _logs_url(run: Run) -> str:
 def run_detail(request: HttpRequest, org_id: int, name: str, correlation_id: uuid.UUID) -> HttpResponse:
     run, can_write = run_for(request.user, org_id, name, correlation_id)
     entries = list(run_log_entries(run)[:RUN_PAGE_LINES])
+    pending = lines_pending(run=run)
     return_value = None
     if run.return_value is not None:
         try:
@@ -178,6 +180,10 @@ def run_detail(request: HttpRequest, org_id: int, name: str, correlation_id: uui
             **_status_context(run),
             "function": run.function, "can_write": can_write, "tab": "runs",
             "entries": entries, "truncated": len(entries) == RUN_PAGE_LINES,
+            # A flood's last lines are indexed seconds after the run finished: the page says so, and
+            # keeps following the output (runs.js) until they are in, unless it shows only its first lines.
+            "pending_text": pending_text(pending, of_run=True),
+            "live": not run.is_finished or (bool(pending) and len(entries) < RUN_PAGE_LINES),
             "last_id": entries[-1].id if entries else 0,
             "event_json": json.dumps(run.event, indent=2),
             "return_value": return_value,
@@ -198,9 +204,11 @@ def run_live(request: HttpRequest, org_id: int, name: str, correlation_id: uuid.
         return JsonResponse({"error": "after must be a log entry id (a whole number)."}, status=400)
     entries = list(run_log_entries(run, after_id=after)[:LIVE_BATCH_LINES])
     more = len(entries) == LIVE_BATCH_LINES
+    pending = lines_pending(run=run)
     return JsonResponse(
         {
-            "finished": run.is_finished and not more,
+            "finished": run.is_finished and not more and not pending,
+            "pending_text": pending_text(pending, of_run=True),
             "status_html": render_to_string("functions/_run_status.html", _status_context(run), request=request),
             "lines_html": render_to_string("functions/_log_lines.html", {"entries": entries}, request=request),
             "last_id": entries[-1].id if entries else after,

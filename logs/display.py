@@ -134,3 +134,16 @@ def download_name(label, query):
 
     safe = re.sub(r"[^A-Za-z0-9_-]", "-", label)[:60]
     return f"{safe}-logs-{stamp(query.start)}-{stamp(query.end)}.json"
+
+
+def pending_text(lines, *, of_run):
+    """What a page says while `lines` of its output are staged and not yet searchable (logs/services.py)."""
+    if not lines:
+        return ""
+    if of_run:
+        what = "The last line of this run's output is" if lines == 1 else f"The last {lines:,} lines of this run's output are"
+        return f"{what} still being indexed and will appear within a few seconds."
+    what = "1 line" if lines == 1 else f"{lines:,} lines"
+    verb = "is" if lines == 1 else "are"
+    return (f"{what} printed in the last few seconds {verb} still being indexed and will appear in these results "
+            "within a few seconds.")

@@ -10,6 +10,11 @@ class Stream(models.TextChoices):
     PLATFORM = "platform", "platform"
 
 
+def _unchecked_key(to: str | type[models.Model], related_name: str) -> models.ForeignKey:
+    """A key to the run's rows that the database neither checks nor indexes (LogEntry says why)."""
+    return models.ForeignKey(to, on_delete=models.CASCADE, related_name=related_name, db_index=False, db_constraint=False)
+
+
 class LogEntry(models.Model):
     """One line a run wrote, with the time it was read."""
 
@@ -20,15 +25,9 @@ class LogEntry(models.Model):
     # written by logs.services.log_entries_write with the ids of the run they
     # belong to; deleting a Function or run still deletes its entries
     # (Django's cascade), and retention removes any written after that.
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
-    function = models.ForeignKey(
-        "functions.Function", on_delete=models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
-    )
-    run = models.ForeignKey(
-        "functions.Run", on_delete=models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
-    )
+    organization = _unchecked_key(Organization, "+")
+    function = _unchecked_key("functions.Function", "log_entries")
+    run = _unchecked_key("functions.Run", "log_entries")
     attempt = models.PositiveSmallIntegerField()
     timestamp = models.DateTimeField()
     stream = models.CharField(max_length=8, choices=Stream.choices)
@@ -67,3 +66,37 @@ class LogVolume(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "day"], name="log_volume_org_day_uniq")]
+
+
+class LogBlock(models.Model):
+    """Lines of one attempt's flood waiting to become log entries: one batch, staged whole.
+
+    Past its first LOG_STAGING_THRESHOLD lines (logs/services.py) an attempt's
+    output is written here, a row per batch, instead of a row per line with
+    the per-line indexes that cost PostgreSQL several times the Function's
+    own time (bench/ingest.py); the run is recorded as finished once its
+    blocks are committed, and logs.services.log_blocks_index expands them
+    into LogEntry rows in id order seconds later. The payload's format is
+    logs.services' (_block_payload): COPY text on PostgreSQL, JSON on SQLite.
+    No database-level foreign keys, as for LogEntry: deleting a run or
+    Function deletes its blocks through Django's cascade.
+    """
+
+    organization = _unchecked_key(Organization, "+")
+    function = _unchecked_key("functions.Function", "+")
+    run = _unchecked_key("functions.Run", "log_blocks")
+    attempt = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField()
+    lines = models.PositiveIntegerField()
+    payload = models.TextField()
+
+    class Meta:
+        indexes = [
+            # A run's blocks in order (the indexer expands a run's blocks one after the other) and
+            # the pending notices of a run, a Function and an organization: a few rows per flood.
+            models.Index(fields=["run", "id"], name="log_block_run_idx"),
+            models.Index(fields=["function"], name="log_block_function_idx"),
+            models.Index(fields=["organization"], name="log_block_org_idx"),
+            # Retention deletes blocks an indexer never reached by age, as it does entries.
+            models.Index(fields=["created_at"], name="log_block_time_idx"),
+        ]

@@ -33,7 +33,7 @@ from django.db.models import CharField, DateTimeField, F, Func, Q, QuerySet, Tex
 from accounts.models import Organization
 from functions.models import Function, Run
 
-from .models import LogEntry, Stream
+from .models import LogBlock, LogEntry, Stream
 from .search import MessageContains
 
 # CONTRACT.md, "Logs": a query covers at most 7 days and returns at most 1,000 entries.
@@ -637,6 +637,22 @@ def run_log_entries(run: Run, *, after_id: int = 0) -> QuerySet[LogEntry]:
     here; slice the QuerySet for a page, or iterate it for all of them.
     """
     return LogEntry.objects.filter(run=run, id__gt=after_id).order_by("id")
+
+
+def lines_pending(*, run: Run | None = None, query: LogQuery | None = None) -> int:
+    """Lines staged in blocks and not yet indexed as entries (logs.services.log_blocks_index): those of
+    `run`, or within the scope of `query` (its run, else its Function, else its organization), time
+    range and filters aside. What the pages say is still on its way; a few rows per flood."""
+    blocks = LogBlock.objects.all()
+    if run is not None:
+        blocks = blocks.filter(run=run)
+    elif query.correlation_id is not None:
+        blocks = blocks.filter(organization=query.organization, run__correlation_id=query.correlation_id)
+    elif query.function is not None:
+        blocks = blocks.filter(function=query.function)
+    else:
+        blocks = blocks.filter(organization=query.organization)
+    return blocks.aggregate(pending=models.Sum("lines"))["pending"] or 0
 
 
 def log_stream_chunks(query: LogQuery, *, chunk_size: int = STREAM_CHUNK) -> Iterator[list[dict[str, Any]]]:

@@ -1,7 +1,10 @@
 """Capture and retention of log entries.
 
 Capture: log_entries_write stores a batch of a run's output lines as fast as
-the database takes them (the worker's AttemptChannel calls it).
+the database takes them (the worker's AttemptChannel calls it through
+AttemptLog). A flood's lines past an attempt's first LOG_STAGING_THRESHOLD are
+staged in blocks instead (log_block_stage) and become entries seconds later
+(log_blocks_index, from logs.tasks).
 
 Retention: log entries older than LOGS_RETENTION_DAYS are deleted; their runs stay, marked "logs expired".
 
@@ -12,10 +15,12 @@ interrupted prune simply continues at the next one.
 """
 
 import contextlib
+import json
 import logging
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, groupby
@@ -29,7 +34,7 @@ from django.utils import timezone
 from config.housekeeping import delete_in_batches
 from functions.models import Run
 
-from .models import LogEntry, LogVolume, Stream
+from .models import LogBlock, LogEntry, LogVolume, Stream
 from .queries import retention_cutoff
 
 logger = logging.getLogger(__name__)
@@ -129,8 +134,7 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write(data)
         return len(rows)
-    if "\x00" in "".join(messages):  # as on PostgreSQL, which cannot store it
-        messages = [message.replace("\x00", "\ufffd") for message in messages]
+    messages = _nul_replaced(messages)
     adapt = connection.ops.adapt_datetimefield_value
     texts = {timestamp: adapt(timestamp) for timestamp in set(map(_TIMESTAMP, rows))}
     params = list(chain.from_iterable(zip(map(texts.__getitem__, map(_TIMESTAMP, rows)), map(_STREAM, rows), messages)))
@@ -150,6 +154,13 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
     return len(rows)
 
 
+def _nul_replaced(messages: list[str]) -> list[str]:
+    """NUL, which PostgreSQL text cannot hold (_copy_text), replaced by U+FFFD on SQLite too."""
+    if "\x00" in "".join(messages):
+        return [message.replace("\x00", "\ufffd") for message in messages]
+    return messages
+
+
 def _copy_text(fixed: tuple[int, ...], rows: list, messages: list[str]) -> str:
     """The rows in COPY's text format: tab-separated columns, a line per row.
 
@@ -162,14 +173,196 @@ def _copy_text(fixed: tuple[int, ...], rows: list, messages: list[str]) -> str:
         messages = [message.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(message) else message
                     for message in messages]
     head = "\t".join(map(str, fixed)) + "\t"
-    parts, start = [], 0
-    for (timestamp, stream), group in groupby(rows, key=_TIME_AND_STREAM):
-        end = start + len(list(group))
+    parts = []
+    for timestamp, stream, group in _runs(rows, messages):
         prefix = f"{head}{timestamp.isoformat()}\t{stream}\t"
-        parts.append(prefix + ("\n" + prefix).join(messages[start:end]))
-        start = end
+        parts.append(prefix + ("\n" + prefix).join(group))
     parts.append("")
     return "\n".join(parts)
+
+
+def _runs(rows: list, messages: list[str]) -> Iterator[tuple[datetime, str, list[str]]]:
+    """The rows as runs of lines sharing a timestamp and stream (a read of the pipe): (timestamp, stream,
+    their messages). A few dozen a batch, so the work per run is Python's, per line C's."""
+    start = 0
+    for (timestamp, stream), group in groupby(rows, key=_TIME_AND_STREAM):
+        end = start + len(list(group))
+        yield timestamp, stream, messages[start:end]
+        start = end
+
+
+# --- floods: staged in blocks, indexed seconds later -------------------------------------------------
+
+# An attempt's first this-many lines are stored as entries at once (searchable as they come, and the
+# run page's live tail shows them); every later batch of it is staged as one LogBlock. Per line,
+# PostgreSQL's indexes of an entry cost several times what the Function took to print it (the trigram
+# index alone 5.2 s a million), so a flood written as entries cannot be recorded as finished within
+# 2x of the Function's own time; staged, it can, and the lines become searchable seconds later.
+# Lines below the threshold still pay the full cost inline: 20,000 of them take about 0.25 s on
+# PostgreSQL (0.06 s on SQLite), a tenth of the 2x budget of a million-line flood, while every run
+# printing less than that (nearly all of them) never meets a block at all (bench/ingest.py).
+LOG_STAGING_THRESHOLD = 20_000
+# The indexer starts this long after an attempt stages its first block (and is sent again each time the
+# attempt stages a block this long after the last send; the run's recording sends one at once). Measured
+# on 2 cores (bench/ingest.py --no-index-during): an indexer expanding blocks while the flood still ran
+# took its CPU from the Function (PostgreSQL's index work is several times the Function's own), and a
+# million lines were recorded as finished in 3.2x the baseline instead of 1.95x, every line searchable
+# no sooner (18.2 s against 18.5). A million lines take about 3 s to print: over before this delay,
+# while a Function printing past the threshold for minutes still has its lines indexed as it goes.
+LOG_INDEX_DELAY_SECONDS = 5.0
+# Old blocks (an indexer never reached them) deleted per transaction: each holds up to a batch of lines.
+PRUNE_BLOCKS_BATCH = 20
+
+
+class AttemptLog:
+    """Where one attempt's output lines go: entries until the attempt has written LOG_STAGING_THRESHOLD
+    lines, blocks after that. The one home of that rule: the worker's AttemptChannel writes through it."""
+
+    def __init__(self, *, run: Run, attempt: int):
+        self.run, self.attempt = run, attempt
+        self.written = 0
+        self.staged = 0  # blocks this attempt has staged
+        # A retry asks the database once, at its first write (see write); a first attempt never does.
+        self._stage_from: int | None = LOG_STAGING_THRESHOLD if attempt == 1 else None
+        self._indexer_due_at: float | None = None  # time.monotonic() from which the next block asks for an indexer
+
+    def write(self, rows: list, *, joined: bool = False) -> bool:
+        """Store `rows` as log_entries_write does (``joined`` likewise).
+
+        True when they were staged and an indexer should be sent, to start LOG_INDEX_DELAY_SECONDS
+        from now: at the attempt's first block, and at the first one each LOG_INDEX_DELAY_SECONDS after.
+        """
+        if not rows:
+            return False
+        if self._stage_from is None:
+            # A run's lines are read in id order: an earlier attempt's blocks not yet indexed would get
+            # ids after this attempt's entries. Then all of this attempt is staged, behind them.
+            self._stage_from = 0 if LogBlock.objects.filter(run_id=self.run.id).exists() else LOG_STAGING_THRESHOLD
+        if self.written < self._stage_from:
+            log_entries_write(run=self.run, attempt=self.attempt, rows=rows, joined=joined)
+            self.written += len(rows)
+            return False
+        log_block_stage(run=self.run, attempt=self.attempt, rows=rows, joined=joined)
+        self.written += len(rows)
+        self.staged += 1
+        now = time.monotonic()
+        if self._indexer_due_at is not None and now < self._indexer_due_at:
+            return False
+        self._indexer_due_at = now + LOG_INDEX_DELAY_SECONDS
+        return True
+
+
+def log_block_stage(*, run: Run, attempt: int, rows: list[tuple[datetime, str, str]], joined: bool = False) -> int:
+    """Stage `rows` of one attempt of `run` as one LogBlock, for log_blocks_index to expand into entries.
+
+    The same rows as log_entries_write takes, stored exactly as it would store them (NUL included),
+    in the payload the expansion reads without a Python step per line (_block_payload).
+    """
+    if not rows:
+        return 0
+    fixed = (int(run.organization_id), int(run.function_id), int(run.id), int(attempt))
+    payload = _block_payload(fixed, rows)
+    assert not joined or connection.in_atomic_block, "joined: the caller's transaction must be open"
+    with contextlib.nullcontext() if joined else transaction.atomic():
+        if not joined and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # as log_entries_write: output is not worth a disk flush
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        LogBlock.objects.create(
+            organization_id=fixed[0], function_id=fixed[1], run_id=fixed[2], attempt=fixed[3],
+            created_at=timezone.now(), lines=len(rows), payload=payload,
+        )
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    blocks: int
+    lines: int
+    finished: bool  # False when max_seconds stopped it with blocks left
+
+
+def log_blocks_index(*, max_seconds: float | None = None) -> IndexResult:
+    """Expand staged blocks into log entries, oldest first, until none is left to take.
+
+    One block per transaction, deleted in the transaction that inserts its lines: a crash
+    loses and duplicates nothing, and the next call continues. Short transactions (a block
+    is at most one of the worker's batches): SQLite has one writer, and the worker staging
+    a flood must not wait long behind this. Any number may run at once (the task sent when
+    an attempt stages its first block, the one sent when the run is recorded, beat's sweep):
+    a block is taken under a lock (FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's write
+    lock), and a run's blocks one after the other, so its lines get ids in line order.
+    """
+    started = time.monotonic()
+    blocks = lines = 0
+    while True:
+        with transaction.atomic():
+            expanded = _block_expand_next()
+        if expanded is None:
+            return IndexResult(blocks=blocks, lines=lines, finished=True)
+        blocks += 1
+        lines += expanded
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            return IndexResult(blocks=blocks, lines=lines, finished=False)
+
+
+def _block_payload(fixed: tuple[int, ...], rows: list) -> str:
+    """The one format of a block's lines, which _block_expand reads: on PostgreSQL the COPY text of
+    log_entries_write; on SQLite JSON, [[timestamp as stored, stream, [message, ...]], ...], a run of
+    lines sharing a timestamp and stream per element (a third of the encoding's time of a row each)."""
+    messages = list(map(_MESSAGE, rows))
+    if connection.vendor == "postgresql":
+        return _copy_text(fixed, rows, messages)
+    adapt = connection.ops.adapt_datetimefield_value
+    runs = [(adapt(timestamp), stream, group) for timestamp, stream, group in _runs(rows, _nul_replaced(messages))]
+    return json.dumps(runs, ensure_ascii=False, separators=(",", ":"))
+
+
+def _block_expand_next() -> int | None:
+    """In the caller's transaction: take the oldest block no other indexer holds whose run has no
+    earlier block, insert its lines as entries and delete it. Its line count; None when there is none."""
+    table = connection.ops.quote_name(LogBlock._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # An earlier block of the same run still there (held by another indexer, not yet committed)
+            # makes this one wait for the next call: a run's lines are inserted in order.
+            cursor.execute(
+                f"SELECT block.id, block.lines, block.payload FROM {table} block WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {table} earlier WHERE earlier.run_id = block.run_id AND earlier.id < block.id) "
+                "ORDER BY block.id LIMIT 1 FOR UPDATE OF block SKIP LOCKED"
+            )
+        else:
+            # BEGIN IMMEDIATE (settings) took the one write lock: the oldest block is no one else's.
+            cursor.execute(f"SELECT id, lines, NULL FROM {table} ORDER BY id LIMIT 1")  # json_each reads the payload
+        taken = cursor.fetchone()
+        if taken is None:
+            return None
+        block_id, lines, payload = taken
+        _block_expand(cursor, block_id, payload)
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [block_id])
+    return lines
+
+
+def _block_expand(cursor, block_id: int, payload: str) -> None:
+    """Insert the lines of the block as entries, in their order: a server-side COPY of the payload on
+    PostgreSQL, an INSERT ... SELECT over json_each on SQLite; no Python step per line on either."""
+    table, quote = connection.ops.quote_name(LogEntry._meta.db_table), connection.ops.quote_name
+    columns = ", ".join(quote(column) for column in _COLUMNS)
+    if connection.vendor == "postgresql":
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            copy.write(payload)
+        return
+    blocks = connection.ops.quote_name(LogBlock._meta.db_table)
+    # Each run's timestamp, stream and messages taken apart once (materialized): read from the run's
+    # JSON for each of its lines instead, they made the expansion quadratic in the run's length.
+    cursor.execute(
+        f"WITH runs AS MATERIALIZED (SELECT runs.key, runs.value ->> 0 AS timestamp, runs.value ->> 1 AS stream, "
+        f"runs.value -> 2 AS messages FROM {blocks} block, json_each(block.payload) runs WHERE block.id = %s) "
+        f"INSERT INTO {table} ({columns}) SELECT block.organization_id, block.function_id, block.run_id, "
+        f"block.attempt, runs.timestamp, runs.stream, line.value "
+        f"FROM {blocks} block, runs, json_each(runs.messages) line WHERE block.id = %s ORDER BY runs.key, line.key",
+        [block_id, block_id],
+    )
 
 
 @dataclass(frozen=True)
@@ -179,6 +372,7 @@ class PruneResult:
     runs_marked: int
     batches: int
     finished: bool  # False when max_seconds stopped it; the next run continues
+    blocks_deleted: int = 0
 
 
 def logs_prune(
@@ -192,6 +386,14 @@ def logs_prune(
     now = now or datetime.now(UTC)
     cutoff = retention_cutoff(now)
 
+    # Blocks first: normally expanded seconds after they were staged, one this old was never reached.
+    old_blocks = LogBlock.objects.filter(created_at__lt=cutoff).order_by("created_at").values_list("id", flat=True)
+    blocks = delete_in_batches(
+        next_ids=lambda size: old_blocks[:size],
+        delete=lambda ids: LogBlock.objects.filter(id__in=ids).delete()[0],
+        batch_size=PRUNE_BLOCKS_BATCH, pause=pause,
+    )
+
     def next_ids(size):
         # The timestamp index, oldest first: bounded work on both databases, whatever the table size.
         return LogEntry.objects.filter(timestamp__lt=cutoff).order_by("timestamp").values_list("id", flat=True)[:size]
@@ -203,10 +405,11 @@ def logs_prune(
     done = delete_in_batches(next_ids=next_ids, delete=delete, batch_size=batch_size, pause=pause, max_seconds=max_seconds)
     deleted, batches, finished = done.deleted, done.batches, done.finished
     runs_marked = runs_mark_logs_expired(cutoff=cutoff, batch_size=batch_size, pause=pause) if finished else 0
-    if deleted or runs_marked:
-        logger.info("logs: deleted %s entries older than %s in %s batches; %s runs marked logs expired",
-                    deleted, cutoff.isoformat(), batches, runs_marked)
-    return PruneResult(cutoff=cutoff, deleted=deleted, runs_marked=runs_marked, batches=batches, finished=finished)
+    if deleted or runs_marked or blocks.deleted:
+        logger.info("logs: deleted %s entries and %s unindexed blocks older than %s in %s batches; %s runs marked "
+                    "logs expired", deleted, blocks.deleted, cutoff.isoformat(), batches, runs_marked)
+    return PruneResult(cutoff=cutoff, deleted=deleted, runs_marked=runs_marked, batches=batches, finished=finished,
+                       blocks_deleted=blocks.deleted)
 
 
 def runs_mark_logs_expired(

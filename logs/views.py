@@ -27,10 +27,14 @@ from functions.models import Function, Run
 
 from . import display
 from .models import Stream
-from .queries import CUSTOM_RANGE, PRESETS, LogQuery, LogSort, log_page, log_stream_chunks, parse_log_query
+from .queries import (
+    CUSTOM_RANGE, PRESETS, LogQuery, LogSort, lines_pending, log_page, log_stream_chunks, parse_log_query,
+)
 
 # The "load more" link asks for rows only, as JSON, with this header.
 FRAGMENT_HEADER = "X-Logs-Fragment"
+# On a download: lines within its scope still being indexed, not yet in it.
+PENDING_HEADER = "X-Logs-Lines-Pending"
 
 
 @login_required
@@ -119,6 +123,8 @@ def _explorer(
         "share_url": request.build_absolute_uri(f"{urls['page']}?{urlencode(query.address_params())}"),
         "range_text": display.range_text(query, tz), "sort_label": LogSort(query.sort).label,
         "run_notice": _run_notice(query, function, urls) if query.correlation_id and not entries and not query.after else None,
+        # A flood's lines are searchable seconds after they were printed (logs/services.py): said, not hidden.
+        "pending_text": display.pending_text(lines_pending(query=query), of_run=query.correlation_id is not None),
     })
 
 
@@ -174,6 +180,9 @@ def _download(
     except ValidationError as invalid:
         return JsonResponse({"errors": invalid.message_dict}, status=400)
     response = StreamingHttpResponse(_json_array(query.without_cursor()), content_type="application/json")
+    # The body is the entries as they stand; lines of a flood not yet indexed are counted here, and the
+    # page the download was started from says so in words.
+    response[PENDING_HEADER] = str(lines_pending(query=query))
     response["Content-Disposition"] = f'attachment; filename="{display.download_name(label, query)}"'
     # Logs are the customers' data: keep them out of shared caches.
     response["Cache-Control"] = "private, no-store"

@@ -32,7 +32,7 @@ from django.utils import timezone
 from functions.bundles.archive import extract_bundle
 from functions.models import REASON_MAX_LENGTH, Attempt, AttemptOutcome, CodeVersion, Function, Run, RunStatus, StartKind
 from logs.models import Stream
-from logs.services import log_entries_write, log_volume_admit
+from logs.services import AttemptLog, log_volume_admit
 from monitor.services import failure_notice_note
 from secrets_vault.redaction import Redactor
 from secrets_vault.services import secrets_redactor
@@ -78,10 +78,12 @@ class Resend:
 
 @dataclasses.dataclass(frozen=True)
 class Recorded:
-    """An attempt recorded: the run as it now stands, and the retry to send if one was queued."""
+    """An attempt recorded: the run as it now stands, the retry to send if one was queued, and whether
+    the attempt staged output for the log indexer (logs.services.log_blocks_index) to expand."""
 
     run: Run
     resend: tuple[Resend, ...] = ()
+    logs_staged: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,13 +251,22 @@ class AttemptChannel:
     pipes and all of an attempt's queries share the worker's one connection.
     """
 
-    def __init__(self, run: Run, attempt: Attempt, redact: Callable[[str], str], *, keep_last_batch: bool = False):
+    def __init__(
+        self, run: Run, attempt: Attempt, redact: Callable[[str], str], *, keep_last_batch: bool = False,
+        on_blocks_staged: Callable[[], None] | None = None,
+    ):
         self.run, self.attempt = run, attempt
         # keep_last_batch: the batch that ends with close() (the REPORT line, and any output
-        # that came with it) is not written here but kept for last_batch(), which
+        # that came with it) is not written here but kept for write_last_batch(), which
         # run_record_attempt calls in the transaction that records the outcome: the batch's
         # daily-volume count, its rows and the outcome are one commit instead of two.
         self.keep_last_batch = keep_last_batch
+        # Entries, or past a flood's first lines, blocks for the log indexer (logs.services.AttemptLog).
+        self.log = AttemptLog(run=run, attempt=attempt.number)
+        # Called when a block is committed and the log indexer is due (AttemptLog.write says when), so a
+        # Function printing for long has its lines indexed as it goes (runtime.tasks sends it: this
+        # module never talks to the broker).
+        self.on_blocks_staged = on_blocks_staged
         self._last_pending: list = []
         # The Redactor behind `redact` (redactor_for hands its bound method), which can clear
         # a whole batch of lines with one search and learn values the endpoint hands out later
@@ -344,14 +355,16 @@ class AttemptChannel:
         """No more output: let serve_until_closed return once it has written everything."""
         self.queue.put(None)
 
-    def last_batch(self) -> list:
-        """The kept last batch (keep_last_batch), admitted and rendered as _write would store it: to
-        call once, in the caller's transaction, after serve_until_closed has returned."""
+    def write_last_batch(self) -> None:
+        """Store the kept last batch (keep_last_batch), admitted and rendered as _write would store it:
+        to call once, in the caller's transaction, after serve_until_closed has returned."""
         pending, self._last_pending = self._last_pending, []
-        return self._admitted(pending) if pending else []
+        if pending:
+            self.log.write(self._admitted(pending), joined=True)
 
     def _write(self, rows: list) -> None:
-        log_entries_write(run=self.run, attempt=self.attempt.number, rows=self._admitted(rows))
+        if self.log.write(self._admitted(rows)) and self.on_blocks_staged is not None:
+            self.on_blocks_staged()
 
     def _admitted(self, rows: list) -> list:
         """What of `rows` to store: what the organization's daily log volume still admits, the
@@ -586,11 +599,14 @@ def warm_environments_prestart(*, now: datetime | None = None) -> int:
     return started
 
 
-def run_execute(*, run_id: int) -> Recorded | None:
+def run_execute(*, run_id: int, on_blocks_staged: Callable[[], None] | None = None) -> Recorded | None:
     """Claim the run, execute one attempt, record it. Safe to call twice for the same message.
 
     The sandbox runs in a helper thread while this thread writes the output
     and heartbeats: all database work stays on the caller's connection.
+    ``on_blocks_staged``: called (on this thread) when the attempt has staged a block of a flood's
+    output and the log indexer is due (logs.services.AttemptLog), for the caller to send it; the
+    result's logs_staged says whether any block was staged.
     """
     shortage = disk_shortage_recent()
     if shortage:
@@ -604,7 +620,7 @@ def run_execute(*, run_id: int) -> Recorded | None:
         return None
     claimed = time.monotonic()
     redact = redactor_for(run.function)
-    channel = AttemptChannel(run, attempt, redact, keep_last_batch=True)
+    channel = AttemptChannel(run, attempt, redact, keep_last_batch=True, on_blocks_staged=on_blocks_staged)
     outcome = {}
 
     def execute_in_sandbox() -> None:
@@ -650,9 +666,11 @@ def run_execute(*, run_id: int) -> Recorded | None:
     result = outcome["result"]
     recorded = run_record_attempt(
         run=run, attempt=attempt, result=result, redact=channel.redact, retryable=outcome.get("retryable", True),
-        last_batch=channel.last_batch,
+        write_last_batch=channel.write_last_batch,
     )
-    return dataclasses.replace(recorded, resend=recorded.resend + _wake_up(run.organization_id))
+    return dataclasses.replace(
+        recorded, resend=recorded.resend + _wake_up(run.organization_id), logs_staged=bool(channel.log.staged),
+    )
 
 
 def _wake_up(organization_id: int) -> tuple[Resend, ...]:
@@ -718,12 +736,13 @@ def _redacted_error(error: dict | None, redact: Callable[[str], str]) -> dict | 
 
 def run_record_attempt(
     *, run: Run, attempt: Attempt, result: sandbox.AttemptResult, redact: Callable[[str], str], retryable: bool = True,
-    last_batch: Callable[[], list] | None = None,
+    write_last_batch: Callable[[], None] | None = None,
 ) -> Recorded:
     """Close the attempt; then finish the run, or queue its next attempt and say so to the caller.
 
-    ``last_batch``: gives the attempt's last log entries (AttemptChannel.last_batch), counted and
-    stored in the same transaction, whatever it finds.
+    ``write_last_batch``: stores the attempt's last log lines (AttemptChannel.write_last_batch),
+    counted and written in the same transaction, whatever it finds: as entries, or for a flood as
+    its last block, so a run is recorded as finished once all of its output is committed.
     """
     now = timezone.now()
     outcome = {"succeeded": AttemptOutcome.SUCCEEDED, "timed_out": AttemptOutcome.TIMED_OUT}.get(
@@ -732,9 +751,8 @@ def run_record_attempt(
     reason = _capped(redact(result.reason or ""))
     resend: tuple[Resend, ...] = ()
     with transaction.atomic():
-        log_rows = last_batch() if last_batch is not None else []
-        if log_rows:
-            log_entries_write(run=run, attempt=attempt.number, rows=log_rows, joined=True)
+        if write_last_batch is not None:
+            write_last_batch()
         # Both statements written once, not compiled per run (config.rows says why).
         closed = rows_update(Attempt, where={"id": attempt.pk, "outcome": AttemptOutcome.RUNNING}, changes=dict(
             outcome=outcome, reason=reason, exit_code=result.exit_code, peak_memory_mb=result.peak_memory_mb,

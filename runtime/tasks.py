@@ -49,6 +49,23 @@ def schedules_tick_at(*, due: datetime, count: int = 1) -> None:
         )
 
 
+def log_indexer_send(*, delayed: bool = False) -> None:
+    """Start the log indexer on the blocks a flood's attempt stages (logs.tasks.index_log_blocks).
+
+    Sent by name: the task lives with the logs, whose services the worker's services import.
+    ``delayed`` while the attempt still prints: when it stages its first block and then every
+    LOG_INDEX_DELAY_SECONDS (logs.services says why it waits); at once when its run is recorded.
+    A duplicate is harmless: the indexer takes each block under a lock.
+    """
+    from logs.services import LOG_INDEX_DELAY_SECONDS
+
+    current_app.send_task("logs.tasks.index_log_blocks", countdown=LOG_INDEX_DELAY_SECONDS if delayed else None)
+
+
+def _log_indexer_send_delayed() -> None:
+    log_indexer_send(delayed=True)
+
+
 def _send_again(resends: Iterable) -> None:
     for resend in resends:
         run_enqueue_on_commit(run_id=resend.run_id, countdown=resend.countdown)
@@ -59,9 +76,11 @@ def execute_run(run_id: int) -> None:
     from functions.models import RunStatus
     from runtime.services import run_execute
 
-    recorded = run_execute(run_id=run_id)
+    recorded = run_execute(run_id=run_id, on_blocks_staged=_log_indexer_send_delayed)
     if recorded is not None:
         _send_again(recorded.resend)
+        if recorded.logs_staged:
+            log_indexer_send()
         if recorded.run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             # Only a failure opens or joins a notice (monitor.services.failure_notice_note).
             _send_due_failure_notices(function_id=recorded.run.function_id)

@@ -33,6 +33,12 @@
         if (stick) output.scrollTop = output.scrollHeight;
       }
       lastId = data.last_id;
+      // A flood's last lines are indexed seconds after the run ends: say so until they are in.
+      const pending = document.getElementById("run-pending");
+      if (pending) {
+        pending.textContent = data.pending_text || "";
+        pending.hidden = !data.pending_text;
+      }
       if (data.finished) {
         // The result and event blocks are rendered server-side: reload once at the end.
         window.location.reload();

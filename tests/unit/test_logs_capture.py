@@ -7,8 +7,8 @@ from django.db import connection
 
 from functions.models import RunStatus
 from functions.run_services import run_trigger
-from logs.models import LogEntry, LogVolume
-from logs.services import log_entries_write, log_volume_admit
+from logs.models import LogBlock, LogEntry, LogVolume
+from logs.services import log_blocks_index, log_entries_write, log_volume_admit
 from runtime import services
 from tests.factories import make_function
 
@@ -54,9 +54,12 @@ def test_a_function_printing_fast_has_every_line_stored_in_order(org, django_cap
     })
     with django_capture_on_commit_callbacks(execute=False):
         run = run_trigger(function=function, trigger="manual")
-    services.run_execute(run_id=run.pk)
+    recorded = services.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
+    # Past the first LOG_STAGING_THRESHOLD lines, the flood was staged: searchable once indexed.
+    assert recorded.logs_staged and LogBlock.objects.filter(run=run).exists()
+    log_blocks_index()
     messages = list(LogEntry.objects.filter(run=run, stream="stdout").order_by("id").values_list("message", flat=True))
     assert messages == [f"line {i}" for i in range(50000)]
     assert not LogEntry.objects.filter(run=run, message__contains="dropped").exists()
@@ -218,7 +221,7 @@ def test_an_attempts_last_lines_are_stored_with_its_outcome_in_one_transaction(o
         if lost:
             Attempt.objects.filter(pk=attempt.pk).update(outcome=AttemptOutcome.WORKER_LOST)
         services.run_record_attempt(run=run, attempt=attempt, result=result, redact=channel.redact,
-                                    last_batch=channel.last_batch)
+                                    write_last_batch=channel.write_last_batch)
         # The batch is counted against the daily volume in that transaction too.
         assert LogVolume.objects.get(organization=org).stored_bytes == volume_before + len("last words")
         messages = list(LogEntry.objects.filter(run=run).order_by("id").values_list("message", flat=True))

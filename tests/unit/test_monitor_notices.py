@@ -105,7 +105,7 @@ def test_the_engine_notes_a_run_failing_its_last_attempt_and_the_task_sends_it(f
     assert run.status == RunStatus.FAILED and run.failure_notices.count() == 1
     assert Attempt.objects.get(pk=attempt.pk).outcome == AttemptOutcome.FAILED
     # The task that executed the run sends what is due, through the broker (eager here).
-    monkeypatch.setattr(runtime_services, "run_execute", lambda run_id: recorded)
+    monkeypatch.setattr(runtime_services, "run_execute", lambda run_id, **_options: recorded)
     monkeypatch.setattr(tasks.send_failure_notice, "delay", lambda notice_id: tasks.send_failure_notice(notice_id))
     tasks.execute_run(run.pk)
     assert len(mail.outbox) == 1 and "Handler raised ValueError: boom" in mail.outbox[0].body

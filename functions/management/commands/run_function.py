@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.commands import function_named, organization_named
 from functions.models import Run, TriggerSource
 from functions.run_services import run_trigger
-from logs.queries import run_log_entries
+from logs.queries import lines_pending, run_log_entries
 
 
 def parse_params(pairs):
@@ -43,7 +43,9 @@ class Command(BaseCommand):
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             run.refresh_from_db()
-            if run.is_finished:
+            # A flood's last lines are indexed seconds after the run ends (logs/services.py): wait for
+            # them too, within the same time.
+            if run.is_finished and not lines_pending(run=run):
                 break
             time.sleep(0.1)
         run.refresh_from_db()
@@ -59,7 +61,8 @@ def run_summary(run: Run):
             return_value = json.loads(run.return_value)
         except ValueError:
             return_value = run.return_value
-    return {
+    pending = lines_pending(run=run)  # before the lines: an indexer may add some meanwhile, never remove
+    summary = {
         "correlationId": str(run.correlation_id),
         "status": run.status,
         "reason": run.reason,
@@ -71,3 +74,6 @@ def run_summary(run: Run):
             for e in run_log_entries(run).iterator()
         ],
     }
+    if pending:  # only then: lines still being indexed, not in "logs" yet
+        summary["pendingLines"] = pending
+    return summary

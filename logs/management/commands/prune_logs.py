@@ -20,5 +20,5 @@ class Command(BaseCommand):
         result = logs_prune(batch_size=batch_size)
         self.stdout.write(json.dumps({
             "cutoff": result.cutoff.isoformat(), "deleted": result.deleted, "runsMarked": result.runs_marked,
-            "batches": result.batches,
+            "batches": result.batches, "blocksDeleted": result.blocks_deleted,
         }))
