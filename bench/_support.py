@@ -18,6 +18,17 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
 
 
+def worker_argv(concurrency=None):
+    """A real Celery worker's command line, quiet; without ``concurrency``, the product's own default
+    (WORKER_CONCURRENCY, config/settings.py), as bin/run and the Procfile start it."""
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING"]
+    return argv + (["--concurrency", str(concurrency)] if concurrency else [])
+
+
+def concurrency_label(concurrency):
+    return f"--concurrency {concurrency}" if concurrency else "the default concurrency (WORKER_CONCURRENCY)"
+
+
 def runs_finished(Run, ids):
     """How many of the runs `ids` have finished.
 

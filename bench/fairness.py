@@ -1,11 +1,11 @@
 """One organization's backlog against another's single runs, and how fast the backlog drains.
 
-    .venv/bin/python bench/fairness.py [--backlog 2000] [--runs 15] [--modes distributed,embedded] [--concurrency 2]
+    .venv/bin/python bench/fairness.py [--backlog 2000] [--runs 15] [--modes distributed,embedded] [--concurrency N]
 
 For each mode (as in bench/run_latency.py: embedded is SQLite and the server-less
 broker; distributed is PostgreSQL + Redis at BENCH_DATABASE_URL / BENCH_BROKER_URL),
-one real worker with the default concurrency (2, as bin/run and the Procfile start it; --concurrency
-compares others):
+one real worker with the product's default concurrency (WORKER_CONCURRENCY, as bin/run and the
+Procfile start it; --concurrency compares others):
 
   * idle (the baseline): a quiet organization's trivial run, trigger committed to
     finished, one after another on an otherwise idle worker;
@@ -31,11 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _support import runs_finished, stop_process  # noqa: E402
+from _support import concurrency_label, runs_finished, stop_process, worker_argv  # noqa: E402
 from run_latency import child_setup, percentile  # noqa: E402
 
 TRIVIAL = "def handler(event, context):\n    return 1\n"
-CONCURRENCY = 2  # WORKER_CONCURRENCY's default
 
 
 def child(mode, backlog, runs, concurrency):
@@ -51,7 +50,7 @@ def child(mode, backlog, runs, concurrency):
     busy = make_function(organization_create(name="Busy"), "busy", files={"main.py": TRIVIAL})
     quiet = make_function(organization_create(name="Quiet"), "quiet", files={"main.py": TRIVIAL})
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency), "--loglevel", "WARNING"],
+        worker_argv(concurrency),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
 
@@ -121,13 +120,13 @@ def main():
     parser.add_argument("--backlog", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=15, help="the quiet organization's runs, idle and under the backlog")
     parser.add_argument("--modes", default="distributed,embedded")
-    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="the worker's processes")
+    parser.add_argument("--concurrency", type=int, default=0, help="the worker's processes (default: the product's)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.backlog, args.runs, args.concurrency)
     print(f"A quiet organization's trivial run, idle and behind {args.backlog:,} queued runs of another; "
-          f"one worker, --concurrency {args.concurrency}; medians of {args.runs}.\n")
+          f"one worker, {concurrency_label(args.concurrency)}; medians of {args.runs}.\n")
     header = (f"{'mode':<12} {'idle p50':>9} {'backlog p50':>12} {'p95':>6} {'ratio':>6} | "
               f"{'drain runs/s':>13} {'empty turns/s':>14}")
     rows = []

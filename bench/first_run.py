@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _support import stop_process  # noqa: E402
+from _support import stop_process, worker_argv  # noqa: E402
 from run_latency import HANDLERS, _wait_all, child_setup  # noqa: E402
 
 HANDLER = "secrets + S3"
@@ -44,7 +44,7 @@ def child(mode, repeats):
     def first_run(prestart):
         worker_env = dict(env, FUNCTIONS_WARM_PRESTART_RECENT_SECONDS="3600" if prestart else "0")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "--loglevel", "WARNING"],
+            worker_argv(),
             cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             time.sleep(SETTLE_SECONDS)

@@ -1,6 +1,6 @@
 """CPU per run, by process family, during a burst of runs through a real worker.
 
-    .venv/bin/python bench/run_cpu.py [--modes distributed,embedded] [--burst 400] [--handler trivial] [--concurrency 2]
+    .venv/bin/python bench/run_cpu.py [--modes distributed,embedded] [--burst 400] [--handler trivial] [--concurrency N]
 
 Throughput on a 2-core machine is bounded by the CPU a run costs across every
 process it touches. For each mode (distributed: PostgreSQL + Redis at
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _support import stop_process  # noqa: E402
+from _support import concurrency_label, stop_process, worker_argv  # noqa: E402
 from run_latency import HANDLERS, _wait_all, child_setup  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
@@ -93,12 +93,12 @@ def child(mode, burst, label, concurrency):
     function = make_function(organization_create(name=f"CPU {mode}"), "cpu-bench", files={"main.py": HANDLERS[label]})
     secrets_replace(function=function, secrets={"API_TOKEN": "bench-secret-value"}, actor=None, actor_label="bench")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency), "--loglevel", "WARNING"],
+        worker_argv(concurrency),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
         for _ in range(3):  # every pool process's environment started: bursts that keep them all busy
-            _wait_all([run_trigger(function=function, trigger="api").pk for _ in range(2 * concurrency)], Run)
+            _wait_all([run_trigger(function=function, trigger="api").pk for _ in range(2 * (concurrency or 4))], Run)
         time.sleep(1)
         before, busy_before = _processes(), _machine_busy_ticks()
         started = time.perf_counter()
@@ -138,14 +138,14 @@ def main():
     parser.add_argument("--modes", default="distributed,embedded")
     parser.add_argument("--burst", type=int, default=400)
     parser.add_argument("--handler", default="trivial", choices=[h for h in HANDLERS if h != "secrets + S3"])
-    parser.add_argument("--concurrency", type=int, default=2, help="the worker's processes (the default set-up's: 2)")
+    parser.add_argument("--concurrency", type=int, default=0, help="the worker's processes (default: the product's)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.burst, args.handler, args.concurrency)
     bare = baseline(args.handler)
-    print(f"CPU per {args.handler} run in a burst of {args.burst} (baseline: the handler in a bare "
-          f"python3.12 -c, {bare:.1f} ms of CPU)\n")
+    print(f"CPU per {args.handler} run in a burst of {args.burst}, one worker with {concurrency_label(args.concurrency)} "
+          f"(baseline: the handler in a bare python3.12 -c, {bare:.1f} ms of CPU)\n")
     for mode in args.modes.split(","):
         out = subprocess.run([sys.executable, __file__, "--child", mode, "--burst", str(args.burst), "--handler", args.handler,
                               "--concurrency", str(args.concurrency)],

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _support import runs_finished, stop_process  # noqa: E402
+from _support import runs_finished, stop_process, worker_argv  # noqa: E402
 
 HANDLERS = {
     "trivial": "def handler(event, context):\n    return {'ok': True}\n",
@@ -107,7 +107,7 @@ def child(mode, runs, burst, handlers):
 
     org = organization_create(name=f"Bench {mode}")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", "2", "--loglevel", "WARNING"],
+        worker_argv(),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     results = {}

@@ -335,6 +335,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # takes the fairest run whenever it is executed). 1: a worker busy with long runs holds no turns
 # another worker could take. One worker on short runs gains about 12% throughput at 4 (README).
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
+# Runs a worker executes at once (its pool processes), unless `celery worker --concurrency` says
+# otherwise. One more than this reference machine's 2 cores: a pool process spends much of a run
+# waiting on the sandbox and the database, and a third fills those gaps. Measured on 2 cores with
+# PostgreSQL + Redis (bench/run_cpu.py, bench/fairness.py; README, "What changed on 2026-12-07"):
+# 90-102 trivial runs/s at 3 against 78-89 at 2, and a quiet organization's run behind another's
+# backlog at 1.2x its idle latency against 1.9x. Each process keeps its own warm environments.
+CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 3, minimum=1)
 # Celery's Django fix-up closes every database connection before and after every task unless this is
 # set: a new PostgreSQL connection (a server process started, authentication) for each run. Set, the
 # fix-up closes them only every million tasks; runtime.tasks drops unusable or obsolete connections
@@ -514,8 +521,8 @@ CELERY_BEAT_SCHEDULE["prune-api-records"] = {"task": "api.tasks.prune_api_record
 # also arms a wake-up at the next occurrence due before the following tick.
 SCHEDULE_TICK_SECONDS = env_int("SCHEDULE_TICK_SECONDS", 1, minimum=1)
 # How many ticks wake up at an occurrence that falls between two beat ticks; they share
-# its due schedules, so set it to the worker processes that may take them (WORKER_CONCURRENCY).
-SCHEDULE_WAKE_UP_TICKS = env_int("SCHEDULE_WAKE_UP_TICKS", 2, minimum=1)
+# its due schedules: by default one for each of a worker's processes (WORKER_CONCURRENCY).
+SCHEDULE_WAKE_UP_TICKS = env_int("SCHEDULE_WAKE_UP_TICKS", CELERY_WORKER_CONCURRENCY, minimum=1)
 # A missed occurrence (no scheduler was running) still runs late when it is the most
 # recent one and less than this late; older ones are summed up in one dropped run.
 SCHEDULE_CATCH_UP_SECONDS = env_int("SCHEDULE_CATCH_UP_SECONDS", 3600, minimum=0)

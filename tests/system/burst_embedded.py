@@ -3,7 +3,7 @@
     .venv/bin/python tests/system/burst_embedded.py DATA_DIR COUNT
 
 Migrates a fresh SQLite database in DATA_DIR, starts a real Celery worker on the
-embedded broker (as bin/run does: prefork, WORKER_CONCURRENCY's default 2),
+embedded broker (as bin/run does: prefork, WORKER_CONCURRENCY's default),
 triggers COUNT runs at once, waits for them all, and prints one JSON line of
 what the test checks. Used by test_burst_embedded.py.
 """
@@ -39,7 +39,7 @@ def main(data_dir, count):
 
     call_command("migrate", verbosity=0)
     function = make_function(organization_create(name="Burst"), "burst", files={"main.py": CODE})
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", "2",
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker",
                                "--loglevel", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
