@@ -1221,24 +1221,21 @@ class _CannedResponder:
     def _serve(self):
         import select
 
+        # No time limit of its own: at idle priority the warm-up may stall for seconds between
+        # two calls, and a responder gone by then would leave the next call waiting for botocore's
+        # 60 s read timeout, with the run behind it. close() ends it by shutting the sockets down.
         sockets = [self.listener]
-        while True:
-            try:
-                ready = select.select(sockets, [], [], 5)[0]
-            except (OSError, ValueError):
-                return  # closed
-            if not ready:
-                return
-            for sock in ready:
-                if sock is self.listener:
-                    try:
+        try:
+            while True:
+                for sock in select.select(sockets, [], [])[0]:
+                    if sock is self.listener:
                         connection, _ = self.listener.accept()
-                    except OSError:
-                        return
-                    self.connections.append(connection)
-                    sockets.append(connection)
-                elif not self._answer(sock):
-                    sockets.remove(sock)
+                        self.connections.append(connection)
+                        sockets.append(connection)
+                    elif not self._answer(sock):
+                        sockets.remove(sock)
+        except (OSError, ValueError):
+            return  # shut down by close(); never a traceback on the spare's stderr
 
     @staticmethod
     def _answer(connection):
