@@ -103,8 +103,7 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
     """Store `rows`, (timestamp, stream, message) tuples of one attempt of `run`, in one transaction.
 
     ``joined``: in the caller's transaction instead (the worker writes an attempt's last lines
-    with its outcome, one commit instead of two), which then commits them as it commits the
-    rest: durably, since a SET LOCAL here would make all of it asynchronous.
+    with its outcome, one commit instead of two; _output_transaction says how each is committed).
 
     A Function may print a million lines, and this runs in the worker process
     that also reads the Function's pipes: the less Python per line, the less
@@ -118,19 +117,13 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
     """
     if not rows:
         return 0
-    fixed = (int(run.organization_id), int(run.function_id), int(run.id), int(attempt))
+    fixed = _keys(run, attempt)
     table, quote = connection.ops.quote_name(LogEntry._meta.db_table), connection.ops.quote_name
     columns = ", ".join(quote(column) for column in _COLUMNS)
     messages = list(map(_MESSAGE, rows))
-    assert not joined or connection.in_atomic_block, "joined: the caller's transaction must be open"
-    own_transaction = contextlib.nullcontext() if joined else transaction.atomic()
     if connection.vendor == "postgresql":
         data = _copy_text(fixed, rows, messages)
-        with own_transaction, connection.cursor() as cursor:
-            if not joined:
-                # Output lines are not worth a disk flush each: a database crash may
-                # lose the last fraction of a second of them, never corrupt anything.
-                cursor.execute("SET LOCAL synchronous_commit = off")
+        with _output_transaction(joined=joined), connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write(data)
         return len(rows)
@@ -142,7 +135,7 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
     # Multi-row INSERTs, as many rows a statement as SQLite takes parameters: measured twice as
     # fast as executemany, which pays a reset, a bind and a step per row from Python's side.
     per_statement = max(1, (connection.features.max_query_params or 999) // 3)
-    with own_transaction, connection.cursor() as cursor, connection.wrap_database_errors:
+    with _output_transaction(joined=joined), connection.cursor() as cursor, connection.wrap_database_errors:
         for start in range(0, len(rows), per_statement):
             count = min(per_statement, len(rows) - start)
             # sqlite3's own execute with "?" placeholders: Django's wrapper would
@@ -152,6 +145,31 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
                 params[start * 3 : (start + count) * 3],
             )
     return len(rows)
+
+
+def _keys(run: Run, attempt: int) -> tuple[int, int, int, int]:
+    """The values every stored line of this attempt shares: organization, Function, run, attempt (_COLUMNS)."""
+    return (int(run.organization_id), int(run.function_id), int(run.id), int(attempt))
+
+
+@contextlib.contextmanager
+def _output_transaction(*, joined: bool = False) -> Iterator[None]:
+    """The transaction a batch of output lines is written in.
+
+    ``joined``: the caller's, which commits them with the rest of its work, durably (a SET LOCAL
+    here would make all of it asynchronous). Otherwise one of their own, in which output lines are
+    not worth a disk flush each: a database crash may lose the last fraction of a second of them,
+    never corrupt anything (PostgreSQL's synchronous_commit off for this transaction).
+    """
+    if joined:
+        assert connection.in_atomic_block, "joined: the caller's transaction must be open"
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        yield
 
 
 def _nul_replaced(messages: list[str]) -> list[str]:
@@ -260,13 +278,9 @@ def log_block_stage(*, run: Run, attempt: int, rows: list[tuple[datetime, str, s
     """
     if not rows:
         return 0
-    fixed = (int(run.organization_id), int(run.function_id), int(run.id), int(attempt))
+    fixed = _keys(run, attempt)
     payload = _block_payload(fixed, rows)
-    assert not joined or connection.in_atomic_block, "joined: the caller's transaction must be open"
-    with contextlib.nullcontext() if joined else transaction.atomic():
-        if not joined and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:  # as log_entries_write: output is not worth a disk flush
-                cursor.execute("SET LOCAL synchronous_commit = off")
+    with _output_transaction(joined=joined):
         LogBlock.objects.create(
             organization_id=fixed[0], function_id=fixed[1], run_id=fixed[2], attempt=fixed[3],
             created_at=timezone.now(), lines=len(rows), payload=payload,
@@ -295,7 +309,7 @@ def log_blocks_index(*, max_seconds: float | None = None) -> IndexResult:
     started = time.monotonic()
     blocks = lines = 0
     while True:
-        with transaction.atomic():
+        with _output_transaction():
             expanded = _block_expand_next()
         if expanded is None:
             return IndexResult(blocks=blocks, lines=lines, finished=True)
@@ -348,7 +362,6 @@ def _block_expand(cursor, block_id: int, payload: str) -> None:
     table, quote = connection.ops.quote_name(LogEntry._meta.db_table), connection.ops.quote_name
     columns = ", ".join(quote(column) for column in _COLUMNS)
     if connection.vendor == "postgresql":
-        cursor.execute("SET LOCAL synchronous_commit = off")
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             copy.write(payload)
         return
