@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _support import concurrency_label, stop_process, worker_argv  # noqa: E402
-from run_latency import HANDLERS, _wait_all, child_setup  # noqa: E402
+from run_latency import HANDLERS, _wait_all, child_setup, warm_every_process  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -97,8 +97,7 @@ def child(mode, burst, label, concurrency):
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
-        for _ in range(3):  # every pool process's environment started: bursts that keep them all busy
-            _wait_all([run_trigger(function=function, trigger="api").pk for _ in range(2 * (concurrency or 4))], Run)
+        warm_every_process(function, concurrency)
         time.sleep(1)
         before, busy_before = _processes(), _machine_busy_ticks()
         started = time.perf_counter()

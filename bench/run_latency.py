@@ -117,10 +117,7 @@ def child(mode, runs, burst, handlers):
             function = make_function(org, label.replace(" + ", "-").replace(" ", "-"), files={"main.py": code})
             secrets_replace(function=function, secrets={"API_TOKEN": "bench-secret-value"}, actor=None,
                             actor_label="bench")
-            # Warm: the worker's bundle cache, and an environment in each of its processes (bursts
-            # that keep every process busy): what is measured is a warm run, whichever process takes it.
-            for _ in range(3):
-                _wait_all([run_trigger(function=function, trigger="api").pk for _ in range(8)], Run)
+            warm_every_process(function)
             latencies, phases = [], {"queue": [], "sandbox": [], "worker": []}
             for _ in range(runs):
                 run = run_trigger(function=function, trigger="api")
@@ -145,6 +142,20 @@ def child(mode, runs, burst, handlers):
         stop_process(worker)
         shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(results))
+
+
+def warm_every_process(function, concurrency=None):
+    """Warm the worker's bundle cache and an environment of `function` in each of its processes
+    (`concurrency`, else the product's default): bursts that keep every process busy, so that what
+    is measured is a warm run whichever process takes it."""
+    from django.conf import settings
+
+    from functions.models import Run
+    from functions.run_services import run_trigger
+
+    for _ in range(3):
+        burst = 2 * (concurrency or settings.CELERY_WORKER_CONCURRENCY)
+        _wait_all([run_trigger(function=function, trigger="api").pk for _ in range(burst)], Run)
 
 
 def _wait_all(ids, Run, timeout=300):
