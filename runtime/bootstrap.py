@@ -1395,7 +1395,7 @@ def _zygote(argv):
     gc.freeze()  # the preloaded objects' pages stay shared with the children
     # Only for bundles that use boto3 (the SDK does): a trivial Function's runs would pay
     # its CPU for nothing.
-    prewarm = preloaded and bool(uses and uses & AWS_MARKERS)
+    prewarm = preloaded and bool(uses and uses & AWS_MARKERS) and options.get("spare_warm_up", True)
     if prewarm and options.get("idle_warmup"):
         prewarm = "idle"
     control.send(json.dumps({"type": "ready", "preloaded": preloaded, "prewarm": bool(prewarm),

@@ -526,6 +526,7 @@ def _warm_pool() -> warm.WarmPool:
         size=settings.FUNCTIONS_WARM_POOL_SIZE,
         idle_seconds=settings.FUNCTIONS_WARM_IDLE_SECONDS,
         temp_root=Path(settings.FUNCTIONS_CACHE_DIR) / "tmp",
+        spare_warm_up=settings.FUNCTIONS_WARM_SPARE_WARM_UP,
     )
 
 

@@ -99,18 +99,18 @@ SETTLE_TIMEOUT_S = 2.0
 PRELOAD_MIN_MEMORY_MB = 512
 
 
-def _limits_argument(limits: Limits, handler: str) -> str:
+def _limits_argument(limits: Limits, handler: str, spare_warm_up: bool) -> str:
     # The handler (part of the environment's key) lets the zygote compile its module once.
     return json.dumps({"memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
                        "max_open_files": limits.max_open_files, "max_file_size_mb": limits.max_file_size_mb,
-                       "idle_warmup": _can_raise_priority(), "handler": handler})
+                       "idle_warmup": _can_raise_priority(), "spare_warm_up": spare_warm_up, "handler": handler})
 
 
-def _zygote_argv(limits: Limits, handler: str) -> Callable[[ChildPipes], list[str]]:
+def _zygote_argv(limits: Limits, handler: str, spare_warm_up: bool) -> Callable[[ChildPipes], list[str]]:
     """Bootstrap as a zygote, its control socket on the payload fd."""
 
     def argv(pipes: ChildPipes) -> list[str]:
-        args = [BOOTSTRAP_PATH, "zygote", str(pipes.payload_r), _limits_argument(limits, handler)]
+        args = [BOOTSTRAP_PATH, "zygote", str(pipes.payload_r), _limits_argument(limits, handler, spare_warm_up)]
         if limits.memory_mb < PRELOAD_MIN_MEMORY_MB:
             # The preloaded packages (boto3 with its models: about 40 MB, inherited by every run) would eat a small
             # Function's memory limit: only the interpreter start is saved then.
@@ -141,8 +141,10 @@ CAP_SYS_NICE = 23
 
 class WarmEnvironment:
     def __init__(self, key, invocation: Invocation, limits: Limits, runtime_python: Path,
-                 blocked_networks: tuple[str, ...], temp_root: Path, with_aws: bool = True):
+                 blocked_networks: tuple[str, ...], temp_root: Path, with_aws: bool = True,
+                 spare_warm_up: bool = True):
         self.key = key
+        self.spare_warm_up = spare_warm_up  # False: spares never warm up (WarmPool)
         self.limits = limits
         self.runtime_python = runtime_python
         self.blocked_networks = blocked_networks
@@ -181,7 +183,7 @@ class WarmEnvironment:
         t = time.monotonic()
         launcher = self.launcher = SandboxLauncher(
             self.invocation, self.limits, mode="bwrap", runtime_python=self.runtime_python,
-            blocked_networks=self.blocked_networks, bootstrap_argv=_zygote_argv(self.limits, self.invocation.handler),
+            blocked_networks=self.blocked_networks, bootstrap_argv=_zygote_argv(self.limits, self.invocation.handler, self.spare_warm_up),
         )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.control = ours
@@ -446,8 +448,12 @@ class _Spawner:
 
 
 class WarmPool:
-    def __init__(self, *, size: int = 4, idle_seconds: float = 300.0, temp_root: Path | None = None):
+    def __init__(self, *, size: int = 4, idle_seconds: float = 300.0, temp_root: Path | None = None,
+                 spare_warm_up: bool = True):
         self.size = max(1, size)
+        # Whether the spare of a bundle that uses boto3 warms up before its run (bootstrap._Spare):
+        # off, runs of such bundles take longer but no CPU goes to warm-ups.
+        self.spare_warm_up = spare_warm_up
         self.idle_seconds = idle_seconds
         self.temp_root = Path(temp_root or tempfile.gettempdir()) / "sfn-warm"
         self.lock = threading.Lock()
@@ -512,7 +518,8 @@ class WarmPool:
         with self.lock:
             if key in self.envs or len(self.envs) >= self.size:
                 return False
-            env = WarmEnvironment(key, invocation, limits, Path(runtime_python), blocked, self.temp_root, with_aws)
+            env = WarmEnvironment(key, invocation, limits, Path(runtime_python), blocked, self.temp_root, with_aws,
+                                  spare_warm_up=self.spare_warm_up)
             self.envs[key] = env
             self.envs.move_to_end(key, last=False)  # least recently used: first out if runs need room
             # Counted apart from ``created`` (environments a run had to start itself, a cold start).
@@ -559,7 +566,7 @@ class WarmPool:
                     env = None
                 else:
                     env = WarmEnvironment(key, invocation, limits, runtime_python, blocked, self.temp_root,
-                                          with_aws)
+                                          with_aws, spare_warm_up=self.spare_warm_up)
                     self.envs[key] = env
                     self.created += 1
         for old in stale:
@@ -643,10 +650,11 @@ _pool: WarmPool | None = None
 _pool_lock = threading.Lock()
 
 
-def pool(*, size: int = 4, idle_seconds: float = 300.0, temp_root: Path | None = None) -> WarmPool:
+def pool(*, size: int = 4, idle_seconds: float = 300.0, temp_root: Path | None = None,
+         spare_warm_up: bool = True) -> WarmPool:
     """This process's pool (made on first use with these settings)."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = WarmPool(size=size, idle_seconds=idle_seconds, temp_root=temp_root)
+            _pool = WarmPool(size=size, idle_seconds=idle_seconds, temp_root=temp_root, spare_warm_up=spare_warm_up)
         return _pool

@@ -290,6 +290,45 @@ def test_the_warm_ups_http_responder_is_gone_before_the_run_as_in_a_process_star
     assert value["imported_before"] == [] and value["sdk_defaults"] == [False]
 
 
+def test_with_spare_warm_ups_off_a_boto3_bundles_runs_are_warm_and_their_process_did_not_warm_up(
+        bundle, tmp_path, runtime_python, bwrap_ok):
+    # FUNCTIONS_WARM_SPARE_WARM_UP=false (WarmPool(spare_warm_up=False)): the environment is still
+    # preloaded and each run still forked ahead, but the spare makes no AWS clients before its run.
+    # What the warm-up leaves is measurable: the pages it wrote are the spare's own (private, dirty)
+    # before the handler's module is even imported.
+    code = bundle("""
+        def _private_dirty_kb():
+            with open("/proc/self/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Private_Dirty:"):
+                        return int(line.split()[1])
+        AT_IMPORT = _private_dirty_kb()
+        import boto3
+        def handler(event, context):
+            return {"private_dirty_kb": AT_IMPORT, "clients": boto3.DEFAULT_SESSION is None}
+    """)
+    seen = {}
+    for warm_up in (True, False):
+        pool = WarmPool(size=1, idle_seconds=60, temp_root=tmp_path / f"warm-{warm_up}", spare_warm_up=warm_up)
+        try:
+            values = []
+            for _ in range(3):
+                time.sleep(0.5)  # time for a spare to warm up, when it does (at idle priority on a busy machine)
+                invocation = Invocation(code_dir=code, handler="main.handler", event={}, function_name="warm-test",
+                                        request_id=str(uuid.uuid4()), env=dict(CONTRACT_ENV), temp_dir=tmp_path / "x")
+                result = pool.execute(invocation, Limits(timeout_s=20), lambda batch: None, owner="fn-a",
+                                      runtime_python=runtime_python)
+                assert result.outcome == "succeeded", result.reason
+                values.append(json.loads(result.return_value))
+            assert result.warm_start and pool.last_environment.preloaded
+            assert pool.last_environment.prewarm is warm_up
+            seen[warm_up] = max(value["private_dirty_kb"] for value in values[1:])
+        finally:
+            pool.clear()
+    # Several MB written by the warm-up's clients and calls, against the fork's own few pages.
+    assert seen[True] > seen[False] + 2048, seen
+
+
 def test_only_bundles_that_use_boto3_warm_their_runs_process_up(invoke, bundle, pool):
     trivial = bundle("""
         def handler(event, context):
