@@ -143,7 +143,5 @@ def pending_text(lines, *, of_run):
     if of_run:
         what = "The last line of this run's output is" if lines == 1 else f"The last {lines:,} lines of this run's output are"
         return f"{what} still being indexed and will appear within a few seconds."
-    what = "1 line" if lines == 1 else f"{lines:,} lines"
-    verb = "is" if lines == 1 else "are"
-    return (f"{what} printed in the last few seconds {verb} still being indexed and will appear in these results "
-            "within a few seconds.")
+    what = "1 line printed just now is" if lines == 1 else f"{lines:,} lines printed just now are"
+    return f"{what} still being indexed and will appear in these results within a few seconds."

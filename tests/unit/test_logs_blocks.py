@@ -239,9 +239,9 @@ def test_the_run_page_its_live_log_and_the_logs_pages_say_lines_are_still_being_
     by_run = admin_client.get(reverse("functions:logs", kwargs=logs_kwargs), {"run": str(run.correlation_id)})
     assert shown in by_run.content.decode()
     whole = admin_client.get(reverse("functions:logs", kwargs=logs_kwargs)).content.decode()
-    assert "1,234 lines printed in the last few seconds are still being indexed" in whole
+    assert "1,234 lines printed just now are still being indexed and will appear in these results within a few seconds." in whole
     org_wide = admin_client.get(reverse("logs:org", kwargs={"org_id": function.organization_id})).content.decode()
-    assert "1,234 lines printed in the last few seconds are still being indexed" in org_wide
+    assert "1,234 lines printed just now are still being indexed and will appear in these results within a few seconds." in org_wide
     download = admin_client.get(reverse("functions:logs_json", kwargs=logs_kwargs), {"run": str(run.correlation_id)})
     assert download["X-Logs-Lines-Pending"] == "1234"
     assert len(b"".join(download.streaming_content)) > 0
@@ -265,3 +265,19 @@ def test_run_function_wait_names_lines_still_being_indexed(run):
     log_block_stage(run=run, attempt=1, rows=_rows(5, start=3))
     summary = run_summary(run)
     assert summary["pendingLines"] == 5 and len(summary["logs"]) == 3
+
+
+@pytest.mark.parametrize(("lines", "of_run", "text"), [
+    (0, True, ""),
+    (0, False, ""),
+    (1, True, "The last line of this run's output is still being indexed and will appear within a few seconds."),
+    (2, True, "The last 2 lines of this run's output are still being indexed and will appear within a few seconds."),
+    (1, False, "1 line printed just now is still being indexed and will appear in these results within a few "
+               "seconds."),
+    (25000, False, "25,000 lines printed just now are still being indexed and will appear in these results within a "
+                   "few seconds."),
+])
+def test_the_pending_notice_reads_well_for_one_line_and_for_many(lines, of_run, text):
+    from logs.display import pending_text
+
+    assert pending_text(lines, of_run=of_run) == text
