@@ -183,7 +183,8 @@ class WarmEnvironment:
         t = time.monotonic()
         launcher = self.launcher = SandboxLauncher(
             self.invocation, self.limits, mode="bwrap", runtime_python=self.runtime_python,
-            blocked_networks=self.blocked_networks, bootstrap_argv=_zygote_argv(self.limits, self.invocation.handler, self.spare_warm_up),
+            blocked_networks=self.blocked_networks,
+            bootstrap_argv=_zygote_argv(self.limits, self.invocation.handler, self.spare_warm_up),
         )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.control = ours
