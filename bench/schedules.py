@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/schedules.py [--functions 10000] [--due 1000] [--empty-ticks N]
 
-Starts a real Celery worker (--concurrency 2, as bin/run) and a real beat on
+Starts a real Celery worker (the product's default concurrency, WORKER_CONCURRENCY, as bin/run
+and the Procfile start it) and a real beat on
 BENCH_DATABASE_URL / BENCH_BROKER_URL, lets beat drive the tick, and reports:
   * lag from the scheduled instant to the run row created: p50, p95, max;
   * duplicates (an occurrence with two runs) and misses (a due schedule without one);
@@ -56,10 +57,12 @@ def rss_mb(pid):
 
 
 def children_rss_mb(pid):
+    """(resident MB of ``pid`` and its children, how many children)."""
     total = rss_mb(pid) or 0
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
         total += rss_mb(int(child)) or 0
-    return total
+    return total, len(children)
 
 
 def populate(functions, due, due_at):
@@ -166,7 +169,7 @@ def main():
         print(f"beat and worker up; waiting {wait:.0f} s for the occurrence and after", flush=True)
         time.sleep(max(wait, 0))
         beat_after = rss_mb(beat.pid)
-        worker_rss = children_rss_mb(worker.pid)
+        worker_rss, worker_pool = children_rss_mb(worker.pid)
     finally:
         stop_process(beat)
         stop_process(worker)
@@ -210,7 +213,7 @@ def main():
     print(f"| then handing those {result.started:,} runs to Redis (runtime.tasks.runs_enqueue) | {publish_ms:.0f} ms |")
     print(f"| beat's resident memory with {options.functions:,} schedules, at start / after the minute | "
           f"{beat_idle:.0f} / {beat_after:.0f} MB |")
-    print(f"| worker (main + 2 pool processes) resident memory | {worker_rss:.0f} MB |")
+    print(f"| worker (main + {worker_pool} pool processes) resident memory | {worker_rss:.0f} MB |")
 
 
 if __name__ == "__main__":
