@@ -736,8 +736,8 @@ def _take_aws_steps_in_the_zygote():
     """
     try:
         responder = _CannedResponder()
-    except OSError:
-        return  # no loopback: the spares warm up alone, as before
+    except (OSError, RuntimeError):
+        return  # no loopback, or no thread under the process limit: the spares warm up alone
     try:
         for _round in range(ZYGOTE_AWS_ROUNDS):
             for _step in _aws_steps(responder.url):
@@ -1240,20 +1240,26 @@ def _touch_module(name):
 
 
 class _CannedResponder:
-    """A thread of the spare answering the warm-up's HTTP requests on 127.0.0.1 (the sandbox's own
-    loopback) with canned STS and SSM answers, until ``close()``, which returns once it has ended."""
+    """A thread of the spare (or of the zygote, before its first fork) answering the warm-up's HTTP
+    requests on 127.0.0.1 (the sandbox's own loopback) with canned STS and SSM answers, until
+    ``close()``, which returns once it has ended. Raises OSError or RuntimeError (no thread to
+    spare under the Function's process limit) with nothing of it left open."""
 
     def __init__(self):
         import socket
         import threading
 
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(4)
-        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
-        self.connections = []
-        self.thread = threading.Thread(target=self._serve, name="warm-up-responder", daemon=True)
-        self.thread.start()
+        try:
+            self.listener.bind(("127.0.0.1", 0))
+            self.listener.listen(4)
+            self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+            self.connections = []
+            self.thread = threading.Thread(target=self._serve, name="warm-up-responder", daemon=True)
+            self.thread.start()
+        except BaseException:
+            self.listener.close()  # never a listening socket inherited by the runs
+            raise
 
     def _serve(self):
         import select

@@ -128,3 +128,46 @@ def test_a_rule_set_is_built_once_per_services_data_and_resolves_as_botocores(mo
                        {"Region": "eu-west-1", "Bucket": "reports", "ForcePathStyle": True},
                        {"Region": "us-west-2", "Endpoint": "http://127.0.0.1:9", "Bucket": "b", "ForcePathStyle": True}):
         assert two.resolve_endpoint(**parameters) == botocores.resolve_endpoint(**parameters)
+
+
+def _sockets():
+    """This process's open sockets, by their inode."""
+    import os
+
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+def test_a_warm_up_responder_that_cannot_start_its_thread_leaves_no_socket_open(monkeypatch):
+    # Under a Function's process limit the zygote (or a spare) may have no thread to spare: the
+    # responder's listening socket must not stay open, to be inherited by every run.
+    import threading
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    before = _sockets()
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError):
+        bootstrap._CannedResponder()
+    assert _sockets() <= before
+
+
+def test_the_warm_up_steps_get_their_answers_from_the_responder_and_leave_no_thread():
+    # The steps the zygote takes twice and each spare once (bootstrap._aws_steps), end to end.
+    import threading
+
+    threads = threading.active_count()
+    responder = bootstrap._CannedResponder()
+    try:
+        steps = sum(1 for _step in bootstrap._aws_steps(responder.url))
+    finally:
+        responder.close()
+    assert steps == 5 and threading.active_count() == threads
