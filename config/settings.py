@@ -470,6 +470,15 @@ FUNCTIONS_MAX_ATTEMPTS = 3
 # The most runs of one organization executing at once across all workers; more wait, queued, in the
 # order they were triggered (runtime/dispatch.py). 0: no limit (organizations still take turns).
 FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION = env_int("FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION", 0, minimum=0)
+# How many nice values lower a run's CPU priority is (its worker process and its sandbox) when it was
+# taken while other runs of its organization were executing (runtime.priority): an organization with a
+# backlog then takes less of the cores from another organization's single run. 0 turns it off; it
+# needs CAP_SYS_NICE (root has it), without which no run's priority is lowered.
+FUNCTIONS_BUSY_ORGANIZATION_NICE = env_int("FUNCTIONS_BUSY_ORGANIZATION_NICE", 10, minimum=0)
+if FUNCTIONS_BUSY_ORGANIZATION_NICE > 19:
+    raise ImproperlyConfigured(
+        f"FUNCTIONS_BUSY_ORGANIZATION_NICE={FUNCTIONS_BUSY_ORGANIZATION_NICE} is past Linux's range of nice values: "
+        "use 0 (off) to 19.")
 # Seconds to wait before the 2nd and 3rd attempt.
 FUNCTIONS_RETRY_BACKOFF_SECONDS = (1, 3)
 

@@ -49,10 +49,11 @@ def _oldest_due_sql(organization: str, *, also: str = "") -> str:
             f"AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s) {also} ORDER BY r.id LIMIT 1")
 
 
-def _executing_sql(organization: str) -> str:
-    """How many of the organization's runs are executing."""
+def _executing_sql(organization: str, *, besides: str = "") -> str:
+    """How many of the organization's runs are executing (other than run `besides`)."""
     runs, running = Run._meta.db_table, _literal(RunStatus.RUNNING)
-    return f"SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = {organization}"
+    other = f" AND e.id <> {besides}" if besides else ""
+    return f"SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = {organization}{other}"
 
 
 def _scalar(sql: str, params: list):
@@ -210,7 +211,8 @@ _RUNS, _FUNCTIONS, _ORGANIZATIONS, _VERSIONS, _ATTEMPTS = (
 
 def _take_due_run(*, organization_id: int, now: datetime, worker: str, isolation: str, run_id: int | None = None):
     """Step 2: (run, attempt), the run with its Function, organization and code version loaded as
-    the run engine uses them; (None, None) when no run may start."""
+    the run engine uses them, and ``run.executing_alongside`` (how many other runs of its organization
+    were executing when it was taken: runtime.priority); (None, None) when no run may start."""
     at = connection.ops.adapt_datetimefield_value
     limit = settings.FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION
     sql = _take_sql(connection.vendor, by_id=run_id is not None, limited=bool(limit))
@@ -227,6 +229,7 @@ def _take_due_run(*, organization_id: int, now: datetime, worker: str, isolation
                 return None, None
             attempt = _ATTEMPTS.read(row)
             run = _loaded(row, _ATTEMPTS.width)
+            run.executing_alongside = row[-1]
         else:
             # SQLite: the transaction holds the write lock, so what is read here is what is updated.
             cursor.execute(sql.read, pick)
@@ -234,6 +237,7 @@ def _take_due_run(*, organization_id: int, now: datetime, worker: str, isolation
             if row is None:
                 return None, None
             run = _loaded(row, 0)
+            run.executing_alongside = row[-1]
             cursor.execute(sql.take, [at(now), run.pk])
             if not cursor.rowcount:
                 return None, None
@@ -277,6 +281,8 @@ def _take_sql(vendor: str, *, by_id: bool, limited: bool) -> _TakeSql:
               f"JOIN {quote(CodeVersion._meta.db_table)} AS v ON v.id = r.code_version_id")
     loaded = ", ".join(quoted_columns(model, alias) for model, alias in (
         (Run, "r"), (Function, "f"), (Organization, "o"), (CodeVersion, "v")))
+    # Counted in the statement's snapshot, before the run itself is marked running.
+    loaded += f", ({_executing_sql('r.organization_id', besides='r.id')})"
     if vendor == "postgresql":
         return _TakeSql(take=(
             f"WITH claimed AS ({take} WHERE id = ({pick}) AND status = {queued} RETURNING *), "

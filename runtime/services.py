@@ -37,7 +37,7 @@ from monitor.services import failure_notice_note
 from secrets_vault.redaction import Redactor
 from secrets_vault.services import secrets_redactor
 
-from . import dispatch, sandbox, warm
+from . import dispatch, priority, sandbox, warm
 from config.rows import rows_update
 from .capacity import disk_shortage
 from .netblock import networks_to_block
@@ -620,55 +620,61 @@ def run_execute(*, run_id: int, on_blocks_staged: Callable[[], None] | None = No
     if run is None:
         return None
     claimed = time.monotonic()
-    redact = redactor_for(run.function)
-    channel = AttemptChannel(run, attempt, redact, keep_last_batch=True, on_blocks_staged=on_blocks_staged)
-    outcome = {}
+    # A run taken while its organization had others executing runs at a lower CPU priority, so that
+    # another organization's run shares the cores with it on better terms (runtime.priority).
+    with priority.run_priority(executing_alongside=run.executing_alongside,
+                               step=settings.FUNCTIONS_BUSY_ORGANIZATION_NICE):
+        redact = redactor_for(run.function)
+        channel = AttemptChannel(run, attempt, redact, keep_last_batch=True, on_blocks_staged=on_blocks_staged)
+        outcome = {}
 
-    def execute_in_sandbox() -> None:
-        try:
-            outcome["result"] = _start_measured(_execute_attempt(run, attempt, channel), claimed)
-        except PlatformError as error:
-            outcome["result"] = _platform_failure(str(error))
-            outcome["retryable"] = False
-        except Exception as error:
-            logger.exception("run %s: attempt %s failed on the platform side", run.correlation_id, attempt.number)
-            outcome["result"] = _platform_failure(f"Platform error: {type(error).__name__}")
-        finally:
-            result = outcome.get("result")
-            if result is not None:
-                # Queued behind the last output: written with it, in one transaction.
-                if result.error:
-                    # The error the runtime reports is one entry whose lines stay in order, as
-                    # Lambda logs it; only what the Function itself prints is a line per entry.
-                    channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
-                if result.tmp_full:
-                    channel.add_platform_line(
-                        f"/tmp reached its limit of {run.tmp_mb} MB: writes past it fail with \"No space left on "
-                        f"device\" (a Function may set a larger /tmp, up to {settings.FUNCTIONS_MAX_TMP_MB} MB)"
+        def execute_in_sandbox() -> None:
+            try:
+                outcome["result"] = _start_measured(_execute_attempt(run, attempt, channel), claimed)
+            except PlatformError as error:
+                outcome["result"] = _platform_failure(str(error))
+                outcome["retryable"] = False
+            except Exception as error:
+                logger.exception("run %s: attempt %s failed on the platform side", run.correlation_id,
+                                 attempt.number)
+                outcome["result"] = _platform_failure(f"Platform error: {type(error).__name__}")
+            finally:
+                result = outcome.get("result")
+                if result is not None:
+                    # Queued behind the last output: written with it, in one transaction.
+                    if result.error:
+                        # The error the runtime reports is one entry whose lines stay in order, as
+                        # Lambda logs it; only what the Function itself prints is a line per entry.
+                        channel.add_platform_line(error_entry(result.error), stream=Stream.STDERR)
+                    if result.tmp_full:
+                        channel.add_platform_line(
+                            f"/tmp reached its limit of {run.tmp_mb} MB: writes past it fail with \"No space left on "
+                            f"device\" (a Function may set a larger /tmp, up to {settings.FUNCTIONS_MAX_TMP_MB} MB)"
+                        )
+                        if result.outcome != "succeeded":
+                            result = dataclasses.replace(
+                                result, reason=f"{result.reason}; /tmp full ({run.tmp_mb} MB limit)")
+                    if output_flooded(result):
+                        # Like a timeout of its own making, except that a second attempt would print
+                        # the same flood into the shared database again: not retried.
+                        result = dataclasses.replace(result, reason=f"{result.reason}; {OUTPUT_NOT_RETRIED}")
+                        outcome["retryable"] = False
+                    outcome["result"] = result
+                    report_result = result
+                    channel.add_report_line(
+                        lambda dropped: report_line(run, attempt, report_result, dropped_lines=dropped)
                     )
-                    if result.outcome != "succeeded":
-                        result = dataclasses.replace(result, reason=f"{result.reason}; /tmp full ({run.tmp_mb} MB limit)")
-                if output_flooded(result):
-                    # Like a timeout of its own making, except that a second attempt would print
-                    # the same flood into the shared database again: not retried.
-                    result = dataclasses.replace(result, reason=f"{result.reason}; {OUTPUT_NOT_RETRIED}")
-                    outcome["retryable"] = False
-                outcome["result"] = result
-                report_result = result
-                channel.add_report_line(
-                    lambda dropped: report_line(run, attempt, report_result, dropped_lines=dropped)
-                )
-            channel.close()
+                channel.close()
 
-    executor = threading.Thread(target=execute_in_sandbox, name=f"run-{run.correlation_id}", daemon=True)
-    executor.start()
-    channel.serve_until_closed()
-    executor.join()
-    result = outcome["result"]
-    recorded = run_record_attempt(
-        run=run, attempt=attempt, result=result, redact=channel.redact, retryable=outcome.get("retryable", True),
-        write_last_batch=channel.write_last_batch,
-    )
+        executor = threading.Thread(target=execute_in_sandbox, name=f"run-{run.correlation_id}", daemon=True)
+        executor.start()
+        channel.serve_until_closed()
+        executor.join()
+        result = outcome["result"]
+        recorded = run_record_attempt(
+            run=run, attempt=attempt, result=result, redact=channel.redact, retryable=outcome.get("retryable", True),
+            write_last_batch=channel.write_last_batch,
+        )
     return dataclasses.replace(
         recorded, resend=recorded.resend + _wake_up(run.organization_id), logs_staged=bool(channel.log.staged),
     )

@@ -66,7 +66,7 @@ import time
 from pathlib import Path
 from typing import Callable, ContextManager, Sequence
 
-from . import sandbox
+from . import priority, sandbox
 from .sandbox import (
     BOOTSTRAP_PATH,
     DEFAULT_BLOCKED_NETWORKS,
@@ -103,7 +103,8 @@ def _limits_argument(limits: Limits, handler: str, spare_warm_up: bool) -> str:
     # The handler (part of the environment's key) lets the zygote compile its module once.
     return json.dumps({"memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
                        "max_open_files": limits.max_open_files, "max_file_size_mb": limits.max_file_size_mb,
-                       "idle_warmup": _can_raise_priority(), "spare_warm_up": spare_warm_up, "handler": handler})
+                       "idle_warmup": priority.can_raise_priority(), "spare_warm_up": spare_warm_up,
+                       "handler": handler})
 
 
 def _zygote_argv(limits: Limits, handler: str, spare_warm_up: bool) -> Callable[[ChildPipes], list[str]]:
@@ -118,25 +119,6 @@ def _zygote_argv(limits: Limits, handler: str, spare_warm_up: bool) -> Callable[
         return args
 
     return argv
-
-
-def _can_raise_priority() -> bool:
-    """Whether this worker may give a process normal priority back (CAP_SYS_NICE, as root has).
-
-    Then each run's process warms up at idle priority and WarmLauncher.start gives it normal
-    priority before its run (bootstrap._Spare); elsewhere the warm-up runs at normal priority.
-    """
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_SYS_NICE & 1)
-    except (OSError, ValueError):
-        pass
-    return False
-
-
-CAP_SYS_NICE = 23
 
 
 class WarmEnvironment:
@@ -275,20 +257,6 @@ class WarmEnvironment:
         return result, launcher.platform_failure
 
 
-def _normal_priority(pid: int) -> None:
-    """Give every thread of process ``pid`` normal priority (SCHED_IDLE is per thread, and the spare's
-    warm-up runs a responder thread its run's first step may wait on: bootstrap._CannedResponder)."""
-    try:
-        threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
-    except (OSError, ValueError):
-        threads = [pid]
-    for tid in threads:
-        try:
-            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
-            pass  # gone; or the main thread, and the zygote then replaces the spare with a fresh fork
-
-
 class WarmLauncher:
     """The sandbox's Launcher for one run in a warm environment: the zygote forks the command.
 
@@ -315,12 +283,13 @@ class WarmLauncher:
         self.measures_memory = self.group is not None
 
     def start(self, pipes: ChildPipes, wait_started: Callable[[], bool]) -> int:
-        if self.env.idle_warmup:
-            # The zygote's only child between runs is the spare that will run this one: normal
-            # priority for it before the run is handed over (it warmed up at idle priority).
+        if priority.can_raise_priority():
+            # The zygote's only child between runs is the spare that will run this one: this thread's
+            # priority for it before the run is handed over (it warmed up at idle priority, and a run
+            # of a busy organization runs at a lower one: runtime.priority).
             spare = first_child_pid(self.env.zygote_host_pid)
             if spare is not None:
-                _normal_priority(spare)
+                priority.hand_over(spare, from_idle=self.env.idle_warmup)
         try:
             socket.send_fds(self.env.control, [b"run"], [pipes.payload_r, pipes.result_w, pipes.out_w, pipes.err_w])
         except OSError as exc:

@@ -1,6 +1,7 @@
 """Fair dispatch through a real worker on PostgreSQL and Redis (runtime.dispatch): one organization's
 backlog does not hold up another's run, and a per-organization limit holds runs back in order."""
 
+import collections
 import statistics
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from functions.models import Run, RunStatus
 from functions.run_services import run_trigger, runs_trigger_scheduled
+from runtime import priority
 from runtime.tasks import runs_enqueue
 from tests.factories import make_function
 
@@ -19,6 +21,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox, pyte
               pytest.mark.usefixtures("runtime_env")]
 
 TRIVIAL = "def handler(event, context):\n    return 1\n"
+# A trivial run that says at which CPU priority it ran (runtime.priority).
+NICE = "import os\ndef handler(event, context):\n    return os.getpriority(os.PRIO_PROCESS, 0)\n"
 BACKLOG = 2000
 
 
@@ -32,8 +36,8 @@ def latency_ms(function, *, wait=60):
 
 
 def test_a_single_run_does_not_wait_behind_another_organizations_backlog(org, start_worker):
-    busy = make_function(org, "busy", files={"main.py": TRIVIAL})
-    quiet = make_function(Organization.objects.create(name="Quiet"), "quiet", files={"main.py": TRIVIAL})
+    busy = make_function(org, "busy", files={"main.py": NICE})
+    quiet = make_function(Organization.objects.create(name="Quiet"), "quiet", files={"main.py": NICE})
     start_worker(concurrency=2)
     latency_ms(busy, wait=120)  # both Functions' environments started: warm runs from here on
     latency_ms(quiet, wait=120)
@@ -60,6 +64,12 @@ def test_a_single_run_does_not_wait_behind_another_organizations_backlog(org, st
     taken = Run.objects.filter(function=busy, status=RunStatus.SUCCEEDED, scheduled_for__isnull=False)
     waiting = Run.objects.filter(function=busy, status=RunStatus.DROPPED)
     assert max(taken.values_list("pk", flat=True)) < min(waiting.values_list("pk", flat=True))
+    # The quiet organization's runs ran at normal priority; the busy one's, taken while others of its
+    # own were executing, at a lower one (its first run in a while at normal), where the worker can.
+    assert set(Run.objects.filter(function=quiet).values_list("return_value", flat=True)) == {"0"}
+    if priority.can_raise_priority():
+        nices = collections.Counter(taken.values_list("return_value", flat=True))
+        assert set(nices) <= {"0", "10"} and nices["10"] > nices["0"], nices
 
 
 SLEEPER = "import time\ndef handler(event, context):\n    time.sleep(0.3)\n    return event['n']\n"

@@ -350,7 +350,7 @@ def test_a_spare_left_at_idle_priority_never_runs_a_function(invoke, bundle, poo
     # Where the worker may lift priorities, the spare warms up at SCHED_IDLE and the worker
     # gives it SCHED_OTHER back before its run. If that fails, the zygote replaces the spare
     # with a fresh fork: the run is still warm, and never at idle priority.
-    from runtime import warm
+    from runtime import priority
 
     code = bundle(SPARE_CHECK)
     first = invoke(code)[1]
@@ -360,7 +360,7 @@ def test_a_spare_left_at_idle_priority_never_runs_a_function(invoke, bundle, poo
     def refuse(*args):
         raise PermissionError(1, "refused for the test")
 
-    monkeypatch.setattr(warm.os, "sched_setscheduler", refuse)
+    monkeypatch.setattr(priority.os, "sched_setscheduler", refuse)
     time.sleep(0.2)
     result, second = invoke(code)
     assert result.outcome == "succeeded" and result.warm_start, result.reason

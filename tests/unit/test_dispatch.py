@@ -175,3 +175,18 @@ def test_a_claim_that_finds_nothing_to_take_writes_nothing(busy):
     assert services.run_claim(run_id=done.pk) == (None, None)
     assert not RunTurn.objects.exists() and not Attempt.objects.exists()
     assert Run.objects.get(pk=waiting.pk).status == RunStatus.QUEUED
+
+
+def test_a_claim_says_how_many_other_runs_of_the_organization_were_executing(busy, quiet):
+    # What runtime.priority lowers a run's priority by: the claimed run itself and other organizations' runs
+    # do not count.
+    first = queued(busy)
+    running(quiet), running(quiet)
+    run, _attempt = claim_next()
+    assert run.pk == first.pk and run.executing_alongside == 0
+    second = queued(busy)
+    run, _attempt = claim_next()
+    assert run.pk == second.pk and run.executing_alongside == 1
+    third = queued(busy)
+    run, _attempt = services.run_claim(run_id=third.pk)
+    assert run.pk == third.pk and run.executing_alongside == 2

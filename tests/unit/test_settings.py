@@ -67,3 +67,14 @@ def test_two_data_dirs_get_two_keys(tmp_path):
 def test_an_unknown_storage_backend_is_an_error(tmp_path):
     result = load_settings(tmp_path, STORAGE_BACKEND="ftp")
     assert result.returncode != 0 and "STORAGE_BACKEND='ftp'" in result.stderr
+
+
+@pytest.mark.parametrize("value, says", [
+    ("20", "FUNCTIONS_BUSY_ORGANIZATION_NICE=20 is past Linux's range of nice values: use 0 (off) to 19."),
+    ("-1", "FUNCTIONS_BUSY_ORGANIZATION_NICE='-1' must be at least 0."),
+    ("ten", "FUNCTIONS_BUSY_ORGANIZATION_NICE='ten' is not a whole number."),
+])
+@pytest.mark.slow
+def test_a_busy_organizations_nice_value_outside_linuxs_range_is_an_error(tmp_path, value, says):
+    result = load_settings(tmp_path, FUNCTIONS_BUSY_ORGANIZATION_NICE=value)
+    assert result.returncode != 0 and says in result.stderr
