@@ -19,6 +19,7 @@ Linux keeps a nice value per thread, and a new thread or process starts with its
 worker's threads are set one by one, a cold sandbox inherits the value from the thread that
 starts it, and a warm run's process, forked by its environment's zygote rather than by the
 worker, is given the same value when it is handed its run (``hand_over``), so both behave alike.
+The zygote itself, whichever thread started it, runs at the worker's own value (``as_worker``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from collections.abc import Iterator
 
 CAP_SYS_NICE = 23
 LOWEST = 19  # the largest nice value Linux has
+# The worker's own nice value, as it was started (`nice -n 5 celery …` gives 5): what its threads and
+# its environments' zygotes return to.
+WORKER_NICE = os.getpriority(os.PRIO_PROCESS, 0)
 
 
 @functools.cache
@@ -71,7 +75,7 @@ def run_priority(*, executing_alongside: int, step: int) -> Iterator[int]:
     ``executing_alongside`` other runs of its organization were executing: ``step`` nice values
     lower (FUNCTIONS_BUSY_ORGANIZATION_NICE); its own priority again after. Yields the nice value
     the run's threads have."""
-    base = current_nice()
+    base = WORKER_NICE
     if not executing_alongside or not step or base >= LOWEST or not can_raise_priority():
         yield base
         return
@@ -100,3 +104,17 @@ def hand_over(pid: int, *, from_idle: bool) -> None:
                 os.setpriority(os.PRIO_PROCESS, tid, nice)
         except OSError:
             pass  # gone; or the main thread, and the zygote then replaces the spare with a fresh fork
+
+
+def as_worker(pid: int) -> None:
+    """Every thread of process ``pid`` at the worker's own priority: a warm environment's zygote
+    started during a lowered run would otherwise pass the lowered value to every later run's
+    process until the environment is replaced (each run is given its own value at hand-over, but
+    the zygote's forks of spares and its reports would stay lowered)."""
+    if can_raise_priority():
+        for tid in _threads(pid):
+            try:
+                if os.getpriority(os.PRIO_PROCESS, tid) != WORKER_NICE:
+                    os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICE)
+            except OSError:
+                pass  # gone

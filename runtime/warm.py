@@ -205,6 +205,8 @@ class WarmEnvironment:
         self.idle_warmup = bool(messages[-1].get("idle_warmup"))
         self.precompiled = bool(messages[-1].get("precompiled"))
         self.zygote_host_pid = launcher.main_pid()
+        if self.zygote_host_pid is not None:
+            priority.as_worker(self.zygote_host_pid)
         log.debug("warm environment ready in %.1f ms (preloaded: %s)", (time.monotonic() - t) * 1000,
                   self.preloaded)
 

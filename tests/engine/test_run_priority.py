@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from functions.models import RunStatus
 from functions.run_services import run_trigger
-from runtime import priority
+from runtime import priority, services
 from tests.factories import make_function, make_run
 
 # The run's own nice value, a new thread's, and whether it could give itself normal priority back.
@@ -46,6 +46,11 @@ def able_to_lower():
 def warm(request, settings):
     settings.FUNCTIONS_WARM_ENVIRONMENTS = request.param
     return request.param
+
+
+def nice_of(pid, tid=None):
+    with open(f"/proc/{pid}/task/{tid or pid}/stat") as handle:
+        return int(handle.read().rpartition(")")[2].split()[16])
 
 
 def executing(function):
@@ -96,11 +101,9 @@ def test_the_worker_process_runs_lowered_during_the_run_and_is_itself_again_afte
         while not done.is_set():
             for tid in os.listdir("/proc/self/task"):
                 try:
-                    with open(f"/proc/self/task/{tid}/stat") as handle:
-                        nice = int(handle.read().rpartition(")")[2].split()[16])
+                    seen.add((int(tid) == main, nice_of(os.getpid(), tid)))
                 except (OSError, ValueError, IndexError):
                     continue
-                seen.add((int(tid) == main, nice))
             done.wait(0.02)
 
     watcher = threading.Thread(target=watch)
@@ -112,6 +115,15 @@ def test_the_worker_process_runs_lowered_during_the_run_and_is_itself_again_afte
         watcher.join()
     assert run.status == RunStatus.SUCCEEDED
     assert (True, 7) in seen and (False, 7) in seen  # the calling thread and the others, the watcher too
-    nices = {int(open(f"/proc/self/task/{tid}/stat").read().rpartition(")")[2].split()[16])
-             for tid in os.listdir("/proc/self/task")}
-    assert nices == {0}
+    assert {nice_of(os.getpid(), tid) for tid in os.listdir("/proc/self/task")} == {0}
+
+
+def test_an_environment_started_for_a_lowered_run_keeps_the_workers_own_priority(org, run_to_end, settings):
+    # Its zygote forks every later run's process: started on the lowered run's thread, it would pass
+    # the lowered value on until the environment is replaced.
+    settings.FUNCTIONS_WARM_ENVIRONMENTS = True
+    executing(make_function(org, "long"))
+    function = make_function(org, "fresh", files={"main.py": CODE})
+    assert probe(function, run_to_end)["nice"] == LOWERED
+    zygote = services._warm_pool().last_environment.zygote_host_pid
+    assert {nice_of(zygote, tid) for tid in os.listdir(f"/proc/{zygote}/task")} == {0}
