@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.db.backends.signals import connection_created
 
 from accounts.models import Access, BuiltinRole, CustomRole, Membership, Organization, User
 from runtime.environment import ensure_runtime_env
@@ -125,3 +127,22 @@ def artifacts_dir(request):
     path = root / request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def reads_without_table_locks():
+    """The test database is SQLite in memory with a shared cache, where a reader meets another
+    connection's open write as "table is locked" at once instead of waiting for it (a file
+    database, as in use, has no such locks). For tests whose threads each have a connection of their
+    own and read while another writes (the live server's requests, a worker's thread, the engine):
+    reading uncommitted rows keeps their polls from failing while the writer's transaction is open."""
+
+    def read_uncommitted(sender, connection, **kwargs):
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA read_uncommitted = 1")
+
+    connection_created.connect(read_uncommitted)
+    read_uncommitted(None, connection)
+    yield
+    connection_created.disconnect(read_uncommitted)

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 from django.db import connection
-from django.db.backends.signals import connection_created
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -174,25 +173,6 @@ def eager_celery():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = False
-
-
-@pytest.fixture
-def reads_without_table_locks():
-    """The test database is SQLite in memory with a shared cache, where a reader meets another
-    connection's open write as "table is locked" at once instead of waiting for it (a file
-    database, as in use, has no such locks). Every request of the live server runs on a
-    connection of its own thread, as does the engine: reading uncommitted rows keeps the
-    page's polls from failing while the engine writes."""
-
-    def read_uncommitted(sender, connection, **kwargs):
-        if connection.vendor == "sqlite":
-            with connection.cursor() as cursor:
-                cursor.execute("PRAGMA read_uncommitted = 1")
-
-    connection_created.connect(read_uncommitted)
-    read_uncommitted(None, connection)
-    yield
-    connection_created.disconnect(read_uncommitted)
 
 
 @pytest.mark.sandbox

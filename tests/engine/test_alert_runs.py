@@ -52,6 +52,7 @@ def test_the_handler_sees_parameters_payload_trigger_and_correlation_id_in_the_c
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("reads_without_table_locks")  # the worker's thread polls while the command writes
 def test_fire_alert_waits_for_the_runs_and_prints_their_outcome(org, capsys):
     function = make_function(org, "echo", files={"main.py": ECHO}, visible_to_customers=True)
     services.alert_create(organization=org, actor=None, name="Echo", functions=[function])
