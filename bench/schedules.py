@@ -104,7 +104,7 @@ def populate(functions, due, due_at):
 
 
 def start(kind, env, log_dir):
-    args = {"worker": ["worker", "-Q", env["CELERY_QUEUE"], "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"],
+    args = {"worker": ["worker", "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"],
             "beat": ["beat", "--pidfile=", "-s", str(log_dir / "beat-schedule")]}[kind]
     log = open(log_dir / f"{kind}.log", "w")
     return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", *args, "--loglevel", os.environ.get("BENCH_LOGLEVEL", "WARNING")],

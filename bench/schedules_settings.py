@@ -8,4 +8,4 @@ import os
 
 from config.settings import *  # noqa: F401,F403
 
-CELERY_TASK_ROUTES = {"runtime.tasks.execute_run": {"queue": os.environ["BENCH_RUNS_QUEUE"]}}
+CELERY_TASK_ROUTES = ({"runtime.tasks.execute_run": {"queue": os.environ["BENCH_RUNS_QUEUE"]}}, "config.queues.route")

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from config.queues import platform_queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -399,6 +402,10 @@ LOGGING = {
 
 # A deployment may share one broker between several installations: each uses its own queue.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "functions")
+# Two queues, the runs and the platform's own tasks, so that a backlog of runs never holds up a
+# schedule tick (config/queues.py says why). A worker consumes both.
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(platform_queue(CELERY_TASK_DEFAULT_QUEUE)))
+CELERY_TASK_ROUTES = ("config.queues.route",)
 
 # --- Running Functions (see runtime/) ---
 # bwrap: every attempt in its own namespaces (the default, and the only safe

@@ -30,7 +30,7 @@ def test_a_real_worker_answers_on_the_broker(db):
     env = {**os.environ, "CELERY_QUEUE": queue}
     name = f"itest-{uuid.uuid4().hex[:8]}@%h"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-n", name, "-Q", queue, "--loglevel", "WARNING"],
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-n", name, "--loglevel", "WARNING"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:

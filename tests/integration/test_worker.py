@@ -57,7 +57,7 @@ def start_worker(queue, tmp_path):
         }
         log = open(tmp_path / f"worker-{len(workers)}.log", "w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency), "-Q", queue,
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency),
              "-n", f"{queue}-{len(workers)}@%h", "--loglevel", "INFO"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
