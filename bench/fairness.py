@@ -15,7 +15,10 @@ Procfile start it; --concurrency compares others):
   * drain: the backlog's runs per second, from queued to the last one finished
     (goal: 100 runs/s on this 2-core machine with web, worker, PostgreSQL and Redis).
     Its baseline: as many messages that find no run to take (the broker, Celery and
-    the claim's choice, without the run).
+    the claim's choice, without the run);
+  * schedules (with a real beat): how late the quiet organization's scheduled run is
+    created after its occurrence, idle (the baseline) and behind the backlog
+    (--schedules of each; a tick sent behind the backlog used to wait for all of it).
 """
 
 import argparse
@@ -37,14 +40,18 @@ from run_latency import child_setup, percentile  # noqa: E402
 TRIVIAL = "def handler(event, context):\n    return 1\n"
 
 
-def child(mode, backlog, runs, concurrency):
+def child(mode, backlog, runs, concurrency, schedules):
     env, data_dir = child_setup(mode, "bench-fair")
+    import zoneinfo
+    from datetime import timedelta
+
     from django.utils import timezone
 
     from accounts.services import organization_create
     from functions.models import Run
     from functions.run_services import run_trigger, runs_trigger_scheduled
     from runtime.tasks import execute_run, runs_enqueue
+    from schedules.services import schedule_set
     from tests.factories import make_function
 
     busy = make_function(organization_create(name="Busy"), "busy", files={"main.py": TRIVIAL})
@@ -53,6 +60,12 @@ def child(mode, backlog, runs, concurrency):
         worker_argv(concurrency),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "beat", "--pidfile=", "-s", str(data_dir / "beat-schedule"),
+         "--loglevel", "WARNING"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    zone = zoneinfo.ZoneInfo(quiet.organization.timezone)
 
     def finished(ids):
         return runs_finished(Run, ids)
@@ -71,11 +84,28 @@ def child(mode, backlog, runs, concurrency):
         assert run.status == "succeeded", run.reason
         return (run.finished_at - run.created_at).total_seconds() * 1000
 
+    def schedule_lag():
+        """The quiet Function scheduled 2 s ahead (a Samsara entry, every day): ms from the occurrence
+        to its run created."""
+        due = (timezone.now() + timedelta(seconds=2)).replace(microsecond=0)
+        local = due.astimezone(zone)
+        entry = {"daysOfWeek": [True] * 7,
+                 "timeSinceMidnightMs": ((local.hour * 60 + local.minute) * 60 + local.second) * 1000}
+        schedule_set(function=quiet, enabled=True, items=[entry])
+        deadline = time.monotonic() + 600
+        while (run := Run.objects.filter(function=quiet, trigger="schedule", scheduled_for=due).first()) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the scheduled run was never created")
+            time.sleep(0.005)
+        return (run.created_at - due).total_seconds() * 1000
+
     try:
         # Both Functions warm in both worker processes.
         for function in (busy, quiet):
             wait([run_trigger(function=function, trigger="api").pk for _ in range(8)], timeout=300)
         idle = [latency() for _ in range(runs)]
+        schedule_lag()  # beat up and ticking
+        schedules_idle = [schedule_lag() for _ in range(schedules)]
 
         # Baseline for the drain: as many messages, each taking its turn and finding no run.
         started = time.perf_counter()
@@ -93,13 +123,18 @@ def child(mode, backlog, runs, concurrency):
             time.sleep(0.01)
         under = [latency() for _ in range(runs)]
         left = backlog - finished(ids)
+        schedules_under = [schedule_lag() for _ in range(schedules)]
+        left_after_schedules = backlog - finished(ids)
         wait(ids, interval=0.1)
         drain_rate = backlog / (time.perf_counter() - started)
         assert Run.objects.filter(pk__in=ids, status="succeeded").count() == backlog
     finally:
+        stop_process(beat)
         stop_process(worker)
         shutil.rmtree(data_dir, ignore_errors=True)
-    print(json.dumps({"idle": idle, "under": under, "left": left, "drain": drain_rate, "empty": empty_rate}))
+    print(json.dumps({"idle": idle, "under": under, "left": left, "drain": drain_rate, "empty": empty_rate,
+                      "schedules_idle": schedules_idle, "schedules_under": schedules_under,
+                      "left_after_schedules": left_after_schedules}))
 
 
 def _queue_length(env):
@@ -121,18 +156,21 @@ def main():
     parser.add_argument("--runs", type=int, default=15, help="the quiet organization's runs, idle and under the backlog")
     parser.add_argument("--modes", default="distributed,embedded")
     parser.add_argument("--concurrency", type=int, default=0, help="the worker's processes (default: the product's)")
+    parser.add_argument("--schedules", type=int, default=3, help="scheduled runs of the quiet organization, idle "
+                        "and behind the backlog")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.backlog, args.runs, args.concurrency)
+        return child(args.child, args.backlog, args.runs, args.concurrency, args.schedules)
     print(f"A quiet organization's trivial run, idle and behind {args.backlog:,} queued runs of another; "
           f"one worker, {concurrency_label(args.concurrency)}; medians of {args.runs}.\n")
     header = (f"{'mode':<12} {'idle p50':>9} {'backlog p50':>12} {'p95':>6} {'ratio':>6} | "
               f"{'drain runs/s':>13} {'empty turns/s':>14}")
-    rows = []
+    rows, schedule_rows = [], []
     for mode in args.modes.split(","):
         out = subprocess.run([sys.executable, __file__, "--child", mode, "--backlog", str(args.backlog),
-                              "--runs", str(args.runs), "--concurrency", str(args.concurrency)], cwd=ROOT, capture_output=True, text=True)
+                              "--runs", str(args.runs), "--concurrency", str(args.concurrency),
+                              "--schedules", str(args.schedules)], cwd=ROOT, capture_output=True, text=True)
         if out.returncode != 0:
             rows.append(f"{mode}: failed\n{out.stderr[-3000:]}")
             continue
@@ -142,9 +180,21 @@ def main():
                     f"{under / idle:>5.1f}x | {figures['drain']:>13.1f} {figures['empty']:>14.1f}")
         if figures["left"] < args.backlog // 4:
             rows.append(f"{'':<12} (only {figures['left']} of the backlog were left when the last quiet run ended)")
+        late_idle, late_under = figures["schedules_idle"], figures["schedules_under"]
+        schedule_rows.append(
+            f"{mode:<12} {statistics.median(late_idle):>8.0f}ms {max(late_idle):>6.0f}ms | "
+            f"{statistics.median(late_under):>10.0f}ms {max(late_under):>8.0f}ms "
+            f"{figures['left_after_schedules']:>13,}")
     print(header)
     print("-" * len(header))
     print("\n".join(rows))
+    schedule_header = (f"{'mode':<12} {'idle p50':>10} {'max':>8} | {'backlog p50':>12} {'max':>10} "
+                       f"{'runs left':>13}")
+    print(f"\nThe quiet organization's scheduled run, occurrence to run created (ms; {args.schedules} idle, "
+          f"then {args.schedules} behind the backlog, with the backlog's runs still queued after them):\n")
+    print(schedule_header)
+    print("-" * len(schedule_header))
+    print("\n".join(schedule_rows))
     print("\nratio: backlog p50 / idle p50 (goal: at most 2x). drain: the backlog's runs per second (goal: 100); "
           "empty turns/s: the same number of messages that find no run (the baseline: broker, Celery, the claim).")
 
