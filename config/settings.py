@@ -404,7 +404,9 @@ LOGGING = {
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "functions")
 # Two queues, the runs and the platform's own tasks, so that a backlog of runs never holds up a
 # schedule tick (config/queues.py says why). A worker consumes both.
-CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(platform_queue(CELERY_TASK_DEFAULT_QUEUE)))
+# Each with a routing key of its own: the same key would bind both to every message sent by key.
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name)
+                           for name in (CELERY_TASK_DEFAULT_QUEUE, platform_queue(CELERY_TASK_DEFAULT_QUEUE)))
 CELERY_TASK_ROUTES = ("config.queues.route",)
 
 # --- Running Functions (see runtime/) ---
