@@ -131,12 +131,16 @@ def _prestart_warm_environments_forever(**_kwargs) -> None:
     """Each worker process keeps its own warm pool: from its start on, it pre-starts the environments
     of recently run Functions, and of newly deployed versions, in a background thread.
 
-    Not a task: a task goes to one process of one worker, and each process needs its own.
+    Not a task: a task goes to one process of one worker, and each process needs its own. A worker
+    for the platform's tasks alone (``-Q <CELERY_QUEUE>-platform``, config/queues.py) runs no
+    Function and starts no environment.
     """
     from django.conf import settings
 
     from runtime.services import warm_environments_prestart
 
+    if settings.CELERY_TASK_DEFAULT_QUEUE not in (current_app.amqp.queues.consume_from or {}):
+        return
     every = settings.FUNCTIONS_WARM_PRESTART_EVERY_SECONDS
 
     def loop() -> None:

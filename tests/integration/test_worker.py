@@ -16,7 +16,8 @@ from functions.models import AttemptOutcome, Run, RunStatus
 from functions.run_services import run_trigger
 from logs.models import LogEntry
 from runtime.tasks import reap_lost_runs
-from tests.factories import make_function
+from config.queues import platform_queue
+from tests.factories import make_function, make_run
 from tests.integration.processes import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +43,9 @@ def start_worker(queue, tmp_path):
     """Start a real worker process (prefork pool, as operators run it) on the test's database."""
     workers = []
 
-    def start(concurrency=1, **environment):
-        """``environment``: more variables for the worker, e.g. FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION="1"."""
+    def start(concurrency=1, queues=(), **environment):
+        """``environment``: more variables for the worker, e.g. FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION="1";
+        ``queues``: only these of the test's queues (`-Q`), else both."""
         db = connection.settings_dict
         env = {
             **os.environ,
@@ -58,7 +60,7 @@ def start_worker(queue, tmp_path):
         log = open(tmp_path / f"worker-{len(workers)}.log", "w")
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(concurrency),
-             "-n", f"{queue}-{len(workers)}@%h", "--loglevel", "INFO"],
+             *(["-Q", ",".join(queues)] if queues else []), "-n", f"{queue}-{len(workers)}@%h", "--loglevel", "INFO"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         workers.append(process)
@@ -140,3 +142,32 @@ def settings_override(**values):
     from django.test import override_settings
 
     return override_settings(**values)
+
+
+def descendants(pid):
+    """The processes below ``pid``, read from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parents[int(entry)] = int(handle.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    below, found = {pid}, True
+    while found:
+        found = {child for child, parent in parents.items() if parent in below and child not in below}
+        below |= found
+    return below - {pid}
+
+
+def test_a_worker_for_the_platforms_tasks_alone_runs_no_function_and_starts_no_environment(org, start_worker, queue):
+    # README, "Deploying across machines": a small worker that keeps schedules on time whatever the runs do.
+    function = make_function(org, "recent", files={"main.py": "def handler(event, context):\n    return 1\n"})
+    make_run(function)  # run recently: what a worker's processes pre-start environments for
+    worker = start_worker(concurrency=1, queues=[platform_queue(queue)], FUNCTIONS_WARM_PRESTART_EVERY_SECONDS="1")
+    run = run_trigger(function=function, trigger="api")
+    wait_for(lambda: len(descendants(worker.pid)) >= 1, what="the worker's pool process")
+    time.sleep(4)  # several pre-start rounds, and time enough to take the run
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+    assert len(descendants(worker.pid)) == 1, "only its pool process: no sandbox, no zygote"
