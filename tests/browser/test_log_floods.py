@@ -4,7 +4,6 @@ import pytest
 from playwright.sync_api import expect
 
 from logs.services import log_block_stage, log_blocks_index, log_entries_write
-from tests.browser.test_logs import reads_without_table_locks  # noqa: F401  (a fixture)
 from tests.factories import make_function, make_run
 from tests.unit.test_logs_blocks import _rows
 
