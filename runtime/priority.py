@@ -61,12 +61,15 @@ def current_nice() -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def _set_nice(pid: int, nice: int) -> None:
+def _set_threads(pid: int, nice: int, *, normal_scheduler: bool = False) -> None:
+    """Every thread of process ``pid`` at ``nice`` (first given the normal scheduler back, if asked)."""
     for tid in _threads(pid):
         try:
+            if normal_scheduler:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
             os.setpriority(os.PRIO_PROCESS, tid, nice)
         except OSError:
-            pass  # a thread that ended meanwhile
+            pass  # a thread that ended meanwhile; or a spare's main thread, which the zygote then replaces
 
 
 @contextlib.contextmanager
@@ -80,11 +83,11 @@ def run_priority(*, executing_alongside: int, step: int) -> Iterator[int]:
         yield base
         return
     lowered = min(LOWEST, base + step)
-    _set_nice(os.getpid(), lowered)
+    _set_threads(os.getpid(), lowered)
     try:
         yield lowered
     finally:
-        _set_nice(os.getpid(), base)
+        _set_threads(os.getpid(), base)
 
 
 def hand_over(pid: int, *, from_idle: bool) -> None:
@@ -93,17 +96,10 @@ def hand_over(pid: int, *, from_idle: bool) -> None:
 
     ``from_idle``: it warmed up at idle priority (SCHED_IDLE, per thread: the warm-up runs a
     responder thread its run's first step may wait on, bootstrap._CannedResponder), given the
-    normal scheduler back here.
+    normal scheduler back here. If that fails for its main thread, the zygote replaces the spare
+    with a fresh fork (bootstrap._Spare).
     """
-    nice = current_nice()
-    for tid in _threads(pid):
-        try:
-            if from_idle:
-                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-            if os.getpriority(os.PRIO_PROCESS, tid) != nice:
-                os.setpriority(os.PRIO_PROCESS, tid, nice)
-        except OSError:
-            pass  # gone; or the main thread, and the zygote then replaces the spare with a fresh fork
+    _set_threads(pid, current_nice(), normal_scheduler=from_idle)
 
 
 def as_worker(pid: int) -> None:
@@ -112,9 +108,4 @@ def as_worker(pid: int) -> None:
     process until the environment is replaced (each run is given its own value at hand-over, but
     the zygote's forks of spares and its reports would stay lowered)."""
     if can_raise_priority():
-        for tid in _threads(pid):
-            try:
-                if os.getpriority(os.PRIO_PROCESS, tid) != WORKER_NICE:
-                    os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICE)
-            except OSError:
-                pass  # gone
+        _set_threads(pid, WORKER_NICE)
