@@ -49,11 +49,10 @@ def _oldest_due_sql(organization: str, *, also: str = "") -> str:
             f"AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %s) {also} ORDER BY r.id LIMIT 1")
 
 
-def _executing_sql(organization: str, *, besides: str = "") -> str:
-    """How many of the organization's runs are executing (other than run `besides`)."""
+def _executing_sql(organization: str) -> str:
+    """How many of the organization's runs are executing."""
     runs, running = Run._meta.db_table, _literal(RunStatus.RUNNING)
-    other = f" AND e.id <> {besides}" if besides else ""
-    return f"SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = {organization}{other}"
+    return f"SELECT COUNT(*) FROM {runs} AS e WHERE e.status = {running} AND e.organization_id = {organization}"
 
 
 def _scalar(sql: str, params: list):
@@ -281,8 +280,10 @@ def _take_sql(vendor: str, *, by_id: bool, limited: bool) -> _TakeSql:
               f"JOIN {quote(CodeVersion._meta.db_table)} AS v ON v.id = r.code_version_id")
     loaded = ", ".join(quoted_columns(model, alias) for model, alias in (
         (Run, "r"), (Function, "f"), (Organization, "o"), (CodeVersion, "v")))
-    # Counted in the statement's snapshot, before the run itself is marked running.
-    loaded += f", ({_executing_sql('r.organization_id', besides='r.id')})"
+    # The organization's other runs executing: counted before the run itself is marked running (on
+    # PostgreSQL in the statement's snapshot, which its own UPDATE does not change; on SQLite by the
+    # read before the UPDATE), so the run is never among them.
+    loaded += f", ({_executing_sql('r.organization_id')})"
     if vendor == "postgresql":
         return _TakeSql(take=(
             f"WITH claimed AS ({take} WHERE id = ({pick}) AND status = {queued} RETURNING *), "
