@@ -52,7 +52,7 @@ def child(mode, backlog, runs, concurrency, schedules):
     from functions.run_services import run_trigger, runs_trigger_scheduled
     from runtime.tasks import execute_run, runs_enqueue
     from schedules.services import schedule_set
-    from tests.factories import make_function
+    from tests.factories import entry_at, make_function
 
     busy = make_function(organization_create(name="Busy"), "busy", files={"main.py": TRIVIAL})
     quiet = make_function(organization_create(name="Quiet"), "quiet", files={"main.py": TRIVIAL})
@@ -88,10 +88,7 @@ def child(mode, backlog, runs, concurrency, schedules):
         """The quiet Function scheduled 2 s ahead (a Samsara entry, every day): ms from the occurrence
         to its run created."""
         due = (timezone.now() + timedelta(seconds=2)).replace(microsecond=0)
-        local = due.astimezone(zone)
-        entry = {"daysOfWeek": [True] * 7,
-                 "timeSinceMidnightMs": ((local.hour * 60 + local.minute) * 60 + local.second) * 1000}
-        schedule_set(function=quiet, enabled=True, items=[entry])
+        schedule_set(function=quiet, enabled=True, items=[entry_at(due, zone)])
         deadline = time.monotonic() + 600
         while (run := Run.objects.filter(function=quiet, trigger="schedule", scheduled_for=due).first()) is None:
             if time.monotonic() > deadline:

@@ -1,4 +1,5 @@
-"""Builders for test data that many test files need: zips, Functions with code, runs and their log lines."""
+"""Builders for test data that many test files need: zips, Functions with code, runs and their log lines,
+schedule entries."""
 
 import hashlib
 import io
@@ -86,3 +87,10 @@ def add_log_lines(run, *lines, attempt=1, stream="stdout"):
                  timestamp=ts, stream=stream, message=message)
         for ts, message in lines
     ])
+
+
+def entry_at(moment, tz):
+    """A Samsara entry (every day) at the wall-clock second of ``moment`` in ``tz``."""
+    local = moment.astimezone(tz)
+    ms = ((local.hour * 60 + local.minute) * 60 + local.second) * 1000
+    return {"daysOfWeek": [True] * 7, "timeSinceMidnightMs": ms}

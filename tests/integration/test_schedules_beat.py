@@ -16,7 +16,7 @@ from django.utils import timezone
 from functions.models import Run, RunStatus, TriggerSource
 from schedules import services
 from schedules.models import Occurrence
-from tests.factories import make_function
+from tests.factories import entry_at, make_function
 from tests.integration.processes import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,13 +59,6 @@ def processes(tmp_path, settings):
     yield start
     for process in started:
         stop_process(process)
-
-
-def entry_at(moment, tz):
-    """A Samsara entry (every day) at the wall-clock second of ``moment`` in ``tz``."""
-    local = moment.astimezone(tz)
-    ms = ((local.hour * 60 + local.minute) * 60 + local.second) * 1000
-    return {"daysOfWeek": [True] * 7, "timeSinceMidnightMs": ms}
 
 
 def scheduled(function):
