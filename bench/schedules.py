@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _support import stop_process  # noqa: E402
+from config.queues import all_queues  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_schedules")
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/4")
@@ -195,7 +196,7 @@ def main():
     runs_enqueue(run_ids=result.run_ids)
     publish_ms = (time.perf_counter() - t) * 1000
     Run.objects.all().delete()
-    _drop_queues(BROKER_URL, [queue, env["BENCH_RUNS_QUEUE"]])
+    _drop_queues(BROKER_URL, [*all_queues(queue), env["BENCH_RUNS_QUEUE"]])
 
     print()
     print(f"| figure | value |")

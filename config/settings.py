@@ -16,7 +16,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from config.queues import platform_queue
+from config.queues import all_queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -402,11 +402,11 @@ LOGGING = {
 
 # A deployment may share one broker between several installations: each uses its own queue.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "functions")
-# Two queues, the runs and the platform's own tasks, so that a backlog of runs never holds up a
-# schedule tick (config/queues.py says why). A worker consumes both.
-# Each with a routing key of its own: the same key would bind both to every message sent by key.
-CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name)
-                           for name in (CELERY_TASK_DEFAULT_QUEUE, platform_queue(CELERY_TASK_DEFAULT_QUEUE)))
+# Three queues, the runs, the schedule ticks and the platform's other tasks, so that neither a
+# backlog of runs nor a long prune holds up a tick (config/queues.py says why). A worker started
+# without -Q consumes all three.
+# Each with a routing key of its own: the same key would bind each to every message sent by key.
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in all_queues(CELERY_TASK_DEFAULT_QUEUE))
 CELERY_TASK_ROUTES = ("config.queues.route",)
 
 # --- Running Functions (see runtime/) ---

@@ -132,8 +132,8 @@ def _prestart_warm_environments_forever(**_kwargs) -> None:
     of recently run Functions, and of newly deployed versions, in a background thread.
 
     Not a task: a task goes to one process of one worker, and each process needs its own. A worker
-    for the platform's tasks alone (``-Q <CELERY_QUEUE>-platform``, config/queues.py) runs no
-    Function and starts no environment.
+    that does not take runs (the Procfile's ``schedules``, or ``-Q <CELERY_QUEUE>-platform``:
+    config/queues.py) runs no Function and starts no environment.
     """
     from django.conf import settings
 

@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from functions.models import Run, RunStatus, TriggerSource
+from functions.run_services import run_trigger
 from schedules import services
 from schedules.models import Occurrence
 from tests.factories import entry_at, make_function
@@ -41,17 +42,21 @@ def processes(tmp_path, settings):
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
 
-    def start(kind):
+    def start(kind, concurrency=2):
         n = len(started)
-        args = {
-            "worker": ["worker", "--concurrency", "2", "-n", f"{queue}-{n}@%h"],
-            "beat": ["beat", "--pidfile=", "-s", str(tmp_path / f"beat-{n}")],
-        }[kind]
         log = open(tmp_path / f"{kind}-{n}.log", "w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", *args, "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        if kind == "schedules":
+            # The Procfile's own line, as bin/run and a Procfile host start it (a name of the test's own,
+            # as parallel tests share the broker).
+            argv = ["/bin/sh", "-c", f"exec {procfile_command('schedules')} -n {queue}-{n}@%h"]
+        else:
+            args = {
+                "worker": ["worker", "--concurrency", str(concurrency), "-n", f"{queue}-{n}@%h"],
+                "beat": ["beat", "--pidfile=", "-s", str(tmp_path / f"beat-{n}")],
+            }[kind]
+            argv = [sys.executable, "-m", "celery", "-A", "config", *args, "--loglevel", "INFO"]
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
         started.append(process)
         return process
 
@@ -59,6 +64,13 @@ def processes(tmp_path, settings):
     yield start
     for process in started:
         stop_process(process)
+
+
+def procfile_command(name):
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} in the Procfile")
 
 
 def scheduled(function):
@@ -159,3 +171,40 @@ def test_a_schedule_fires_on_time_while_another_organization_has_2000_runs_queue
     assert 0 <= lag < 2.0, f"the run was created {lag:.3f} s after its occurrence, {left} runs still queued"
     wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, what="the scheduled run to finish")
     assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+
+
+def test_the_procfiles_schedules_worker_fires_on_time_while_every_run_worker_process_is_busy(
+    org, other_org, processes, settings,
+):
+    # A tick waits for a free worker process: with every one busy with a long run, schedules fired only
+    # when a run ended. The Procfile's schedules worker takes the ticks' queue alone (config/queues.py).
+    settings.FUNCTIONS_MAX_ATTEMPTS = 1  # the long run times out once, not three times
+    long_running = make_function(org, "long", timeout_seconds=25,
+                                 files={"main.py": "import time\ndef handler(event, context):\n    time.sleep(60)\n"})
+    ticker = make_function(other_org, "ticker", files={"main.py": HANDLER})
+    processes("worker", concurrency=1)
+    processes("schedules")
+    processes("beat")
+    from config.celery import app
+
+    app.conf.task_default_queue = processes.queue  # the worker's queues, not the installation's
+    try:
+        busy = run_trigger(function=long_running, trigger="api")
+    finally:
+        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    wait_for(lambda: Run.objects.get(pk=busy.pk).status == RunStatus.RUNNING, timeout=60,
+             what="the long run to take the worker's only process")
+    # (A probe of its own: its run, queued behind the long one too, would make the ticker's an overlap.)
+    tz = wait_until_ticking(make_function(other_org, "probe", files={"main.py": HANDLER}))
+
+    due = (timezone.now() + timedelta(seconds=3)).replace(microsecond=0)
+    services.schedule_set(function=ticker, enabled=True, items=[entry_at(due, tz)])
+    run = wait_for(lambda: scheduled(ticker).filter(scheduled_for=due).first(), timeout=30,
+                   what="the scheduled run while the worker is busy")
+    assert Run.objects.get(pk=busy.pk).status == RunStatus.RUNNING, "the long run ended first: nothing was measured"
+    lag = (run.created_at - due).total_seconds()
+    assert 0 <= lag < 1.0, f"the run was created {lag:.3f} s after its occurrence"
+    # It runs once the worker's process is free (the long run's timeout), like any queued run.
+    wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, timeout=60, what="the scheduled run to finish")
+    assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+    assert Run.objects.get(pk=busy.pk).status == RunStatus.TIMED_OUT

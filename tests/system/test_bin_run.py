@@ -1,4 +1,4 @@
-"""bin/run on a fresh data directory: set-up, then web, worker and beat serving the product."""
+"""bin/run on a fresh data directory: set-up, then web, the workers and beat serving the product."""
 
 import json
 import os
@@ -67,6 +67,7 @@ def test_bin_run_serves_sign_in_and_a_healthy_healthz_on_a_fresh_data_dir(tmp_pa
         assert output.count(credentials["password"]) == 2 and f"http://127.0.0.1:{port}/" in output
         ready = output.rindex("Functions is ready at")
         assert "worker.1 started" in output[:ready] and credentials["password"] in output[ready:]
+        assert "schedules.1 started" in output[:ready] and "beat.1 started" in output[:ready]
         # Quiet by default: no Celery banner, no access log (LOG_LEVEL=DEBUG shows them).
         assert "[config]" not in output and "celery@" not in output and '"GET /login/' not in output
         assert (tmp_path / "data" / "db.sqlite3").exists()

@@ -1,0 +1,60 @@
+"""Which queue each task goes to (config/queues.py), read from the real Celery app and the Procfile."""
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config.celery import app
+from config.queues import all_queues, platform_queue, schedules_queue
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def queue_of(task_name):
+    return app.amqp.router.route({}, task_name)["queue"].name
+
+
+def test_runs_ticks_and_the_platforms_other_tasks_each_go_to_a_queue_of_their_own():
+    runs = settings.CELERY_TASK_DEFAULT_QUEUE
+    assert queue_of("runtime.tasks.execute_run") == runs
+    assert queue_of("schedules.tasks.tick") == schedules_queue(runs)
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        if entry["task"] != "schedules.tasks.tick":
+            # The hourly prunes (up to 45 minutes each) among them: never ahead of a tick.
+            assert queue_of(entry["task"]) == platform_queue(runs), entry["task"]
+    for name in ("logs.tasks.index_log_blocks", "runtime.tasks.send_failure_notice", "runtime.tasks.reap_lost_runs"):
+        assert queue_of(name) == platform_queue(runs)
+
+
+def test_the_queues_have_distinct_names_and_routing_keys_and_a_worker_without_q_takes_all_three():
+    queues = settings.CELERY_TASK_QUEUES
+    assert [q.name for q in queues] == list(all_queues(settings.CELERY_TASK_DEFAULT_QUEUE))
+    # One routing key each: a shared key would bind every queue to every message sent by it.
+    assert len({q.routing_key for q in queues}) == 3
+    assert set(app.amqp.queues) >= set(all_queues(settings.CELERY_TASK_DEFAULT_QUEUE))
+
+
+def test_a_process_with_another_default_queue_routes_to_its_own_three():
+    before = app.conf.task_default_queue
+    app.conf.task_default_queue = "tenant-b"  # as a test, or a process sharing the broker, sets it
+    try:
+        assert queue_of("runtime.tasks.execute_run") == "tenant-b"
+        assert queue_of("schedules.tasks.tick") == "tenant-b-schedules"
+        assert queue_of("logs.tasks.prune_logs") == "tenant-b-platform"
+    finally:
+        app.conf.task_default_queue = before
+
+
+@pytest.mark.parametrize("queue", [None, "tenant-b"])
+def test_the_procfiles_schedules_worker_takes_the_ticks_queue_alone(queue):
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("schedules:"))
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_QUEUE"} | ({"CELERY_QUEUE": queue} if queue else {})
+    # The shell's expansion, as honcho and Procfile hosts run the line.
+    words = shlex.split(subprocess.run(["/bin/sh", "-c", f"echo {line.split(':', 1)[1]}"], env=env,
+                                       capture_output=True, text=True, check=True).stdout)
+    assert words[words.index("-Q") + 1] == schedules_queue(queue or "functions")
+    assert "worker" in words and "--pool" in words and words[words.index("--pool") + 1] == "solo"
