@@ -24,3 +24,20 @@ def wait_for(predicate, timeout=60, what="condition", interval=0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def descendants(pid):
+    """The processes below ``pid``, read from /proc (any of its threads may have started them)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parents[int(entry)] = int(handle.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    below, found = {pid}, True
+    while found:
+        found = {child for child, parent in parents.items() if parent in below and child not in below}
+        below |= found
+    return below - {pid}

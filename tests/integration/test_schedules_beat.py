@@ -18,7 +18,7 @@ from functions.run_services import run_trigger
 from schedules import services
 from schedules.models import Occurrence
 from tests.factories import entry_at, make_function
-from tests.integration.processes import stop_process, wait_for
+from tests.integration.processes import descendants, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,7 +140,7 @@ BACKLOG = 2000
 
 def test_a_schedule_fires_on_time_while_another_organization_has_2000_runs_queued(org, other_org, processes):
     # One message per queued run: on the runs' queue, a tick sent after them waited until the backlog
-    # drained (tens of seconds here). Ticks go through the platform's queue (config/queues.py).
+    # drained (tens of seconds here). Ticks go through a queue of their own (config/queues.py).
     from config.celery import app
     from functions.run_services import runs_trigger_scheduled
     from runtime.tasks import runs_enqueue
@@ -183,7 +183,7 @@ def test_the_procfiles_schedules_worker_fires_on_time_while_every_run_worker_pro
                                  files={"main.py": "import time\ndef handler(event, context):\n    time.sleep(60)\n"})
     ticker = make_function(other_org, "ticker", files={"main.py": HANDLER})
     processes("worker", concurrency=1)
-    processes("schedules")
+    schedules_worker = processes("schedules")
     processes("beat")
     from config.celery import app
 
@@ -208,3 +208,5 @@ def test_the_procfiles_schedules_worker_fires_on_time_while_every_run_worker_pro
     wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, timeout=60, what="the scheduled run to finish")
     assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
     assert Run.objects.get(pk=busy.pk).status == RunStatus.TIMED_OUT
+    # Over 20 s of pre-start rounds with the long run recent: the ticks' worker started no environment.
+    assert descendants(schedules_worker.pid) == set(), "the schedules worker started processes (a warm environment?)"

@@ -18,7 +18,7 @@ from logs.models import LogEntry
 from runtime.tasks import reap_lost_runs
 from config.queues import platform_queue
 from tests.factories import make_function, make_run
-from tests.integration.processes import stop_process, wait_for
+from tests.integration.processes import descendants, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def start_worker(queue, tmp_path):
 
     def start(concurrency=1, queues=(), **environment):
         """``environment``: more variables for the worker, e.g. FUNCTIONS_MAX_RUNNING_PER_ORGANIZATION="1";
-        ``queues``: only these of the test's queues (`-Q`), else both."""
+        ``queues``: only these of the test's queues (`-Q`), else all three."""
         db = connection.settings_dict
         env = {
             **os.environ,
@@ -144,25 +144,8 @@ def settings_override(**values):
     return override_settings(**values)
 
 
-def descendants(pid):
-    """The processes below ``pid``, read from /proc."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parents[int(entry)] = int(handle.read().rpartition(")")[2].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    below, found = {pid}, True
-    while found:
-        found = {child for child, parent in parents.items() if parent in below and child not in below}
-        below |= found
-    return below - {pid}
-
-
 def test_a_worker_for_the_platforms_tasks_alone_runs_no_function_and_starts_no_environment(org, start_worker, queue):
-    # README, "Deploying across machines": a small worker that keeps schedules on time whatever the runs do.
+    # README, "Deploying across machines": a worker that keeps log indexing and the reaper from waiting on runs.
     function = make_function(org, "recent", files={"main.py": "def handler(event, context):\n    return 1\n"})
     make_run(function)  # run recently: what a worker's processes pre-start environments for
     worker = start_worker(concurrency=1, queues=[platform_queue(queue)], FUNCTIONS_WARM_PRESTART_EVERY_SECONDS="1")
