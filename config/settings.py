@@ -544,7 +544,10 @@ CELERY_BEAT_SCHEDULE["prune-api-records"] = {"task": "api.tasks.prune_api_record
 # also arms a wake-up at the next occurrence due before the following tick.
 SCHEDULE_TICK_SECONDS = env_int("SCHEDULE_TICK_SECONDS", 1, minimum=1)
 # How many ticks wake up at an occurrence that falls between two beat ticks; they share
-# its due schedules: by default one for each of a worker's processes (WORKER_CONCURRENCY).
+# its due schedules: by default one for each of a worker's processes (WORKER_CONCURRENCY). The
+# Procfile's one-process schedules worker takes them one after another unless a run worker's
+# process is free; the first does all the work (a tick loops until nothing is due), the rest
+# find nothing.
 SCHEDULE_WAKE_UP_TICKS = env_int("SCHEDULE_WAKE_UP_TICKS", CELERY_WORKER_CONCURRENCY, minimum=1)
 # A missed occurrence (no scheduler was running) still runs late when it is the most
 # recent one and less than this late; older ones are summed up in one dropped run.
