@@ -1,9 +1,13 @@
-"""Helpers for integration tests that start real Celery processes."""
+"""Helpers for tests that start real Celery processes."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def stop_process(process):
@@ -41,3 +45,25 @@ def descendants(pid):
         found = {child for child, parent in parents.items() if parent in below and child not in below}
         below |= found
     return below - {pid}
+
+
+@contextlib.contextmanager
+def sending_to(queue):
+    """This process sends its tasks to ``queue``'s own set of queues (config/queues.py), the ones a
+    worker started with CELERY_QUEUE=queue takes, instead of the installation's."""
+    from config.celery import app
+
+    before = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    try:
+        yield queue
+    finally:
+        app.conf.task_default_queue = before
+
+
+def procfile_command(name):
+    """The command of the Procfile's ``name`` line, as bin/run (honcho) and Procfile hosts run it."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} in the Procfile")

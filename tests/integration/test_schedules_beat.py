@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -18,7 +17,7 @@ from functions.run_services import run_trigger
 from schedules import services
 from schedules.models import Occurrence
 from tests.factories import entry_at, make_function
-from tests.integration.processes import descendants, stop_process, wait_for
+from tests.integration.processes import descendants, procfile_command, sending_to, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,13 +63,6 @@ def processes(tmp_path, settings):
     yield start
     for process in started:
         stop_process(process)
-
-
-def procfile_command(name):
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {name} in the Procfile")
 
 
 def scheduled(function):
@@ -141,7 +133,6 @@ BACKLOG = 2000
 def test_a_schedule_fires_on_time_while_another_organization_has_2000_runs_queued(org, other_org, processes):
     # One message per queued run: on the runs' queue, a tick sent after them waited until the backlog
     # drained (tens of seconds here). Ticks go through a queue of their own (config/queues.py).
-    from config.celery import app
     from functions.run_services import runs_trigger_scheduled
     from runtime.tasks import runs_enqueue
 
@@ -152,11 +143,8 @@ def test_a_schedule_fires_on_time_while_another_organization_has_2000_runs_queue
     tz = wait_until_ticking(ticker)
 
     backlog = runs_trigger_scheduled(occurrences=[(busy, timezone.now())] * BACKLOG)
-    app.conf.task_default_queue = processes.queue  # the worker's queues, not the installation's
-    try:
+    with sending_to(processes.queue):
         runs_enqueue(run_ids=[run.pk for run in backlog])
-    finally:
-        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
     wait_for(lambda: Run.objects.filter(function=busy, finished_at__isnull=False).count() > 20,
              what="the backlog to be under way")
     due = (timezone.now() + timedelta(seconds=3)).replace(microsecond=0)
@@ -185,13 +173,8 @@ def test_the_procfiles_schedules_worker_fires_on_time_while_every_run_worker_pro
     processes("worker", concurrency=1)
     schedules_worker = processes("schedules")
     processes("beat")
-    from config.celery import app
-
-    app.conf.task_default_queue = processes.queue  # the worker's queues, not the installation's
-    try:
+    with sending_to(processes.queue):
         busy = run_trigger(function=long_running, trigger="api")
-    finally:
-        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
     wait_for(lambda: Run.objects.get(pk=busy.pk).status == RunStatus.RUNNING, timeout=60,
              what="the long run to take the worker's only process")
     # (A probe of its own: its run, queued behind the long one too, would make the ticker's an overlap.)

@@ -18,7 +18,7 @@ from logs.models import LogEntry
 from runtime.tasks import reap_lost_runs
 from config.queues import platform_queue
 from tests.factories import make_function, make_run
-from tests.integration.processes import descendants, stop_process, wait_for
+from tests.integration.processes import descendants, sending_to, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,11 +31,8 @@ def queue(settings):
     """A queue of this test's own, so parallel tests never take each other's messages."""
     name = f"itest-{uuid.uuid4().hex[:10]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = name
-    from config.celery import app
-
-    app.conf.task_default_queue = name
-    yield name
-    app.conf.task_default_queue = "functions"
+    with sending_to(name):
+        yield name
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@
 import os
 import shlex
 import subprocess
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from config.celery import app
 from config.queues import all_queues, platform_queue, schedules_queue
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.processes import procfile_command, sending_to
 
 
 def queue_of(task_name):
@@ -39,22 +37,17 @@ def test_the_queues_have_distinct_names_and_routing_keys_and_a_worker_without_q_
 
 
 def test_a_process_with_another_default_queue_routes_to_its_own_three():
-    before = app.conf.task_default_queue
-    app.conf.task_default_queue = "tenant-b"  # as a test, or a process sharing the broker, sets it
-    try:
+    with sending_to("tenant-b"):  # as a test, or a process sharing the broker, sets it
         assert queue_of("runtime.tasks.execute_run") == "tenant-b"
         assert queue_of("schedules.tasks.tick") == "tenant-b-schedules"
         assert queue_of("logs.tasks.prune_logs") == "tenant-b-platform"
-    finally:
-        app.conf.task_default_queue = before
 
 
 @pytest.mark.parametrize("queue", [None, "tenant-b"])
 def test_the_procfiles_schedules_worker_takes_the_ticks_queue_alone(queue):
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("schedules:"))
     env = {k: v for k, v in os.environ.items() if k != "CELERY_QUEUE"} | ({"CELERY_QUEUE": queue} if queue else {})
     # The shell's expansion, as honcho and Procfile hosts run the line.
-    words = shlex.split(subprocess.run(["/bin/sh", "-c", f"echo {line.split(':', 1)[1]}"], env=env,
+    words = shlex.split(subprocess.run(["/bin/sh", "-c", f"echo {procfile_command('schedules')}"], env=env,
                                        capture_output=True, text=True, check=True).stdout)
     assert words[words.index("-Q") + 1] == schedules_queue(queue or "functions")
     assert "worker" in words and "--pool" in words and words[words.index("--pool") + 1] == "solo"
