@@ -1,10 +1,10 @@
 """Celery tasks: thin. The work is in alerts.services."""
 
-from celery import shared_task
+from config.celery import app
 
 from . import services
 
 
-@shared_task(name="alerts.tasks.prune_incident_keys", ignore_result=True)
+@app.task(name="alerts.tasks.prune_incident_keys", ignore_result=True)
 def prune_incident_keys():
     return {"deleted": services.incident_keys_prune()}

@@ -33,10 +33,13 @@ def all_queues(runs_queue: str) -> tuple[str, str, str]:
 
 def route(name, args, kwargs, options, task=None, **rest):
     """Celery's router (task_routes): read at every send, so a process that changes its default
-    queue (a test's own) sends every kind of task to its own set of queues."""
-    from celery import current_app
+    queue (a test's own) sends every kind of task to its own set of queues.
 
-    runs = current_app.conf.task_default_queue
+    The product's own app, not Celery's "current" one: any other Celery app made in the process
+    (a test's, a library's) becomes current and would route the product's tasks to its queues."""
+    from config.celery import app  # not at import: the settings import this module before the app exists
+
+    runs = app.conf.task_default_queue
     if name == RUNS_TASK:
         return {"queue": runs}
     return {"queue": schedules_queue(runs) if name == TICK_TASK else platform_queue(runs)}

@@ -1,11 +1,11 @@
 """Celery tasks: thin. The work is in logs.services."""
 
-from celery import shared_task
+from config.celery import app
 
 from . import services
 
 
-@shared_task(name="logs.tasks.prune_logs", ignore_result=True)
+@app.task(name="logs.tasks.prune_logs", ignore_result=True)
 def prune_logs():
     # Bounded so an hourly run never overlaps the next; what is left waits an hour.
     result = services.logs_prune(max_seconds=45 * 60)
@@ -13,7 +13,7 @@ def prune_logs():
             "blocksDeleted": result.blocks_deleted}
 
 
-@shared_task(name="logs.tasks.index_log_blocks", ignore_result=True)
+@app.task(name="logs.tasks.index_log_blocks", ignore_result=True)
 def index_log_blocks():
     # Sent (by runtime.tasks) when an attempt stages its first block and again once its run is
     # recorded, and from beat as a sweep for blocks a dead worker left: it drains until none is left.

@@ -1,11 +1,11 @@
 """Celery tasks: thin. The work is in monitor.services."""
 
-from celery import shared_task
+from config.celery import app
 
 from . import services
 
 
-@shared_task(name="monitor.tasks.prune_runs", ignore_result=True)
+@app.task(name="monitor.tasks.prune_runs", ignore_result=True)
 def prune_runs():
     # Bounded so an hourly run never overlaps the next; what is left waits an hour.
     result = services.runs_prune(max_seconds=45 * 60)

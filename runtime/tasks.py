@@ -15,9 +15,10 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from celery import current_app, shared_task
 from celery.signals import task_prerun, worker_process_init
 from django.db import close_old_connections, transaction
+
+from config.celery import app
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def schedules_tick_at(*, due: datetime, count: int = 1) -> None:
     import this module, never the other way round.
     """
     for _ in range(count):
-        current_app.send_task(
+        app.send_task(
             "schedules.tasks.tick", kwargs={"wake_up": False, "due": due.isoformat()},
             eta=due, expires=due + timedelta(seconds=30),
         )
@@ -59,7 +60,7 @@ def log_indexer_send(*, delayed: bool = False) -> None:
     """
     from logs.services import LOG_INDEX_DELAY_SECONDS
 
-    current_app.send_task("logs.tasks.index_log_blocks", countdown=LOG_INDEX_DELAY_SECONDS if delayed else None)
+    app.send_task("logs.tasks.index_log_blocks", countdown=LOG_INDEX_DELAY_SECONDS if delayed else None)
 
 
 def _log_indexer_send_delayed() -> None:
@@ -71,7 +72,7 @@ def _send_again(resends: Iterable) -> None:
         run_enqueue_on_commit(run_id=resend.run_id, countdown=resend.countdown)
 
 
-@shared_task(name="runtime.tasks.execute_run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@app.task(name="runtime.tasks.execute_run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_run(run_id: int) -> None:
     from functions.models import RunStatus
     from runtime.services import run_execute
@@ -86,7 +87,7 @@ def execute_run(run_id: int) -> None:
             _send_due_failure_notices(function_id=recorded.run.function_id)
 
 
-@shared_task(name="runtime.tasks.reap_lost_runs", ignore_result=True)
+@app.task(name="runtime.tasks.reap_lost_runs", ignore_result=True)
 def reap_lost_runs() -> int:
     from runtime.services import runs_reap_lost
 
@@ -105,14 +106,14 @@ def _send_due_failure_notices(*, function_id: int | None = None) -> int:
     return len(due)
 
 
-@shared_task(name="runtime.tasks.send_failure_notice", ignore_result=True)
+@app.task(name="runtime.tasks.send_failure_notice", ignore_result=True)
 def send_failure_notice(notice_id: int) -> None:
     from monitor.services import failure_notice_send
 
     failure_notice_send(notice_id=notice_id)
 
 
-@shared_task(name="runtime.tasks.send_due_failure_notices", ignore_result=True)
+@app.task(name="runtime.tasks.send_due_failure_notices", ignore_result=True)
 def send_due_failure_notices() -> int:
     """Every minute from beat: notices whose throttle window has passed (and any a lost message left)."""
     return _send_due_failure_notices()
@@ -139,7 +140,7 @@ def _prestart_warm_environments_forever(**_kwargs) -> None:
 
     from runtime.services import warm_environments_prestart
 
-    if settings.CELERY_TASK_DEFAULT_QUEUE not in (current_app.amqp.queues.consume_from or {}):
+    if settings.CELERY_TASK_DEFAULT_QUEUE not in (app.amqp.queues.consume_from or {}):
         return
     every = settings.FUNCTIONS_WARM_PRESTART_EVERY_SECONDS
 

@@ -7,7 +7,7 @@ one way: schedules -> functions.run_services -> runtime.tasks.
 import time
 from datetime import datetime
 
-from celery import shared_task
+from config.celery import app
 from django.conf import settings
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from runtime.tasks import runs_enqueue, schedules_tick_at
 from . import services
 
 
-@shared_task(name="schedules.tasks.tick", ignore_result=True)
+@app.task(name="schedules.tasks.tick", ignore_result=True)
 def tick(wake_up=True, due=None):
     """Fire due schedule occurrences (beat sends this every SCHEDULE_TICK_SECONDS).
 
@@ -37,6 +37,6 @@ def tick(wake_up=True, due=None):
     return result.as_dict()
 
 
-@shared_task(name="schedules.tasks.prune_occurrences", ignore_result=True)
+@app.task(name="schedules.tasks.prune_occurrences", ignore_result=True)
 def prune_occurrences():
     return services.occurrences_prune()

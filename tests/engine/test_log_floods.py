@@ -19,7 +19,7 @@ from tests.factories import make_function
 def sent(monkeypatch):
     """What runtime.tasks sends to the broker by name (the broker itself is not part of these tests)."""
     calls = []
-    monkeypatch.setattr(tasks.current_app, "send_task", lambda name, **options: calls.append((name, options)))
+    monkeypatch.setattr(tasks.app, "send_task", lambda name, **options: calls.append((name, options)))
     return calls
 
 

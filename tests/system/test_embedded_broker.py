@@ -54,7 +54,8 @@ def embedded(tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
     (tmp_path / "brokerapp.py").write_text(APP)
-    sender = Celery("broker-test-sender", broker=url)
+    # Not made Celery's current app: the product's own must stay current for the rest of the session.
+    sender = Celery("broker-test-sender", broker=url, set_as_current=False)
     sender.conf.update(task_default_queue="q", broker_connection_retry_on_startup=True)
     workers = []
 

@@ -5,10 +5,13 @@ import shlex
 import subprocess
 
 import pytest
+from celery import Celery
+from celery._state import get_current_app
 from django.conf import settings
 
 from config.celery import app
 from config.queues import all_queues, platform_queue, schedules_queue
+from runtime.tasks import execute_run, send_failure_notice
 from tests.integration.processes import procfile_command, sending_to
 
 
@@ -41,6 +44,20 @@ def test_a_process_with_another_default_queue_routes_to_its_own_three():
         assert queue_of("runtime.tasks.execute_run") == "tenant-b"
         assert queue_of("schedules.tasks.tick") == "tenant-b-schedules"
         assert queue_of("logs.tasks.prune_logs") == "tenant-b-platform"
+
+
+def test_another_celery_app_made_in_the_process_changes_neither_the_queues_nor_the_app_that_sends():
+    # Made current by default, as a test's or a library's app is: the product reads its own.
+    other = Celery("someone-else", broker="memory://", set_as_current=True)
+    other.conf.task_default_queue = "q"
+    try:
+        assert get_current_app() is other
+        assert queue_of("runtime.tasks.execute_run") == settings.CELERY_TASK_DEFAULT_QUEUE
+        assert queue_of("schedules.tasks.tick") == schedules_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
+        assert execute_run.app is app and send_failure_notice.app is app
+    finally:
+        app.set_current()
+        other.close()
 
 
 @pytest.mark.parametrize("queue", [None, "tenant-b"])
