@@ -1,8 +1,9 @@
 """Builders for test data that many test files need: zips, Functions with code, runs and their log lines,
-schedule entries."""
+schedule entries, a worker's run on a thread."""
 
 import hashlib
 import io
+import threading
 import zipfile
 
 from django.core.files.base import ContentFile
@@ -94,3 +95,31 @@ def entry_at(moment, tz):
     local = moment.astimezone(tz)
     ms = ((local.hour * 60 + local.minute) * 60 + local.second) * 1000
     return {"daysOfWeek": [True] * 7, "timeSinceMidnightMs": ms}
+
+
+class ExecuteOnThread:
+    """run_execute on a thread of the test's process, as a worker runs it beside the web server, for a
+    page to follow the run live. ``join()`` raises what the worker's part raised, and checks the run was
+    recorded: a test then fails on the cause, not ten seconds later on a page still saying "Running"."""
+
+    def __init__(self, run):
+        from runtime.services import run_execute
+
+        self.run, self.error = run, None
+
+        def execute():
+            try:
+                run_execute(run_id=run.pk)
+            except BaseException as error:
+                self.error = error
+
+        self.thread = threading.Thread(target=execute, name=f"test-worker-{run.pk}", daemon=True)
+        self.thread.start()
+
+    def join(self, timeout=120):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"run_execute still running after {timeout} s"
+        if self.error is not None:
+            raise AssertionError("run_execute raised on the worker's thread") from self.error
+        self.run.refresh_from_db()
+        assert self.run.is_finished, f"run_execute returned with the run {self.run.status}"

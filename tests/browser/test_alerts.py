@@ -1,13 +1,10 @@
 """An admin creates an alert, fires a test incident and watches its run finish on the alert's page."""
 
-import threading
-
 import pytest
 from playwright.sync_api import expect
 
 from functions.models import Run
-from runtime.services import run_execute
-from tests.factories import make_function
+from tests.factories import ExecuteOnThread, make_function
 
 from .conftest import assert_fits
 
@@ -60,8 +57,7 @@ def test_an_admin_creates_an_alert_fires_a_test_incident_and_watches_its_run_fin
 
     # The worker's part, in this process: the page must follow the run live.
     run = Run.objects.get()
-    worker = threading.Thread(target=run_execute, kwargs={"run_id": run.pk})
-    worker.start()
+    worker = ExecuteOnThread(run)
     expect(incident.get_by_test_id("incident-run")).to_contain_text("Running", timeout=10_000)
     worker.join()
     expect(incident.get_by_test_id("incident-run")).to_contain_text("Succeeded", timeout=10_000)

@@ -4,8 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from functions.models import Run
-from runtime.services import run_execute
-from tests.factories import make_function
+from tests.factories import ExecuteOnThread, make_function
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox, pytest.mark.usefixtures("runtime_env")]
 
@@ -35,10 +34,7 @@ def test_an_admin_triggers_a_run_with_an_override_and_watches_it_finish(sign_in,
     expect(page.get_by_text("Queued")).to_be_visible()
     run = Run.objects.get()
     # The worker's part, in this process: the page must pick up status and output live.
-    import threading
-
-    worker = threading.Thread(target=run_execute, kwargs={"run_id": run.pk})
-    worker.start()
+    worker = ExecuteOnThread(run)
     output = page.get_by_test_id("run-output")
     expect(output).to_contain_text("starting for fleet", timeout=10_000)
     expect(page.locator("#run-status")).to_contain_text("Running")
