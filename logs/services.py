@@ -20,7 +20,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, groupby
@@ -122,7 +122,8 @@ def log_entries_write(*, run: Run, attempt: int, rows: list[tuple[datetime, str,
     columns = ", ".join(quote(column) for column in _COLUMNS)
     messages = list(map(_MESSAGE, rows))
     if connection.vendor == "postgresql":
-        data = _copy_text(fixed, rows, messages)
+        runs = ((timestamp.isoformat(), stream, group) for timestamp, stream, group in _runs(rows, messages))
+        data = _copy_text(fixed, runs)
         with _output_transaction(joined=joined), connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write(data)
@@ -179,22 +180,23 @@ def _nul_replaced(messages: list[str]) -> list[str]:
     return messages
 
 
-def _copy_text(fixed: tuple[int, ...], rows: list, messages: list[str]) -> str:
-    """The rows in COPY's text format: tab-separated columns, a line per row.
+def _copy_text(fixed: tuple[int, ...], runs: Iterable[tuple[str, str, list[str]]]) -> str:
+    """Rows in COPY's text format, tab-separated columns, a line per row: the columns every line shares
+    (``fixed``, _keys) and ``runs`` of lines sharing a timestamp (as text) and a stream.
 
-    Lines that share a timestamp and stream (a read of the pipe) share the
-    text before their message, so a run of them is one str.join. Backslash,
-    tab, newline and carriage return are escaped; NUL, which PostgreSQL text
-    cannot hold and a Function may print, becomes U+FFFD as on SQLite.
+    The lines of a run (a read of the pipe) share the text before their
+    message, so a run is one str.join. Backslash, tab, newline and carriage
+    return are escaped; NUL, which PostgreSQL text cannot hold and a Function
+    may print, becomes U+FFFD as on SQLite.
     """
-    if _COPY_SPECIAL.search("".join(messages)):
-        messages = [message.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(message) else message
-                    for message in messages]
     head = "\t".join(map(str, fixed)) + "\t"
     parts = []
-    for timestamp, stream, group in _runs(rows, messages):
-        prefix = f"{head}{timestamp.isoformat()}\t{stream}\t"
-        parts.append(prefix + ("\n" + prefix).join(group))
+    for timestamp, stream, messages in runs:
+        if _COPY_SPECIAL.search("".join(messages)):
+            messages = [message.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(message) else message
+                        for message in messages]
+        prefix = f"{head}{timestamp}\t{stream}\t"
+        parts.append(prefix + ("\n" + prefix).join(messages))
     parts.append("")
     return "\n".join(parts)
 
@@ -279,7 +281,7 @@ def log_block_stage(*, run: Run, attempt: int, rows: list[tuple[datetime, str, s
     if not rows:
         return 0
     fixed = _keys(run, attempt)
-    payload = _block_payload(fixed, rows)
+    payload = _block_payload(rows)
     with _output_transaction(joined=joined):
         LogBlock.objects.create(
             organization_id=fixed[0], function_id=fixed[1], run_id=fixed[2], attempt=fixed[3],
@@ -319,15 +321,21 @@ def log_blocks_index(*, max_seconds: float | None = None) -> IndexResult:
             return IndexResult(blocks=blocks, lines=lines, finished=False)
 
 
-def _block_payload(fixed: tuple[int, ...], rows: list) -> str:
-    """The one format of a block's lines, which _block_expand reads: on PostgreSQL the COPY text of
-    log_entries_write; on SQLite JSON, [[timestamp as stored, stream, [message, ...]], ...], a run of
-    lines sharing a timestamp and stream per element (a third of the encoding's time of a row each)."""
-    messages = list(map(_MESSAGE, rows))
-    if connection.vendor == "postgresql":
-        return _copy_text(fixed, rows, messages)
-    adapt = connection.ops.adapt_datetimefield_value
-    runs = [(adapt(timestamp), stream, group) for timestamp, stream, group in _runs(rows, _nul_replaced(messages))]
+def _block_payload(rows: list) -> str:
+    """The one format of a block's lines, which _block_expand reads: JSON,
+    [[timestamp as text, stream, [message, ...]], ...], a run of lines sharing a timestamp and stream
+    per element. The timestamp's text is the one the database takes (Django's as stored on SQLite,
+    ISO 8601 for PostgreSQL's COPY); NUL is already U+FFFD (_nul_replaced).
+
+    Only the messages, once each: the columns every line shares are the block's own, and the timestamp
+    and stream are once a run, not once a line as in the COPY text the block becomes. The worker
+    stages a flood while the Function still prints, on the same cores, and PostgreSQL then takes in
+    (and logs) under a quarter of the bytes for about the same encoding time; the indexer lays out the
+    rows after the run. Measured on a million lines (bench/ingest.py): PostgreSQL's CPU during the run
+    0.40-0.54 s instead of 0.65-0.74, and the run recorded 0.25 s sooner."""
+    adapt = connection.ops.adapt_datetimefield_value if connection.vendor == "sqlite" else datetime.isoformat
+    runs = [(adapt(timestamp), stream, group)
+            for timestamp, stream, group in _runs(rows, _nul_replaced(list(map(_MESSAGE, rows))))]
     return json.dumps(runs, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -340,30 +348,35 @@ def _block_expand_next() -> int | None:
             # An earlier block of the same run still there (held by another indexer, not yet committed)
             # makes this one wait for the next call: a run's lines are inserted in order.
             cursor.execute(
-                f"SELECT block.id, block.lines, block.payload FROM {table} block WHERE NOT EXISTS "
+                f"SELECT block.id, block.lines, block.payload, block.organization_id, block.function_id, "
+                f"block.run_id, block.attempt FROM {table} block WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {table} earlier WHERE earlier.run_id = block.run_id AND earlier.id < block.id) "
                 "ORDER BY block.id LIMIT 1 FOR UPDATE OF block SKIP LOCKED"
             )
         else:
             # BEGIN IMMEDIATE (settings) took the one write lock: the oldest block is no one else's.
-            cursor.execute(f"SELECT id, lines, NULL FROM {table} ORDER BY id LIMIT 1")  # json_each reads the payload
+            # json_each reads the payload and the block's columns in the statement.
+            cursor.execute(f"SELECT id, lines, NULL, NULL, NULL, NULL, NULL FROM {table} ORDER BY id LIMIT 1")
         taken = cursor.fetchone()
         if taken is None:
             return None
-        block_id, lines, payload = taken
-        _block_expand(cursor, block_id, payload)
+        block_id, lines, payload, *fixed = taken
+        _block_expand(cursor, block_id, payload, tuple(fixed))
         cursor.execute(f"DELETE FROM {table} WHERE id = %s", [block_id])
     return lines
 
 
-def _block_expand(cursor, block_id: int, payload: str) -> None:
-    """Insert the lines of the block as entries, in their order: a server-side COPY of the payload on
-    PostgreSQL, an INSERT ... SELECT over json_each on SQLite; no Python step per line on either."""
+def _block_expand(cursor, block_id: int, payload: str | None, fixed: tuple[int, ...]) -> None:
+    """Insert the lines of the block as entries, in their order: on PostgreSQL a COPY of the rows laid
+    out from the payload (``fixed``: the block's organization, Function, run and attempt), on SQLite an
+    INSERT ... SELECT over json_each; no Python step per line on either."""
     table, quote = connection.ops.quote_name(LogEntry._meta.db_table), connection.ops.quote_name
     columns = ", ".join(quote(column) for column in _COLUMNS)
     if connection.vendor == "postgresql":
+        # A block staged before its payload became JSON is COPY text already, and its lines are kept.
+        data = _copy_text(fixed, json.loads(payload)) if payload.startswith("[") else payload
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            copy.write(payload)
+            copy.write(data)
         return
     blocks = connection.ops.quote_name(LogBlock._meta.db_table)
     # Each run's timestamp, stream and messages taken apart once (materialized): read from the run's

@@ -1,10 +1,12 @@
-"""A flood's staged blocks on the real PostgreSQL: the COPY payload expanded byte-exact and in order, a
-crash mid-way, and two indexers at once each taking blocks the other does not (FOR UPDATE SKIP LOCKED)."""
+"""A flood's staged blocks on the real PostgreSQL: the payload expanded byte-exact and in order (and a
+block staged in the COPY text of before), a crash mid-way, and two indexers at once each taking blocks
+the other does not (FOR UPDATE SKIP LOCKED)."""
 
 import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from functions.models import Run, RunStatus
 from functions.run_services import run_trigger
@@ -22,6 +24,24 @@ from tests.unit.test_logs_blocks import (  # noqa: F401  the same tests, run her
     test_blocks_of_several_runs_are_indexed_each_in_its_lines_order,
     test_odd_characters_and_very_long_lines_survive_staging_exactly_as_the_direct_path_stores_them,
 )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_block_staged_in_copy_text_before_an_upgrade_is_indexed_in_order_with_the_json_blocks_after_it(function):
+    """Blocks live seconds, but an upgrade may find some: those of before, whose payload was the COPY
+    text itself (organization, Function, run, attempt, timestamp, stream, message a line), keep their lines."""
+    run = make_run(function)
+    moment = timezone.now()
+    old = "".join(f"{run.organization_id}\t{run.function_id}\t{run.id}\t1\t{moment.isoformat()}\tstdout\t"
+                  f"{message}\n" for message in ("old 0", "tab\\there", "old 2"))
+    LogBlock.objects.create(organization_id=run.organization_id, function_id=run.function_id, run=run, attempt=1,
+                            created_at=moment, lines=3, payload=old)
+    log_block_stage(run=run, attempt=1, rows=_rows(2, start=3))
+    assert LogBlock.objects.filter(run=run).last().payload.startswith("[")
+    assert log_blocks_index().lines == 5
+    entries = list(LogEntry.objects.filter(run=run).order_by("id").values_list("message", "stream", "timestamp"))
+    assert [message for message, _, _ in entries] == ["old 0", "tab\there", "old 2", "line 3", "line 4"]
+    assert entries[0][1:] == ("stdout", moment)
 
 
 @pytest.mark.django_db(transaction=True)
