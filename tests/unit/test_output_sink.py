@@ -16,6 +16,23 @@ def lines_of(start, count, stream="stdout"):
     return [OutputLine(NOW, stream, f"line {n}") for n in range(start, start + count)]
 
 
+def stuck_sink(first_lines):
+    """A sink whose consumer took its first batch (``first_lines``, one read) and hangs on it, as on a slow
+    database, until ``release`` is set: (sink, the batches it was given, release)."""
+    release, first_taken = threading.Event(), threading.Event()
+    batches = []
+
+    def consume(batch):
+        batches.append(batch)
+        first_taken.set()
+        release.wait(10)
+
+    sink = OutputSink(consume)
+    sink.put(first_lines)
+    assert first_taken.wait(output.BATCH_INTERVAL_S + 2)
+    return sink, batches, release
+
+
 def test_reads_of_any_size_arrive_whole_in_order_in_batches_of_at_most_the_bound():
     batches = []
     sink = OutputSink(batches.append)
@@ -44,17 +61,7 @@ def test_slow_output_is_delivered_after_the_interval_without_waiting_for_a_full_
 
 def test_a_stuck_consumer_makes_lines_past_the_bound_dropped_counted_and_marked_in_their_place(monkeypatch):
     monkeypatch.setattr(output, "MAX_PENDING_BYTES", 50 * (output.LINE_OVERHEAD_BYTES + 10))
-    release, first_taken = threading.Event(), threading.Event()
-    batches = []
-
-    def consume(batch):
-        batches.append(batch)
-        first_taken.set()
-        release.wait(10)  # the database is slow: nothing more is taken meanwhile
-
-    sink = OutputSink(consume)
-    sink.put(lines_of(0, 1))
-    assert first_taken.wait(output.BATCH_INTERVAL_S + 2)
+    sink, batches, release = stuck_sink(lines_of(0, 1))  # nothing more is taken meanwhile
     sink.put(lines_of(1, 30))    # waits: room for about 50
     sink.put(lines_of(31, 30))   # past the bound from its 20th or so line on: those are dropped
     sink.put(lines_of(61, 30))   # still no room: all dropped
@@ -78,17 +85,7 @@ def test_a_stuck_consumer_makes_lines_past_the_bound_dropped_counted_and_marked_
 
 def test_lines_dropped_at_the_end_are_marked_when_the_sink_closes(monkeypatch):
     monkeypatch.setattr(output, "MAX_PENDING_BYTES", 10 * (output.LINE_OVERHEAD_BYTES + 10))
-    release, first_taken = threading.Event(), threading.Event()
-    batches = []
-
-    def consume(batch):
-        batches.append(batch)
-        first_taken.set()
-        release.wait(10)
-
-    sink = OutputSink(consume)
-    sink.put(lines_of(0, 1))
-    assert first_taken.wait(output.BATCH_INTERVAL_S + 2)
+    sink, batches, release = stuck_sink(lines_of(0, 1))
     sink.put(lines_of(1, 25))
     dropped = sink.dropped
     assert dropped > 0
@@ -102,17 +99,8 @@ def test_lines_dropped_at_the_end_are_marked_when_the_sink_closes(monkeypatch):
 def test_a_batch_taken_from_part_of_a_read_frees_its_room_at_once(monkeypatch):
     per_line = output.LINE_OVERHEAD_BYTES + len("line 0000")
     monkeypatch.setattr(output, "MAX_PENDING_BYTES", 3 * MAX_BATCH_LINES * per_line)
-    release, first_taken = threading.Event(), threading.Event()
-    batches = []
-
-    def consume(batch):
-        batches.append(batch)
-        first_taken.set()
-        release.wait(10)
-
-    sink = OutputSink(consume)
-    sink.put([OutputLine(NOW, "stdout", f"line {n:04}") for n in range(2_500)])  # one read, over one batch
-    assert first_taken.wait(5)
+    # One read of more than a batch: the consumer took a batch of it.
+    sink, batches, release = stuck_sink([OutputLine(NOW, "stdout", f"line {n:04}") for n in range(2_500)])
     assert len(batches[0]) == MAX_BATCH_LINES
     # 1,500 of the read still wait: room for 1,500 more, though the whole read never left.
     sink.put([OutputLine(NOW, "stdout", f"line {n:04}") for n in range(2_500, 3_950)])
