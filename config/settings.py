@@ -336,12 +336,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Messages each worker process holds before it is free (a message is a turn, runtime.dispatch: it
 # takes the fairest run whenever it is executed). 1: a worker busy with long runs holds no turns
-# another worker could take. One worker on short runs gains about 12% throughput at 4 (README).
+# another worker could take. One worker on short runs gained 1-12% throughput at 4 (docs/benchmarks.md).
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
 # Runs a worker executes at once (its pool processes), unless `celery worker --concurrency` says
 # otherwise. One more than this reference machine's 2 cores: a pool process spends much of a run
 # waiting on the sandbox and the database, and a third fills those gaps. Measured on 2 cores with
-# PostgreSQL + Redis (bench/run_cpu.py, bench/fairness.py; README, "What changed on 2026-12-07"):
+# PostgreSQL + Redis (bench/run_cpu.py, bench/fairness.py; docs/benchmarks.md, "What changed on 2026-12-07"):
 # 90-102 trivial runs/s at 3 against 78-89 at 2, and a quiet organization's run behind another's
 # backlog at 1.2x its idle latency against 1.9x. Each process keeps its own warm environments.
 CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 3, minimum=1)
