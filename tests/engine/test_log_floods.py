@@ -10,6 +10,7 @@ from functions.run_services import run_trigger
 from logs import services as log_services
 from logs.models import LogBlock, LogEntry
 from logs.services import log_blocks_index
+from runtime import services as runtime_services
 from runtime import tasks
 from secrets_vault.services import secret_set
 from tests.factories import make_function
@@ -35,6 +36,7 @@ def test_a_trivial_run_never_touches_the_blocks(org, run_to_end, sent):
 
 def test_a_flood_is_recorded_then_indexed_in_order_with_secrets_masked(org, run_to_end, sent, monkeypatch):
     monkeypatch.setattr(log_services, "LOG_STAGING_THRESHOLD", 2000)
+    monkeypatch.setattr(runtime_services, "LOG_BATCH_SIZE", 2000)  # several blocks staged while it prints
     function = make_function(org, "flooder", files={"main.py": (
         "def handler(event, context):\n"
         "    for i in range(30000):\n"
