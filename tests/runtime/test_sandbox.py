@@ -54,8 +54,10 @@ def test_it_returns_the_handler_value_with_event_and_context(run_function):
     """, event={"name": "Ada", "SamsaraFunctionCorrelationId": "c-1"}, limits=Limits(timeout_s=20))
     result = run.result
     assert (result.outcome, result.reason) == ("succeeded", "Succeeded")
-    # A warm run is over with its result and its pipes' end: its process's exit comes after.
-    assert result.exit_code == (None if result.warm_start else 0)
+    # A warm run is over with its result and its pipes' end, without waiting for its process's exit: its
+    # exit code is known (0) only when the zygote's report of it happened to arrive first (WarmLauncher.stop
+    # reads it without waiting), as on a loaded machine it may.
+    assert result.exit_code in ((None, 0) if result.warm_start else (0,))
     assert run.value["event"] == {"name": "Ada", "SamsaraFunctionCorrelationId": "c-1"}
     assert run.value["request_id"] == run.invocation.request_id
     assert run.value["function_name"] == "sandbox-test"
