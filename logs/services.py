@@ -355,8 +355,8 @@ def _block_expand_next() -> int | None:
             )
         else:
             # BEGIN IMMEDIATE (settings) took the one write lock: the oldest block is no one else's.
-            # json_each reads the payload and the block's columns in the statement.
-            cursor.execute(f"SELECT id, lines, NULL, NULL, NULL, NULL, NULL FROM {table} ORDER BY id LIMIT 1")
+            # json_each reads the payload, and the block's columns, in the statement (_block_expand).
+            cursor.execute(f"SELECT id, lines, NULL FROM {table} ORDER BY id LIMIT 1")
         taken = cursor.fetchone()
         if taken is None:
             return None
@@ -368,8 +368,8 @@ def _block_expand_next() -> int | None:
 
 def _block_expand(cursor, block_id: int, payload: str | None, fixed: tuple[int, ...]) -> None:
     """Insert the lines of the block as entries, in their order: on PostgreSQL a COPY of the rows laid
-    out from the payload (``fixed``: the block's organization, Function, run and attempt), on SQLite an
-    INSERT ... SELECT over json_each; no Python step per line on either."""
+    out from the payload (``fixed``, read with it there: the block's organization, Function, run and
+    attempt), on SQLite an INSERT ... SELECT over json_each; no Python step per line on either."""
     table, quote = connection.ops.quote_name(LogEntry._meta.db_table), connection.ops.quote_name
     columns = ", ".join(quote(column) for column in _COLUMNS)
     if connection.vendor == "postgresql":

@@ -178,7 +178,7 @@ class OutputSink:
             chunk = self.chunks[0]
             lines, size = chunk
             end = min(len(lines), self.head + MAX_BATCH_LINES - len(batch))
-            batch += lines[self.head : end] if self.head or end < len(lines) else lines
+            batch += lines[self.head : end]
             if end == len(lines):
                 self.chunks.popleft()
                 self.head = 0
